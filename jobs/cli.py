@@ -1,0 +1,55 @@
+"""The ``framestyle`` command: parse, run a job, print a summary or --json, set the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..pipeline.errors import FramestyleError
+from . import demo, video
+
+# subcommand -> module with HELP, add_arguments(parser), run(args) -> dict, summary_line(dict)
+JOBS = {
+    "video": video,
+    "demo": demo,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="framestyle",
+        description="Distributed style transfer for videos and image archives on Ray.",
+        epilog="exit codes: 0 success, 1 failure, 2 bad input or usage",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, job in JOBS.items():
+        p = sub.add_parser(name, help=job.HELP, description=job.HELP,
+                           epilog=getattr(job, "EPILOG", None),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        job.add_arguments(p)
+        p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    job = JOBS[args.command]
+    try:
+        result = job.run(args)
+    except FramestyleError as e:
+        print(f"framestyle: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("framestyle: interrupted; finished chunks are kept, re-run to resume",
+              file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(job.summary_line(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""One chunk, end to end on a worker: decode -> stylize -> encode -> upload.
+
+Frames stream: a decoder thread reads ahead from ffmpeg, the model runs on batches, and an
+encoder thread feeds ffmpeg, so decode and encode overlap the model instead of waiting on it. A
+chunk never holds more than a few batches of frames in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import tempfile
+import threading
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from . import storage
+from .decode import iter_frames
+from .encode import EncodeSettings, FrameEncoder
+from .plan import Chunk
+from .storage import ObjectInfo
+from .stylize import StyleRef, Stylizer
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    input_uri: str
+    input_info: ObjectInfo
+    chunk: Chunk
+    fps: Fraction
+    encode: EncodeSettings
+    chunk_uri: str  # where the encoded chunk goes; its record sits beside it as .json
+
+    @property
+    def record_uri(self) -> str:
+        return record_uri(self.chunk_uri)
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """Written after a chunk's upload; a chunk without a matching record is redone."""
+
+    index: int
+    frames: int
+    size: int
+    sha256: str
+
+
+def record_uri(chunk_uri: str) -> str:
+    return chunk_uri.rsplit(".", 1)[0] + ".json"
+
+
+def read_record(chunk_uri: str) -> ChunkRecord | None:
+    data = storage.storage_for(chunk_uri).get_bytes(record_uri(chunk_uri))
+    if data is None:
+        return None
+    try:
+        return ChunkRecord(**json.loads(data))
+    except (ValueError, TypeError):
+        return None  # a damaged record just means the chunk is redone
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ChunkWorker:
+    """Holds one loaded model; processes chunks one after another. Used as a Ray actor."""
+
+    def __init__(self, style: StyleRef, batch_size: int | None = None):
+        self.stylizer = Stylizer(style)
+        self.batch_size = batch_size or (16 if self.stylizer.device.type == "cuda" else 4)
+
+    def process(self, task: ChunkTask) -> Iterator[int | ChunkRecord]:
+        """Yield the number of frames done after each batch, then the chunk's record."""
+        chunk, settings = task.chunk, task.encode
+        source = storage.fetch(task.input_uri, task.input_info)
+        frames = iter_frames(source, task.fps, chunk.start, chunk.frames,
+                             (settings.width, settings.height))
+        with tempfile.TemporaryDirectory(prefix="framestyle-") as tmp:
+            local = str(Path(tmp, f"{chunk.name}.mp4"))
+            with FrameEncoder(local, settings) as encoder:
+                writer = _BackgroundWriter(encoder.write)
+                try:
+                    for batch in _batched(_read_ahead(frames, 2 * self.batch_size),
+                                          self.batch_size):
+                        writer.put_all(self.stylizer(batch))
+                        yield len(batch)
+                finally:
+                    writer.finish()
+            record = ChunkRecord(index=chunk.index, frames=encoder.frames,
+                                 size=Path(local).stat().st_size, sha256=file_sha256(local))
+            if record.frames != chunk.frames:
+                raise RuntimeError(f"{chunk.name}: encoded {record.frames} of {chunk.frames} frames")
+            target = storage.storage_for(task.chunk_uri)
+            target.upload(local, task.chunk_uri, metadata={"sha256": record.sha256})
+            target.put_bytes(json.dumps(asdict(record)).encode(), task.record_uri)
+        yield record
+
+
+def _batched(items: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+_DONE = object()
+
+
+def _read_ahead(items: Iterator, depth: int) -> Iterator:
+    """Iterate ``items`` on a thread, up to ``depth`` items ahead; re-raise its error here."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_DONE)
+        except BaseException as e:  # handed to the consumer, raised there
+            q.put(e)
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+        if hasattr(items, "close"):
+            items.close()
+
+
+class _BackgroundWriter:
+    """Calls ``write`` for each item on a thread so encoding overlaps the next batch."""
+
+    def __init__(self, write, depth: int = 32):
+        self._write = write
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._q.get()) is not _DONE:
+            if self._error is None:
+                try:
+                    self._write(item)
+                except BaseException as e:
+                    self._error = e
+
+    def put_all(self, items: Iterable) -> None:
+        for item in items:
+            if self._error is not None:
+                raise self._error
+            self._q.put(item)
+
+    def finish(self) -> None:
+        self._q.put(_DONE)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error

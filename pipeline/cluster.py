@@ -1,0 +1,41 @@
+"""Connecting to Ray and sizing worker pools to what the cluster has."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+
+def connect(address: str | None = None) -> None:
+    """Join the cluster at ``address`` / ``RAY_ADDRESS``, or start a local Ray instance.
+
+    Does nothing when Ray is already initialised in this process (tests share one instance).
+    Token authentication stays on: a client joining a ``ray start`` head needs ``RAY_AUTH_MODE``
+    set to ``token`` to send the token from ``~/.ray/auth_token`` (or ``RAY_AUTH_TOKEN``).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    else:
+        ray.init(logging_level=logging.WARNING, log_to_driver=False, include_dashboard=False)
+
+
+def worker_pool_options(max_actors: int) -> tuple[int, dict]:
+    """How many stylizer actors to start and their resource options.
+
+    One actor per GPU when the cluster has GPUs, else one single-threaded actor per CPU (several
+    single-threaded model replicas beat one multi-threaded replica for small convnets on CPU).
+    """
+    import ray
+
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    if gpus > 0:
+        return max(1, min(gpus, max_actors)), {"num_gpus": 1, "num_cpus": 1}
+    cpus = int(resources.get("CPU", 1))
+    return max(1, min(cpus, max_actors)), {"num_cpus": 1}

@@ -1,0 +1,260 @@
+"""Local paths and ``s3://`` URIs behind one small interface.
+
+Writes are atomic: a local file is written beside its target and renamed into place; an S3 object
+only becomes visible when its (multipart) upload completes, and a failed upload is aborted, so a
+reader never sees a partial object. S3 access goes through boto3 and so honours the standard AWS
+environment (``AWS_ENDPOINT_URL``, the credentials chain, ``AWS_REGION``), which covers MinIO and
+other S3-compatible stores. Transient S3 errors are retried with exponential backoff by botocore.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+from .errors import InputError
+
+S3_SCHEME = "s3://"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    version: str  # ETag for S3, mtime_ns for local files: changes whenever the content does
+    metadata: dict = field(default_factory=dict)
+
+
+def is_s3(uri: str) -> bool:
+    return str(uri).startswith(S3_SCHEME)
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri[len(S3_SCHEME):].partition("/")
+    if not bucket:
+        raise InputError(f"not an S3 URI (no bucket): {uri}")
+    return bucket, key
+
+
+def join(base: str, *parts: str) -> str:
+    if is_s3(base):
+        return "/".join([base.rstrip("/"), *parts])
+    return str(Path(base, *parts))
+
+
+def parent(uri: str) -> str:
+    if is_s3(uri):
+        return uri.rstrip("/").rsplit("/", 1)[0]
+    return str(Path(uri).resolve().parent)
+
+
+def basename(uri: str) -> str:
+    return uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+class LocalStorage:
+    def stat(self, uri: str) -> ObjectInfo | None:
+        try:
+            st = os.stat(uri)
+        except FileNotFoundError:
+            return None
+        if not os.path.isfile(uri):
+            raise InputError(f"not a file: {uri}")
+        return ObjectInfo(size=st.st_size, version=str(st.st_mtime_ns))
+
+    def download(self, uri: str, local_path: str) -> None:
+        shutil.copyfile(uri, local_path)
+
+    def upload(self, local_path: str, uri: str, metadata: dict | None = None) -> None:
+        target = Path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
+        try:
+            shutil.copyfile(local_path, tmp)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def put_bytes(self, data: bytes, uri: str) -> None:
+        with tempfile.NamedTemporaryFile(delete=False) as f:
+            f.write(data)
+        try:
+            self.upload(f.name, uri)
+        finally:
+            os.unlink(f.name)
+
+    def get_bytes(self, uri: str) -> bytes | None:
+        try:
+            return Path(uri).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def delete_prefix(self, prefix: str) -> None:
+        shutil.rmtree(prefix, ignore_errors=True)
+        with contextlib.suppress(OSError):  # drop the parent too once nothing else is in it
+            Path(prefix).parent.rmdir()
+
+    def check_writable(self, uri: str) -> None:
+        folder = Path(uri).resolve().parent
+        while not folder.exists():
+            folder = folder.parent
+        if not os.access(folder, os.W_OK):
+            raise InputError(f"cannot write to {folder}")
+
+
+class S3Storage:
+    def __init__(self) -> None:
+        self.client = _s3_client()
+
+    def _call(self, what: str, uri: str, fn, *args, **kwargs):
+        """Run one boto3 call, turning the errors users cause into one-line InputErrors."""
+        import botocore.exceptions as bce
+
+        try:
+            return fn(*args, **kwargs)
+        except bce.ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchBucket",):
+                raise InputError(f"bucket does not exist: {uri}") from None
+            if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+                raise InputError(f"access denied to {uri} ({code})") from None
+            raise
+        except (bce.EndpointConnectionError, bce.ConnectTimeoutError) as e:
+            raise InputError(f"cannot reach S3 endpoint for {uri}: {e}") from None
+        except bce.NoCredentialsError:
+            raise InputError(f"no AWS credentials found to {what} {uri}") from None
+
+    def stat(self, uri: str) -> ObjectInfo | None:
+        import botocore.exceptions as bce
+
+        bucket, key = split_s3(uri)
+        try:
+            head = self._call("read", uri, self.client.head_object, Bucket=bucket, Key=key)
+        except bce.ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                # head_object cannot tell a missing key from a missing bucket: ask the bucket.
+                self.check_bucket(uri)
+                return None
+            raise
+        return ObjectInfo(size=head["ContentLength"], version=head["ETag"].strip('"'),
+                          metadata=head.get("Metadata", {}))
+
+    def check_bucket(self, uri: str) -> None:
+        import botocore.exceptions as bce
+
+        bucket, _ = split_s3(uri)
+        try:
+            self._call("reach", uri, self.client.head_bucket, Bucket=bucket)
+        except bce.ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
+                raise InputError(f"bucket does not exist: s3://{bucket}") from None
+            raise
+
+    check_writable = check_bucket
+
+    def download(self, uri: str, local_path: str) -> None:
+        bucket, key = split_s3(uri)
+        self._call("read", uri, self.client.download_file, bucket, key, local_path,
+                   Config=_transfer_config())
+
+    def upload(self, local_path: str, uri: str, metadata: dict | None = None) -> None:
+        bucket, key = split_s3(uri)
+        extra = {"Metadata": metadata} if metadata else None
+        self._call("write", uri, self.client.upload_file, local_path, bucket, key,
+                   ExtraArgs=extra, Config=_transfer_config())
+
+    def put_bytes(self, data: bytes, uri: str) -> None:
+        bucket, key = split_s3(uri)
+        self._call("write", uri, self.client.put_object, Bucket=bucket, Key=key, Body=data)
+
+    def get_bytes(self, uri: str) -> bytes | None:
+        bucket, key = split_s3(uri)
+        try:
+            obj = self._call("read", uri, self.client.get_object, Bucket=bucket, Key=key)
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return obj["Body"].read()
+
+    def delete_prefix(self, prefix: str) -> None:
+        bucket, key = split_s3(prefix.rstrip("/") + "/")
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=key):
+            objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if objects:
+                self.client.delete_objects(Bucket=bucket, Delete={"Objects": objects})
+
+
+@lru_cache(maxsize=1)
+def _s3_client():
+    import boto3
+    from botocore.config import Config
+
+    # "standard" retry mode: exponential backoff with jitter on throttling and transient errors.
+    config = Config(retries={"max_attempts": 6, "mode": "standard"}, connect_timeout=5,
+                    read_timeout=60)
+    return boto3.session.Session().client("s3", config=config)
+
+
+def _transfer_config():
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=16 * 2**20, multipart_chunksize=16 * 2**20,
+                          max_concurrency=4)
+
+
+def storage_for(uri: str) -> LocalStorage | S3Storage:
+    return S3Storage() if is_s3(uri) else LocalStorage()
+
+
+def require(uri: str) -> ObjectInfo:
+    """Stat an input that must exist, with a one-line error when it does not."""
+    info = storage_for(uri).stat(uri)
+    if info is None:
+        raise InputError(f"input not found: {uri}")
+    return info
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("FRAMESTYLE_CACHE") or Path(tempfile.gettempdir(), "framestyle-cache")
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def fetch(uri: str, info: ObjectInfo | None = None) -> str:
+    """A local path holding ``uri``'s content: the path itself, or a node-local cached download.
+
+    The cache key includes the object's version (ETag), so a changed object is fetched anew, and
+    a lock makes the actors of one node share one download.
+    """
+    if not is_s3(uri):
+        return uri
+    info = info or require(uri)
+    digest = hashlib.sha256(f"{uri}\0{info.version}".encode()).hexdigest()[:24]
+    target = cache_dir() / "inputs" / f"{digest}{Path(basename(uri)).suffix}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(target.with_suffix(".lock")):
+        if target.exists() and target.stat().st_size == info.size:
+            return str(target)
+        tmp = target.with_name(target.name + ".partial")
+        storage_for(uri).download(uri, str(tmp))
+        os.replace(tmp, target)
+    return str(target)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

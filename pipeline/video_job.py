@@ -1,0 +1,201 @@
+"""The video job on Ray: probe, plan, stylize chunks on an actor pool, assemble, resume.
+
+Finished chunks live under a work prefix beside the output (``.framestyle/<job-id>/``); the job
+id is a hash of the input's identity and every setting that changes the pixels, so re-running the
+same command finds them again and only does what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import storage
+from .assemble import assemble
+from .chunk_worker import ChunkRecord, ChunkTask, ChunkWorker, file_sha256, read_record
+from .cluster import connect, worker_pool_options
+from .decode import output_size
+from .encode import EncodeSettings
+from .errors import InputError
+from .plan import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_FRAMES, gop_size, plan_chunks
+from .probe import VideoInfo, probe
+from .stylize import StyleRef
+
+# Bump when a change alters the pixels a job writes, so old chunks are not reused.
+PIPELINE_VERSION = 1
+WORK_DIR = ".framestyle"
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    input: str
+    output: str
+    style: StyleRef
+    height: int | None = None
+    crf: int = 20
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS
+    overlap: int = DEFAULT_OVERLAP_FRAMES
+
+
+def run_video_job(job: VideoJob, address: str | None = None, progress: bool = True) -> dict:
+    """Run ``job`` to completion and return its summary (what ``--json`` prints)."""
+    started = time.monotonic()
+    if job.height is not None and job.height < 2:
+        raise InputError(f"--height must be at least 2, got {job.height}")
+    if not 0 <= job.crf <= 51:
+        raise InputError(f"--crf must be in 0..51, got {job.crf}")
+    input_info = storage.require(job.input)
+    storage.storage_for(job.output).check_writable(job.output)
+    video = probe(storage.fetch(job.input, input_info), name=job.input)
+
+    width, height = output_size(video, job.height)
+    settings = EncodeSettings(width=width, height=height, fps=video.fps, gop=gop_size(video.fps),
+                              crf=job.crf)
+    chunks = plan_chunks(video.frames, video.fps, job.chunk_seconds, job.overlap)
+    work = work_prefix(job, input_info)
+    tasks = [ChunkTask(input_uri=job.input, input_info=input_info, chunk=c, fps=video.fps,
+                       encode=settings, chunk_uri=storage.join(work, f"{c.name}.mp4"))
+             for c in chunks]
+    reusable = {t.chunk.index for t in tasks if is_finished(t)}
+    todo = [t for t in tasks if t.chunk.index not in reusable]
+    if reusable:
+        print(f"framestyle: reusing {len(reusable)} of {len(tasks)} finished chunks",
+              file=sys.stderr)
+
+    connect(address)
+    bar = _progress_bar(video.frames, sum(t.chunk.frames for t in tasks if t.chunk.index in reusable),
+                        Path(storage.basename(job.input)).name, progress)
+    try:
+        _run_chunks(todo, job.style, bar.update)
+    finally:
+        bar.close()
+    result = _assemble_remote(job, [t.chunk_uri for t in tasks], input_info, video, settings)
+    storage.storage_for(work).delete_prefix(work)
+    seconds = time.monotonic() - started
+    return {
+        "input": job.input, "output": job.output,
+        "frames_in": video.frames, "frames_out": result["frames"],
+        "chunks": len(tasks), "chunks_reused": len(reusable),
+        "seconds": round(seconds, 3), "fps": round(video.frames / seconds, 3),
+        "audio_streams": result["audio_streams"],
+    }
+
+
+def work_prefix(job: VideoJob, input_info: storage.ObjectInfo) -> str:
+    identity = {
+        "input": job.input, "input_version": input_info.version, "input_size": input_info.size,
+        "style": job.style.weights, "height": job.height, "crf": job.crf,
+        "chunk_seconds": job.chunk_seconds, "overlap": job.overlap, "pipeline": PIPELINE_VERSION,
+    }
+    job_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    return storage.join(storage.parent(job.output), WORK_DIR, job_id)
+
+
+def is_finished(task: ChunkTask) -> bool:
+    """A chunk counts as done only if its record matches the stored object's size and hash."""
+    record = read_record(task.chunk_uri)
+    if record is None or record.frames != task.chunk.frames:
+        return False
+    info = storage.storage_for(task.chunk_uri).stat(task.chunk_uri)
+    if info is None or info.size != record.size:
+        return False
+    if storage.is_s3(task.chunk_uri):
+        return info.metadata.get("sha256") == record.sha256
+    return file_sha256(task.chunk_uri) == record.sha256
+
+
+def _run_chunks(tasks: list[ChunkTask], style: StyleRef, on_frames) -> list[ChunkRecord]:
+    """Process ``tasks`` on a pool of stylizer actors; one driver thread per actor keeps it fed.
+
+    After the first failure no new chunk starts; chunks in flight finish (and are kept for the
+    next run), then the error is raised.
+    """
+    import ray
+
+    if not tasks:
+        return []
+    count, options = worker_pool_options(len(tasks))
+    actor_cls = ray.remote(ChunkWorker).options(**options)
+    actors = [actor_cls.remote(style) for _ in range(count)]
+    pending, done, errors = deque(tasks), [], []
+    lock = threading.Lock()
+
+    def feed(actor) -> None:
+        while True:
+            with lock:
+                if errors or not pending:
+                    return
+                task = pending.popleft()
+            try:
+                for ref in actor.process.remote(task):
+                    item = ray.get(ref)
+                    if isinstance(item, ChunkRecord):
+                        with lock:
+                            done.append(item)
+                    else:
+                        on_frames(item)
+            except Exception as e:  # noqa: BLE001 - re-raised below on the driver thread
+                with lock:
+                    errors.append(_unwrap(e))
+                return
+
+    threads = [threading.Thread(target=feed, args=(a,), daemon=True) for a in actors]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a in actors:
+        ray.kill(a)
+    if errors:
+        raise errors[0]
+    return done
+
+
+def _assemble_remote(job: VideoJob, chunk_uris: list[str], input_info, video: VideoInfo,
+                     settings: EncodeSettings) -> dict:
+    import ray
+
+    task = ray.remote(num_cpus=1)(assemble_and_store)
+    try:
+        return ray.get(task.remote(job.input, input_info, job.output, chunk_uris, video, settings))
+    except Exception as e:  # noqa: BLE001
+        raise _unwrap(e) from None
+
+
+def assemble_and_store(input_uri: str, input_info, output_uri: str, chunk_uris: list[str],
+                       video: VideoInfo, settings: EncodeSettings) -> dict:
+    """Fetch chunks, join them with the original audio, check the result, then store it."""
+    original = storage.fetch(input_uri, input_info)
+    with tempfile.TemporaryDirectory(prefix="framestyle-assemble-") as tmp:
+        local_chunks = []
+        for i, uri in enumerate(chunk_uris):
+            if storage.is_s3(uri):
+                path = str(Path(tmp, f"chunk-{i:05d}.mp4"))
+                storage.storage_for(uri).download(uri, path)
+                local_chunks.append(path)
+            else:
+                local_chunks.append(uri)
+        out = str(Path(tmp, "output" + (Path(storage.basename(output_uri)).suffix or ".mp4")))
+        result = assemble(local_chunks, original, video, settings, out)
+        storage.storage_for(output_uri).upload(out, output_uri)
+    return {"frames": result.frames, "audio_streams": len(result.audio)}
+
+
+def _unwrap(error: Exception) -> Exception:
+    """The user-facing exception inside a Ray task error, if there is one."""
+    cause = getattr(error, "cause", None)
+    return cause if isinstance(cause, Exception) else error
+
+
+def _progress_bar(total: int, initial: int, name: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="frame", desc=name, file=sys.stderr,
+                disable=not enabled, dynamic_ncols=True, smoothing=0.1)
