@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+import torch
+
+from framestyle.models.loading import builtin_multistyle_path, load_builtin_multistyle
+from framestyle.pipeline.errors import InputError
+from framestyle.pipeline.stylize import Stylizer, parse_style
+
+
+@pytest.fixture(scope="module")
+def net():
+    return load_builtin_multistyle()
+
+
+@pytest.mark.parametrize("style", ["builtin:0", "builtin:25", "builtin:3=0.5,12=0.5"])
+def test_torch_network_matches_onnxruntime(net, style):
+    import onnxruntime as ort
+
+    weights = np.array(parse_style(style).weights, dtype=np.float32)
+    image = np.random.default_rng(0).random((1, 3, 68, 124), dtype=np.float32)
+    session = ort.InferenceSession(str(builtin_multistyle_path()),
+                                   providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"image": image, "style_weights": weights})[0]
+    with torch.inference_mode():
+        got = net(torch.from_numpy(image), torch.from_numpy(weights)).numpy()
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() < 1e-3
+
+
+def test_styles_differ_and_mixes_interpolate(net):
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        a, b = (net(image, torch.tensor(parse_style(s).weights)) for s in ("builtin:3", "builtin:12"))
+        mix = net(image, torch.tensor(parse_style("builtin:3=1,12=1").weights))
+    assert (a - b).abs().mean() > 0.05
+    assert 0 < (mix - a).abs().mean() < (b - a).abs().mean()
+
+
+def test_parse_style_normalises_weights():
+    ref = parse_style("builtin:3=1,12=3")
+    assert ref.weights[3] == pytest.approx(0.25) and ref.weights[12] == pytest.approx(0.75)
+    assert ref.slug == "builtin-3x1-12x3"
+    assert parse_style("builtin:7").slug == "builtin-7"
+
+
+@pytest.mark.parametrize("bad", ["van-gogh", "builtin:26", "builtin:-1", "builtin:x",
+                                 "builtin:1=-2", "builtin:1=0"])
+def test_unknown_or_malformed_styles_are_input_errors(bad):
+    with pytest.raises(InputError):
+        parse_style(bad)
+
+
+def test_stylizer_keeps_odd_frame_sizes():
+    frames = [np.random.default_rng(i).integers(0, 255, (37, 51, 3), dtype=np.uint8)
+              for i in range(3)]
+    out = Stylizer(parse_style("builtin:1"))(frames)
+    assert [o.shape for o in out] == [(37, 51, 3)] * 3 and out[0].dtype == np.uint8

@@ -1,0 +1,57 @@
+from fractions import Fraction
+
+import pytest
+
+from framestyle.pipeline.plan import gop_size, plan_chunks
+
+
+def covered(chunks):
+    return [f for c in chunks for f in range(c.start, c.end)]
+
+
+def test_chunks_cover_every_frame_once_with_a_short_last_chunk():
+    chunks = plan_chunks(frames=132, fps=Fraction(25), chunk_seconds=2)
+    assert [(c.start, c.end) for c in chunks] == [(0, 50), (50, 100), (100, 132)]
+    assert covered(chunks) == list(range(132))
+    assert chunks[-1].frames == 32
+
+
+def test_overlap_warms_every_chunk_but_the_first():
+    chunks = plan_chunks(frames=100, fps=Fraction(25), chunk_seconds=1, overlap=4)
+    assert chunks[0].warmup == 0 and chunks[0].decode_start == 0
+    assert all(c.warmup == 4 and c.decode_start == c.start - 4 for c in chunks[1:])
+
+
+def test_overlap_never_reaches_before_the_first_frame():
+    chunks = plan_chunks(frames=10, fps=Fraction(2), chunk_seconds=1, overlap=4)
+    assert [c.warmup for c in chunks] == [0, 2, 4, 4, 4]
+    assert all(c.decode_start >= 0 for c in chunks)
+
+
+def test_fractional_rate_uses_whole_frames_without_drift():
+    fps = Fraction(30000, 1001)
+    chunks = plan_chunks(frames=1800, fps=fps, chunk_seconds=2)
+    # 2 s at 29.97 fps is 59.94 frames: every chunk is 60 whole frames, 30 chunks, no remainder
+    assert {c.frames for c in chunks} == {60}
+    assert len(chunks) == 30 and covered(chunks) == list(range(1800))
+
+
+def test_tiny_chunk_seconds_still_makes_one_frame_chunks():
+    chunks = plan_chunks(frames=3, fps=Fraction(25), chunk_seconds=0.001)
+    assert [c.frames for c in chunks] == [1, 1, 1]
+
+
+def test_single_short_video_is_one_chunk_and_names_are_stable():
+    chunks = plan_chunks(frames=7, fps=Fraction(24000, 1001), chunk_seconds=2)
+    assert len(chunks) == 1 and chunks[0].name == "chunk-00000" and chunks[0].frames == 7
+
+
+@pytest.mark.parametrize("frames,seconds", [(0, 2), (10, 0)])
+def test_rejects_empty_plans(frames, seconds):
+    with pytest.raises(ValueError):
+        plan_chunks(frames=frames, fps=Fraction(25), chunk_seconds=seconds)
+
+
+def test_gop_is_about_two_seconds():
+    assert gop_size(Fraction(25)) == 50
+    assert gop_size(Fraction(30000, 1001)) == 60

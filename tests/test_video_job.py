@@ -1,0 +1,147 @@
+"""The video job end to end on the shared Ray instance: local files, S3 via moto, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from framestyle.jobs.cli import main
+from framestyle.pipeline import storage, video_job
+from framestyle.pipeline.probe import probe
+from framestyle.pipeline.stylize import parse_style
+from framestyle.pipeline.video_job import VideoJob, run_video_job, work_prefix
+
+SUMMARY_KEYS = {"input", "output", "frames_in", "frames_out", "chunks", "chunks_reused",
+                "seconds", "fps", "audio_streams"}
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def audio_packets(path) -> list[bytes]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+def assert_same_video(out_path, in_path):
+    src, dst = probe(str(in_path)), probe(str(out_path))
+    assert dst.frames == src.frames
+    assert dst.fps == src.fps
+    assert abs(dst.duration - src.duration) <= 1 / float(src.fps)
+    assert dst.rotation == src.rotation
+    assert dst.audio == src.audio  # codec, channels, sample rate, stream count
+    return dst
+
+
+def test_local_fractional_rate_rotated_video_with_json(ray_session, clips, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code, out, err = run_cli(capsys, "video", clips["rotated"], out_dir, "--style", "builtin:2",
+                             "--chunk-seconds", "0.5", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert set(summary) == SUMMARY_KEYS
+    output = out_dir / "ntsc_rot90-builtin-2.mp4"  # a folder OUT names the file
+    assert summary["output"] == str(output)
+    assert summary["frames_in"] == summary["frames_out"] == 45
+    assert summary["chunks"] == 3 and summary["chunks_reused"] == 0
+    assert summary["audio_streams"] == 1
+    info = assert_same_video(output, clips["rotated"])
+    assert info.rotation == 90 and (info.width, info.height) == (96, 64)
+    assert audio_packets(output) == audio_packets(clips["rotated"])
+    assert os.listdir(out_dir) == [output.name]  # no work folder or temp file left behind
+
+
+def test_s3_in_and_out_keeps_51_audio_and_shows_progress(ray_session, clips, bucket, tmp_path,
+                                                         capsys):
+    s3 = storage.S3Storage()
+    src = f"s3://{bucket}/in/bunny.mp4"
+    dst = f"s3://{bucket}/out/bunny-styled.mp4"
+    s3.upload(str(clips["bunny"]), src)
+    code, out, err = run_cli(capsys, "video", src, dst, "--style", "builtin:3=0.5,12=0.5",
+                             "--chunk-seconds", "1", "--height", "72")
+    assert code == 0, err
+    assert "50/50" in err and "frame/s" in err  # the progress bar
+    assert "50 frames" in out
+    local = tmp_path / "result.mp4"
+    s3.download(dst, str(local))
+    info = assert_same_video(local, clips["bunny"])
+    assert (info.width, info.height) == (128, 72)
+    assert [(a.codec, a.channels, a.sample_rate) for a in info.audio] == [("aac", 6, 48000)]
+    assert audio_packets(local) == audio_packets(clips["bunny"])
+    keys = [o["Key"] for o in s3.client.list_objects_v2(Bucket=bucket, Prefix="out/")["Contents"]]
+    assert keys == ["out/bunny-styled.mp4"]
+
+
+def _crash_before_assembly(*args, **kwargs):
+    raise RuntimeError("simulated crash after the chunks")
+
+
+def test_resume_redoes_only_missing_or_damaged_chunks(ray_session, clips, tmp_path, monkeypatch):
+    job = VideoJob(input=str(clips["bunny"]), output=str(tmp_path / "bunny.mp4"),
+                   style=parse_style("builtin:5"), chunk_seconds=0.5)
+    monkeypatch.setattr(video_job, "_assemble_remote", _crash_before_assembly)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_video_job(job, progress=False)
+    assert not (tmp_path / "bunny.mp4").exists()
+    work = Path(work_prefix(job, storage.require(job.input)))
+    chunks = sorted(work.glob("chunk-*.mp4"))
+    assert len(chunks) == 5  # 12 frames each, then 2
+    (work / "chunk-00001.mp4").unlink()
+    damaged = work / "chunk-00003.mp4"
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, different content: presence is not enough
+    damaged.write_bytes(bytes(data))
+
+    monkeypatch.undo()
+    calls = []
+    real = video_job._run_chunks
+    monkeypatch.setattr(video_job, "_run_chunks",
+                        lambda tasks, *a: calls.append([t.chunk.index for t in tasks])
+                        or real(tasks, *a))
+    result = run_video_job(job, progress=False)
+    assert calls == [[1, 3]]
+    assert result["chunks"] == 5 and result["chunks_reused"] == 3
+    assert result["frames_out"] == 50
+    assert_same_video(tmp_path / "bunny.mp4", clips["bunny"])
+    assert not work.exists()
+
+
+def test_killed_job_loses_only_chunks_in_flight(ray_session, clips, tmp_path):
+    """SIGKILL a real `framestyle video` process mid-job, then re-run: finished chunks are kept."""
+    output = tmp_path / "killed.mp4"
+    args = ["video", str(clips["bunny"]), str(output), "--style", "builtin:9",
+            "--chunk-seconds", "0.2", "--height", "360"]
+    job = VideoJob(input=str(clips["bunny"]), output=str(output), style=parse_style("builtin:9"),
+                   height=360, chunk_seconds=0.2)
+    work = Path(work_prefix(job, storage.require(job.input)))
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "framestyle.jobs.cli", *args, "--json"],
+                            env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list(work.glob("chunk-*.json"))) >= 2:
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = len(list(work.glob("chunk-*.json")))
+    assert 2 <= finished < 10 and not output.exists()
+
+    result = run_video_job(job, progress=False)
+    assert result["chunks"] == 10 and result["chunks_reused"] >= finished
+    assert_same_video(output, clips["bunny"])
