@@ -25,8 +25,8 @@ def connect(address: str | None = None) -> None:
         ray.init(logging_level=logging.WARNING, log_to_driver=False, include_dashboard=False)
 
 
-def worker_pool_options(max_actors: int) -> tuple[int, dict]:
-    """How many stylizer actors to start and their resource options.
+def worker_pool() -> tuple[int, dict]:
+    """How many stylizer actors the cluster holds, and the resource options of each.
 
     One actor per GPU when the cluster has GPUs, else one single-threaded actor per CPU (several
     single-threaded model replicas beat one multi-threaded replica for small convnets on CPU).
@@ -36,6 +36,5 @@ def worker_pool_options(max_actors: int) -> tuple[int, dict]:
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     if gpus > 0:
-        return max(1, min(gpus, max_actors)), {"num_gpus": 1, "num_cpus": 1}
-    cpus = int(resources.get("CPU", 1))
-    return max(1, min(cpus, max_actors)), {"num_cpus": 1}
+        return gpus, {"num_gpus": 1, "num_cpus": 1}
+    return max(1, int(resources.get("CPU", 1))), {"num_cpus": 1}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 
 DEFAULT_CHUNK_SECONDS = 2.0
@@ -30,22 +31,46 @@ class Chunk:
 
 
 def plan_chunks(frames: int, fps: Fraction, chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-                overlap: int = DEFAULT_OVERLAP_FRAMES) -> list[Chunk]:
+                overlap: int = DEFAULT_OVERLAP_FRAMES, workers: int = 1) -> list[Chunk]:
     """Chunks of about ``chunk_seconds`` covering frames [0, frames) exactly once.
 
     The chunk length is a whole number of frames (at least one), so fractional rates such as
     30000/1001 never drift. The last chunk takes the remainder and may be short. Every chunk but
     the first starts with up to ``overlap`` warm-up frames borrowed from its predecessor.
+
+    With ``workers`` > 1 chunks are shortened just enough that their count is a multiple of the
+    workers, so a short video does not leave most workers idle behind one long chunk (132 frames
+    in 2 s chunks on 2 workers: 4 chunks of 33 frames, not 50 + 50 + 32).
     """
     if frames <= 0:
         raise ValueError("a video needs at least one frame")
     if chunk_seconds <= 0:
         raise ValueError("chunk_seconds must be positive")
     size = max(1, round(Fraction(chunk_seconds).limit_denominator(1000) * Fraction(fps)))
+    if workers > 1:
+        count = -(-frames // size)
+        balanced = -(-count // workers) * workers
+        size = max(1, -(-frames // balanced))
     return [
         Chunk(index=i, start=start, end=min(start + size, frames), warmup=min(overlap, start))
         for i, start in enumerate(range(0, frames, size))
     ]
+
+
+def plan_to_json(chunks: list[Chunk]) -> bytes:
+    return json.dumps([asdict(c) for c in chunks]).encode()
+
+
+def plan_from_json(data: bytes, frames: int) -> list[Chunk] | None:
+    """A stored plan, or None if it is unreadable or does not cover exactly ``frames`` frames."""
+    try:
+        chunks = [Chunk(**c) for c in json.loads(data)]
+    except (ValueError, TypeError):
+        return None
+    covered = [c.start for c in chunks] == [0] + [c.end for c in chunks[:-1]]
+    if not chunks or not covered or chunks[-1].end != frames:
+        return None
+    return chunks
 
 
 def gop_size(fps: Fraction) -> int:

@@ -20,11 +20,12 @@ from pathlib import Path
 from . import storage
 from .assemble import assemble
 from .chunk_worker import ChunkRecord, ChunkTask, ChunkWorker, file_sha256, read_record
-from .cluster import connect, worker_pool_options
+from .cluster import connect, worker_pool
 from .decode import output_size
 from .encode import EncodeSettings
 from .errors import InputError
-from .plan import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_FRAMES, gop_size, plan_chunks
+from .plan import (DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_FRAMES, Chunk, gop_size, plan_chunks,
+                   plan_from_json, plan_to_json)
 from .probe import VideoInfo, probe
 from .stylize import StyleRef
 
@@ -58,8 +59,9 @@ def run_video_job(job: VideoJob, address: str | None = None, progress: bool = Tr
     width, height = output_size(video, job.height)
     settings = EncodeSettings(width=width, height=height, fps=video.fps, gop=gop_size(video.fps),
                               crf=job.crf)
-    chunks = plan_chunks(video.frames, video.fps, job.chunk_seconds, job.overlap)
     work = work_prefix(job, input_info)
+    connect(address)
+    chunks = load_or_make_plan(work, job, video)
     tasks = [ChunkTask(input_uri=job.input, input_info=input_info, chunk=c, fps=video.fps,
                        encode=settings, chunk_uri=storage.join(work, f"{c.name}.mp4"))
              for c in chunks]
@@ -69,7 +71,6 @@ def run_video_job(job: VideoJob, address: str | None = None, progress: bool = Tr
         print(f"framestyle: reusing {len(reusable)} of {len(tasks)} finished chunks",
               file=sys.stderr)
 
-    connect(address)
     bar = _progress_bar(video.frames, sum(t.chunk.frames for t in tasks if t.chunk.index in reusable),
                         Path(storage.basename(job.input)).name, progress)
     try:
@@ -98,6 +99,22 @@ def work_prefix(job: VideoJob, input_info: storage.ObjectInfo) -> str:
     return storage.join(storage.parent(job.output), WORK_DIR, job_id)
 
 
+def load_or_make_plan(work: str, job: VideoJob, video: VideoInfo) -> list[Chunk]:
+    """The plan a previous run of this job stored, else a new one sized to this cluster.
+
+    Storing it lets a resumed job reuse chunks even when the cluster has changed size since.
+    """
+    uri = storage.join(work, "plan.json")
+    store = storage.storage_for(uri)
+    stored = store.get_bytes(uri)
+    chunks = plan_from_json(stored, video.frames) if stored else None
+    if chunks is None:
+        workers, _ = worker_pool()
+        chunks = plan_chunks(video.frames, video.fps, job.chunk_seconds, job.overlap, workers)
+        store.put_bytes(plan_to_json(chunks), uri)
+    return chunks
+
+
 def is_finished(task: ChunkTask) -> bool:
     """A chunk counts as done only if its record matches the stored object's size and hash."""
     record = read_record(task.chunk_uri)
@@ -121,7 +138,8 @@ def _run_chunks(tasks: list[ChunkTask], style: StyleRef, on_frames) -> list[Chun
 
     if not tasks:
         return []
-    count, options = worker_pool_options(len(tasks))
+    workers, options = worker_pool()
+    count = min(workers, len(tasks))
     actor_cls = ray.remote(ChunkWorker).options(**options)
     actors = [actor_cls.remote(style) for _ in range(count)]
     pending, done, errors = deque(tasks), [], []

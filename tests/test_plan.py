@@ -2,7 +2,7 @@ from fractions import Fraction
 
 import pytest
 
-from framestyle.pipeline.plan import gop_size, plan_chunks
+from framestyle.pipeline.plan import gop_size, plan_chunks, plan_from_json, plan_to_json
 
 
 def covered(chunks):
@@ -55,3 +55,20 @@ def test_rejects_empty_plans(frames, seconds):
 def test_gop_is_about_two_seconds():
     assert gop_size(Fraction(25)) == 50
     assert gop_size(Fraction(30000, 1001)) == 60
+
+
+def test_workers_shorten_chunks_so_none_sit_idle():
+    chunks = plan_chunks(frames=132, fps=Fraction(25), chunk_seconds=2, workers=2)
+    assert [c.frames for c in chunks] == [33, 33, 33, 33]
+    many = plan_chunks(frames=100, fps=Fraction(25), chunk_seconds=1, workers=4)
+    assert [c.frames for c in many] == [25] * 4  # already a multiple: unchanged
+    assert covered(plan_chunks(frames=45, fps=Fraction(30000, 1001), chunk_seconds=0.5,
+                               workers=2)) == list(range(45))
+
+
+def test_stored_plan_round_trips_and_is_checked_against_the_video():
+    chunks = plan_chunks(frames=132, fps=Fraction(25), chunk_seconds=2, workers=2)
+    assert plan_from_json(plan_to_json(chunks), 132) == chunks
+    assert plan_from_json(plan_to_json(chunks), 131) is None  # a different video
+    assert plan_from_json(plan_to_json(chunks[:1] + chunks[2:]), 132) is None  # a gap
+    assert plan_from_json(b"{not json", 132) is None

