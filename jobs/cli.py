@@ -7,12 +7,13 @@ import json
 import sys
 
 from ..pipeline.errors import FramestyleError
-from . import demo, video
+from . import demo, eval, video
 
 # subcommand -> module with HELP, add_arguments(parser), run(args) -> dict, summary_line(dict)
 JOBS = {
     "video": video,
     "demo": demo,
+    "eval": eval,
 }
 
 

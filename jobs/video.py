@@ -7,6 +7,7 @@ import argparse
 from ..pipeline import storage
 from ..pipeline.plan import DEFAULT_CHUNK_SECONDS
 from ..pipeline.stylize import parse_style
+from ..pipeline.temporal import DEFAULT_STRENGTH
 from ..pipeline.video_job import VideoJob, run_video_job
 
 HELP = "stylize a video (local path or s3:// URI), keeping its audio, frame count and rotation"
@@ -33,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: 20)")
     parser.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
                         help=f"seconds of video per work unit (default: {DEFAULT_CHUNK_SECONDS:g})")
+    parser.add_argument("--temporal", type=float, default=DEFAULT_STRENGTH, metavar="STRENGTH",
+                        help="temporal coherence against flicker, 0 (off: each frame on its own) "
+                        f"to <1 (default: {DEFAULT_STRENGTH:g}); see docs/temporal.md")
     parser.add_argument("--address", default=None,
                         help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray instance)")
 
@@ -41,7 +45,7 @@ def run(args: argparse.Namespace) -> dict:
     style = parse_style(args.style)
     output = resolve_output(args.input, args.output, style.slug)
     job = VideoJob(input=args.input, output=output, style=style, height=args.height, crf=args.crf,
-                   chunk_seconds=args.chunk_seconds)
+                   chunk_seconds=args.chunk_seconds, temporal=args.temporal)
     return run_video_job(job, address=args.address, progress=not args.json)
 
 

@@ -23,6 +23,7 @@ from .encode import EncodeSettings, FrameEncoder
 from .plan import Chunk
 from .storage import ObjectInfo
 from .stylize import StyleRef, Stylizer
+from .temporal import TemporalBlender, with_motion
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class ChunkTask:
     fps: Fraction
     encode: EncodeSettings
     chunk_uri: str  # where the encoded chunk goes; its record sits beside it as .json
+    temporal: float = 0.0  # strength of the temporal step; 0 stylizes each frame on its own
 
     @property
     def record_uri(self) -> str:
@@ -75,24 +77,43 @@ class ChunkWorker:
     """Holds one loaded model; processes chunks one after another. Used as a Ray actor."""
 
     def __init__(self, style: StyleRef, batch_size: int | None = None):
+        import cv2
+
+        cv2.setNumThreads(1)  # one actor per CPU: OpenCV's own pool would oversubscribe it
         self.stylizer = Stylizer(style)
         self.batch_size = batch_size or (16 if self.stylizer.device.type == "cuda" else 4)
 
     def process(self, task: ChunkTask) -> Iterator[int | ChunkRecord]:
-        """Yield the number of frames done after each batch, then the chunk's record."""
+        """Yield the number of frames written after each batch, then the chunk's record.
+
+        With the temporal step on, decoding starts ``chunk.warmup`` frames early: those frames
+        are stylized and blended only to bring the temporal state to where the previous chunk
+        left it, so the seam does not show; they are not written.
+        """
         chunk, settings = task.chunk, task.encode
+        warmup = chunk.warmup if task.temporal > 0 else 0
         source = storage.fetch(task.input_uri, task.input_info)
-        frames = iter_frames(source, task.fps, chunk.start, chunk.frames,
+        frames = iter_frames(source, task.fps, chunk.start - warmup, warmup + chunk.frames,
                              (settings.width, settings.height))
+        # Flow needs only input frames: computing it on the read-ahead thread overlaps the model.
+        paired = with_motion(frames) if task.temporal > 0 else ((f, None) for f in frames)
+        blend = TemporalBlender(task.temporal) if task.temporal > 0 else None
         with tempfile.TemporaryDirectory(prefix="framestyle-") as tmp:
             local = str(Path(tmp, f"{chunk.name}.mp4"))
             with FrameEncoder(local, settings) as encoder:
                 writer = _BackgroundWriter(encoder.write)
+                seen = 0
                 try:
-                    for batch in _batched(_read_ahead(frames, 2 * self.batch_size),
+                    for batch in _batched(_read_ahead(paired, 2 * self.batch_size),
                                           self.batch_size):
-                        writer.put_all(self.stylizer(batch))
-                        yield len(batch)
+                        stylized = self.stylizer([frame for frame, _ in batch])
+                        if blend is not None:
+                            stylized = [blend(s, m) for s, (_, m) in zip(stylized, batch)]
+                        keep = stylized[max(0, warmup - seen):]
+                        seen += len(batch)
+                        writer.put_all(keep)
+                        if keep:
+                            yield len(keep)
                 finally:
                     writer.finish()
             record = ChunkRecord(index=chunk.index, frames=encoder.frames,

@@ -7,6 +7,10 @@ averaged over pairs. The flow here is Farneback's, deliberately not the DIS flow
 uses, so the step is not graded by its own flow; the occlusion mask M follows Lai et al.'s rule
 (``temporal.occluded``).
 
+A shot change has no flow to follow: pairs whose *input* frames the flow cannot explain (the input's
+own warping error above ``CUT_THRESHOLD``, ~100x a normal pair's) are counted as cuts and left out,
+since every method's output legitimately changes there.
+
 A video that is blurred or frozen has a low warping error too, so ``deviation`` reports the mean
 absolute difference (in [0, 1]) between the output and a per-frame stylization of the same input.
 """
@@ -21,6 +25,8 @@ import numpy as np
 
 from .temporal import occluded, to_gray, warp
 
+CUT_THRESHOLD = 0.05
+
 
 def farneback(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return cv2.calcOpticalFlowFarneback(source, target, None, pyr_scale=0.5, levels=4,
@@ -28,37 +34,73 @@ def farneback(source: np.ndarray, target: np.ndarray) -> np.ndarray:
                                         flags=0)
 
 
+@dataclass(frozen=True)
+class PairMotion:
+    """Input frames t-1 -> t as the metric sees them (flow and mask depend on the input only)."""
+
+    backward: np.ndarray  # Farneback flow t -> t-1
+    visible: np.ndarray  # Lai et al.'s non-occluded pixels of frame t
+    cut: bool  # the flow cannot explain the input pair: a shot change
+
+
+def pair_motion(previous_in: np.ndarray, current_in: np.ndarray) -> PairMotion:
+    previous_gray, gray = to_gray(previous_in), to_gray(current_in)
+    backward = farneback(gray, previous_gray)
+    visible = ~occluded(farneback(previous_gray, gray), backward)
+    own_error = _masked_error(_unit(current_in), warp(_unit(previous_in), backward), visible)
+    return PairMotion(backward, visible, own_error > CUT_THRESHOLD)
+
+
+def pair_error(previous_out: np.ndarray, current_out: np.ndarray, motion: PairMotion) -> float:
+    return _masked_error(_unit(current_out), warp(_unit(previous_out), motion.backward),
+                         motion.visible)
+
+
 @dataclass
 class FlickerMeter:
     """Feed (input frame, output frame) pairs in order; read ``warping_error``."""
 
     pair_errors: list[float] = field(default_factory=list)
-    _previous_gray: np.ndarray | None = None
-    _previous_out: np.ndarray | None = None
+    cuts: list[int] = field(default_factory=list)  # index t of pairs (t-1, t) left out
+    _previous: tuple[np.ndarray, np.ndarray] | None = None
+    _count: int = 0
 
-    def add(self, input_frame: np.ndarray, output_frame: np.ndarray) -> None:
-        gray = to_gray(input_frame)
-        out = output_frame.astype(np.float32) / 255
-        if self._previous_gray is not None:
-            backward = farneback(gray, self._previous_gray)
-            forward = farneback(self._previous_gray, gray)
-            visible = ~occluded(forward, backward)
-            diff = out - warp(self._previous_out, backward)
-            count = visible.sum()
-            squared = (diff ** 2).sum(axis=2)
-            self.pair_errors.append(float(squared[visible].sum() / count) if count
-                                    else float(squared.mean()))
-        self._previous_gray, self._previous_out = gray, out
+    def add(self, input_frame: np.ndarray, output_frame: np.ndarray,
+            motion: PairMotion | None = None) -> None:
+        if self._previous is not None:
+            previous_in, previous_out = self._previous
+            motion = motion or pair_motion(previous_in, input_frame)
+            if motion.cut:
+                self.cuts.append(self._count)
+            else:
+                self.pair_errors.append(pair_error(previous_out, output_frame, motion))
+        self._previous = (input_frame, output_frame)
+        self._count += 1
 
     @property
     def warping_error(self) -> float:
         return float(np.mean(self.pair_errors)) if self.pair_errors else 0.0
 
 
-def warping_error(inputs: Iterable[np.ndarray], outputs: Iterable[np.ndarray]) -> FlickerMeter:
+def _unit(frame: np.ndarray) -> np.ndarray:
+    return frame.astype(np.float32) / 255
+
+
+def _masked_error(a: np.ndarray, b: np.ndarray, visible: np.ndarray) -> float:
+    """Mean over visible pixels of the squared RGB distance (all pixels if none is visible)."""
+    squared = ((a - b) ** 2).sum(axis=2)
+    count = visible.sum()
+    return float(squared[visible].sum() / count) if count else float(squared.mean())
+
+
+def warping_error(inputs: Iterable[np.ndarray], outputs: Iterable[np.ndarray],
+                  motions: Iterable[PairMotion | None] | None = None) -> FlickerMeter:
+    """E_warp of ``outputs`` against ``inputs``; pass ``motions`` (one per frame, the first
+    unused) to reuse the input's flow when scoring several outputs of the same input."""
     meter = FlickerMeter()
-    for i, o in zip(inputs, outputs, strict=True):
-        meter.add(i, o)
+    motions = motions if motions is not None else iter(lambda: None, 0)
+    for i, o, m in zip(inputs, outputs, motions):
+        meter.add(i, o, m)
     return meter
 
 

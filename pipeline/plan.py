@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 
 DEFAULT_CHUNK_SECONDS = 2.0
-DEFAULT_OVERLAP_FRAMES = 4
+DEFAULT_OVERLAP_FRAMES = 8
 
 
 @dataclass(frozen=True)

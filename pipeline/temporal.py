@@ -3,7 +3,8 @@
 After frame t is stylized, the previous *output* frame is warped to t along the optical flow of
 the *input* frames (t -> t-1), and blended into the fresh stylized frame wherever the flow can be
 trusted. Pixels that are occluded, disoccluded or on a motion boundary (the forward-backward
-consistency rule of Ruder et al. 2016, also used by Lai et al. 2018) take the fresh frame as is.
+consistency rule of Ruder et al. 2016, also used by Lai et al. 2018), or where the flow-warped
+previous input does not match the current one, take the fresh frame as is (see ``trusted``).
 This is the training-free part of Ruder et al. 2018 / ReCoNet: it needs no weights.
 
 Flow needs only input frames, so ``with_motion`` runs on the decode thread while the model works
@@ -18,7 +19,9 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
-DEFAULT_STRENGTH = 0.6
+DEFAULT_STRENGTH = 0.7
+MATCH_TOLERANCE = 6  # gray levels (of 255): the warped previous input matches this pixel
+MISMATCH_TOLERANCE = 24  # gray levels: beyond this, the flow is wrong here whatever the rule says
 
 
 @dataclass(frozen=True)
@@ -95,10 +98,24 @@ def with_motion(frames: Iterable[np.ndarray], flow: DISFlow | None = None
         motion = None
         if previous is not None:
             backward = flow(gray, previous)
-            forward = flow(previous, gray)
-            motion = Motion(backward, (~occluded(forward, backward)).astype(np.float32))
+            consistent = ~occluded(flow(previous, gray), backward)
+            mismatch = cv2.absdiff(warp(previous, backward), gray)
+            motion = Motion(backward, trusted(consistent, mismatch).astype(np.float32))
         previous = gray
         yield frame, motion
+
+
+def trusted(consistent: np.ndarray, mismatch: np.ndarray) -> np.ndarray:
+    """Pixels whose warped previous output may be carried into this frame.
+
+    The forward-backward rule alone is too strict in flat regions (a white wall, the sky): there
+    any flow explains the image, DIS's forward and backward flows disagree, and the rule fires
+    although nothing is occluded; yet the stylizer hallucinates texture there and it flickers
+    most. So a pixel the flow-warped previous *input* matches closely is trusted even if the rule
+    fires. Conversely a pixel it does not match at all is never trusted, whatever the rule says:
+    a shot change, a flash or a fast object would otherwise smear the old output across.
+    """
+    return (consistent | (mismatch <= MATCH_TOLERANCE)) & (mismatch <= MISMATCH_TOLERANCE)
 
 
 class TemporalBlender:

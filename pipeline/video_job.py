@@ -28,6 +28,7 @@ from .plan import (DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_FRAMES, Chunk, gop_siz
                    plan_from_json, plan_to_json)
 from .probe import VideoInfo, probe
 from .stylize import StyleRef
+from .temporal import DEFAULT_STRENGTH
 
 # Bump when a change alters the pixels a job writes, so old chunks are not reused.
 PIPELINE_VERSION = 1
@@ -43,6 +44,7 @@ class VideoJob:
     crf: int = 20
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS
     overlap: int = DEFAULT_OVERLAP_FRAMES
+    temporal: float = DEFAULT_STRENGTH
 
 
 def run_video_job(job: VideoJob, address: str | None = None, progress: bool = True) -> dict:
@@ -52,6 +54,8 @@ def run_video_job(job: VideoJob, address: str | None = None, progress: bool = Tr
         raise InputError(f"--height must be at least 2, got {job.height}")
     if not 0 <= job.crf <= 51:
         raise InputError(f"--crf must be in 0..51, got {job.crf}")
+    if not 0 <= job.temporal < 1:
+        raise InputError(f"--temporal must be in [0, 1), got {job.temporal}")
     input_info = storage.require(job.input)
     storage.storage_for(job.output).check_writable(job.output)
     video = probe(storage.fetch(job.input, input_info), name=job.input)
@@ -63,7 +67,8 @@ def run_video_job(job: VideoJob, address: str | None = None, progress: bool = Tr
     connect(address)
     chunks = load_or_make_plan(work, job, video)
     tasks = [ChunkTask(input_uri=job.input, input_info=input_info, chunk=c, fps=video.fps,
-                       encode=settings, chunk_uri=storage.join(work, f"{c.name}.mp4"))
+                       encode=settings, chunk_uri=storage.join(work, f"{c.name}.mp4"),
+                       temporal=job.temporal)
              for c in chunks]
     reusable = {t.chunk.index for t in tasks if is_finished(t)}
     todo = [t for t in tasks if t.chunk.index not in reusable]
@@ -93,7 +98,8 @@ def work_prefix(job: VideoJob, input_info: storage.ObjectInfo) -> str:
     identity = {
         "input": job.input, "input_version": input_info.version, "input_size": input_info.size,
         "style": job.style.weights, "height": job.height, "crf": job.crf,
-        "chunk_seconds": job.chunk_seconds, "overlap": job.overlap, "pipeline": PIPELINE_VERSION,
+        "chunk_seconds": job.chunk_seconds, "overlap": job.overlap, "temporal": job.temporal,
+        "pipeline": PIPELINE_VERSION,
     }
     job_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     return storage.join(storage.parent(job.output), WORK_DIR, job_id)

@@ -1,0 +1,95 @@
+"""The temporal step and the flicker metric on synthetic motion with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from framestyle.pipeline.flicker import deviation, warping_error
+from framestyle.pipeline.temporal import (TemporalBlender, occluded, to_gray, warp,
+                                          with_motion)
+
+
+def textured(h=96, w=128, seed=0) -> np.ndarray:
+    """A smooth random texture that optical flow can lock onto."""
+    import cv2
+
+    noise = np.random.default_rng(seed).random((h // 4, w // 4, 3)).astype(np.float32)
+    return (cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1) * 255).astype(np.uint8)
+
+
+def panning(frames=8, shift=2, seed=0) -> list[np.ndarray]:
+    """A camera panning right by ``shift`` pixels a frame over a wide texture."""
+    wide = textured(96, 128 + shift * frames, seed)
+    return [np.ascontiguousarray(wide[:, i * shift:i * shift + 128]) for i in range(frames)]
+
+
+def test_warp_follows_the_flow():
+    image = textured()
+    flow = np.zeros(image.shape[:2] + (2,), np.float32)
+    flow[..., 0] = 3  # every pixel of the target came from 3 pixels to the right
+    warped = warp(image, flow)
+    assert np.array_equal(warped[:, :-3], image[:, 3:])
+
+
+def test_occlusion_rule_flags_inconsistent_and_boundary_pixels():
+    shape = (32, 32, 2)
+    backward = np.full(shape, -2, np.float32)
+    forward = np.full(shape, 2, np.float32)
+    assert not occluded(forward, backward).any()  # a clean round trip
+    assert occluded(forward * 0, backward).all()  # forward flow says nothing moved
+    backward[:, 16:] = 5  # two motions meet: a motion boundary
+    forward[:, 16:] = -5
+    mask = occluded(forward, backward)
+    assert mask[:, 14:17].any() and not mask[:, :10].any()
+
+
+def test_motion_recovers_a_pan_and_distrusts_a_shot_change():
+    frames = panning() + [textured(seed=9)]
+    motions = [m for _, m in with_motion(frames)]
+    assert motions[0] is None
+    pan = motions[3]
+    centre = pan.flow[20:-20, 20:-20]
+    assert np.median(centre[..., 0]) == pytest.approx(2, abs=0.3)  # t's x was at x+2 in t-1
+    assert pan.visible.mean() > 0.8
+    assert motions[-1].visible.mean() < 0.3  # the cut
+
+
+def test_blender_follows_motion_and_strength_zero_is_per_frame():
+    frames = panning(frames=10)
+    rng = np.random.default_rng(1)
+    flicker = [np.clip(f.astype(int) + rng.integers(-30, 30, f.shape), 0, 255).astype(np.uint8)
+               for f in frames]  # a "stylization" whose texture changes every frame
+    motions = [m for _, m in with_motion(frames)]
+    off = TemporalBlender(0.0)
+    assert all(np.array_equal(off(s, m), s) for s, m in zip(flicker, motions))
+    on = TemporalBlender(0.7)
+    steady = [on(s, m) for s, m in zip(flicker, motions)]
+    before = warping_error(frames, flicker).warping_error
+    after = warping_error(frames, steady).warping_error
+    assert after < 0.5 * before
+    assert deviation(steady, flicker) < 0.08
+    with pytest.raises(ValueError):
+        TemporalBlender(1.0)
+
+
+def test_metric_is_zero_for_content_that_moves_with_the_input():
+    frames = panning(seed=3)
+    styled = [255 - f for f in frames]  # a "style" that moves exactly with the scene
+    meter = warping_error(frames, styled)
+    assert meter.warping_error < 3e-3 and len(meter.pair_errors) == len(frames) - 1
+    frozen = [styled[0]] * len(frames)  # steady on screen but not following the motion
+    assert warping_error(frames, frozen).warping_error > 10 * meter.warping_error
+
+
+def test_metric_leaves_out_shot_changes():
+    frames = panning(seed=4) + panning(seed=5)
+    meter = warping_error(frames, frames)
+    assert meter.cuts == [8] and len(meter.pair_errors) == len(frames) - 2
+
+
+def test_deviation_is_mean_absolute_difference_in_unit_range():
+    a = [np.zeros((4, 4, 3), np.uint8)] * 2
+    b = [np.full((4, 4, 3), 51, np.uint8)] * 2
+    assert deviation(a, b) == pytest.approx(0.2)
+    assert to_gray(b[0]).shape == (4, 4)
