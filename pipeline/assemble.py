@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
+from . import storage
 from .encode import EncodeSettings
 from .errors import FramestyleError
 from .ffmpeg_exe import run_ffmpeg
@@ -41,3 +43,22 @@ def assemble(chunk_paths: list[str], original: str, info: VideoInfo, settings: E
 
 def _escape(path: str) -> str:
     return str(Path(path).resolve()).replace("'", "'\\''")
+
+
+def assemble_and_store(input_uri: str, input_info, output_uri: str, chunk_uris: list[str],
+                       video: VideoInfo, settings: EncodeSettings) -> dict:
+    """Fetch chunks, join them with the original audio, check the result, then store it."""
+    original = storage.fetch(input_uri, input_info)
+    with tempfile.TemporaryDirectory(prefix="framestyle-assemble-") as tmp:
+        local_chunks = []
+        for i, uri in enumerate(chunk_uris):
+            if storage.is_s3(uri):
+                path = str(Path(tmp, f"chunk-{i:05d}.mp4"))
+                storage.storage_for(uri).download(uri, path)
+                local_chunks.append(path)
+            else:
+                local_chunks.append(uri)
+        out = str(Path(tmp, "output" + (Path(storage.basename(output_uri)).suffix or ".mp4")))
+        result = assemble(local_chunks, original, video, settings, out)
+        storage.storage_for(output_uri).upload(out, output_uri)
+    return {"frames": result.frames, "audio_streams": len(result.audio)}

@@ -38,23 +38,24 @@ def plan_chunks(frames: int, fps: Fraction, chunk_seconds: float = DEFAULT_CHUNK
     30000/1001 never drift. The last chunk takes the remainder and may be short. Every chunk but
     the first starts with up to ``overlap`` warm-up frames borrowed from its predecessor.
 
-    With ``workers`` > 1 chunks are shortened just enough that their count is a multiple of the
-    workers, so a short video does not leave most workers idle behind one long chunk (132 frames
-    in 2 s chunks on 2 workers: 4 chunks of 33 frames, not 50 + 50 + 32).
+    With ``workers`` > 1 the frames are split evenly into a number of chunks that is a multiple
+    of the workers (at least one each), rounding the count down, so a short video does not leave
+    workers idle behind one long chunk: 132 frames in 2 s chunks on 2 workers become 2 chunks of
+    66 frames, not 50 + 50 + 32. Rounding down lengthens chunks rather than multiplying per-chunk
+    costs (process start-up, warm-up frames); on long videos the change is a frame or two.
     """
     if frames <= 0:
         raise ValueError("a video needs at least one frame")
     if chunk_seconds <= 0:
         raise ValueError("chunk_seconds must be positive")
     size = max(1, round(Fraction(chunk_seconds).limit_denominator(1000) * Fraction(fps)))
+    starts = list(range(0, frames, size))
     if workers > 1:
-        count = -(-frames // size)
-        balanced = -(-count // workers) * workers
-        size = max(1, -(-frames // balanced))
-    return [
-        Chunk(index=i, start=start, end=min(start + size, frames), warmup=min(overlap, start))
-        for i, start in enumerate(range(0, frames, size))
-    ]
+        count = min(frames, max(workers, len(starts) // workers * workers))
+        starts = [i * frames // count for i in range(count)]  # lengths differ by at most one
+    ends = starts[1:] + [frames]
+    return [Chunk(index=i, start=start, end=end, warmup=min(overlap, start))
+            for i, (start, end) in enumerate(zip(starts, ends))]
 
 
 def plan_to_json(chunks: list[Chunk]) -> bytes:

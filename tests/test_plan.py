@@ -59,9 +59,16 @@ def test_gop_is_about_two_seconds():
 
 def test_workers_shorten_chunks_so_none_sit_idle():
     chunks = plan_chunks(frames=132, fps=Fraction(25), chunk_seconds=2, workers=2)
-    assert [c.frames for c in chunks] == [33, 33, 33, 33]
+    assert [c.frames for c in chunks] == [66, 66]
     many = plan_chunks(frames=100, fps=Fraction(25), chunk_seconds=1, workers=4)
     assert [c.frames for c in many] == [25] * 4  # already a multiple: unchanged
+    few = plan_chunks(frames=30, fps=Fraction(25), chunk_seconds=2, workers=4)
+    assert [c.frames for c in few] == [7, 8, 7, 8]  # at least one chunk per worker
+    long = plan_chunks(frames=25 * 600, fps=Fraction(25), chunk_seconds=2, workers=7)
+    assert len(long) == 294 and {c.frames for c in long} == {51, 52}  # 300 -> 294 chunks
+    assert covered(long) == list(range(25 * 600))
+    tiny = plan_chunks(frames=3, fps=Fraction(25), chunk_seconds=2, workers=8)
+    assert [c.frames for c in tiny] == [1, 1, 1]
     assert covered(plan_chunks(frames=45, fps=Fraction(30000, 1001), chunk_seconds=0.5,
                                workers=2)) == list(range(45))
 

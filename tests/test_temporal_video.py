@@ -34,20 +34,20 @@ def test_warm_up_frames_hide_chunk_seams(ray_session, clips, tmp_path):
     """Pairs that straddle a chunk boundary flicker no more than the same pairs of a run
     whose chunks do not break there; without warm-up frames they do."""
     long_chunks = tmp_path / "long.mp4"
-    stylize(clips["bunny"], long_chunks, chunk_seconds=100, overlap=8)  # 2 chunks, seam at 25
+    stylize(clips["bunny"], long_chunks, chunk_seconds=100, overlap=8)  # 2 chunks: 25 + 25
     reference = pair_errors(clips["bunny"], long_chunks)
 
     short = tmp_path / "short.mp4"
-    summary = stylize(clips["bunny"], short, chunk_seconds=0.4, overlap=8)
-    assert summary["chunks"] == 6  # 9-frame chunks: seams after frames 8, 17, 26, 35, 44
-    seams = [8, 17, 26, 35, 44]
+    summary = stylize(clips["bunny"], short, chunk_seconds=0.28, overlap=8)
+    assert summary["chunks"] == 8  # chunks start at 0, 6, 12, 18, 25, 31, 37, 43
+    seams = [5, 11, 17, 30, 36, 42]  # pair t straddles (t, t+1); 24 is a seam in both runs
     warmed = pair_errors(clips["bunny"], short)
     assert warmed[seams].mean() <= 1.05 * reference[seams].mean()
     inside = np.delete(warmed, seams)
     assert warmed[seams].mean() <= 1.5 * inside.mean()
 
     cold = tmp_path / "cold.mp4"
-    stylize(clips["bunny"], cold, chunk_seconds=0.4, overlap=0)
+    stylize(clips["bunny"], cold, chunk_seconds=0.28, overlap=0)
     assert pair_errors(clips["bunny"], cold)[seams].mean() > 1.1 * reference[seams].mean()
 
 

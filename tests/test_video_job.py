@@ -56,7 +56,7 @@ def test_local_fractional_rate_rotated_video_with_json(ray_session, clips, tmp_p
     output = out_dir / "ntsc_rot90-builtin-2.mp4"  # a folder OUT names the file
     assert summary["output"] == str(output)
     assert summary["frames_in"] == summary["frames_out"] == 45
-    assert summary["chunks"] == 4 and summary["chunks_reused"] == 0  # 15-frame chunks, balanced
+    assert summary["chunks"] == 2 and summary["chunks_reused"] == 0  # 3 x 15 frames -> 22 + 23
     assert summary["audio_streams"] == 1
     info = assert_same_video(output, clips["rotated"])
     assert info.rotation == 90 and (info.width, info.height) == (96, 64)
@@ -98,7 +98,7 @@ def test_resume_redoes_only_missing_or_damaged_chunks(ray_session, clips, tmp_pa
     assert not (tmp_path / "bunny.mp4").exists()
     work = Path(work_prefix(job, storage.require(job.input)))
     chunks = sorted(work.glob("chunk-*.mp4"))
-    assert len(chunks) == 6  # 0.5 s is 12 frames; balanced over 2 workers: 5 x 9 frames + 5
+    assert len(chunks) == 4  # 0.5 s is 12 frames: 5 chunks -> 4 for 2 workers
     (work / "chunk-00001.mp4").unlink()
     damaged = work / "chunk-00003.mp4"
     data = bytearray(damaged.read_bytes())
@@ -113,7 +113,7 @@ def test_resume_redoes_only_missing_or_damaged_chunks(ray_session, clips, tmp_pa
                         or real(tasks, *a))
     result = run_video_job(job, progress=False)
     assert calls == [[1, 3]]
-    assert result["chunks"] == 6 and result["chunks_reused"] == 4
+    assert result["chunks"] == 4 and result["chunks_reused"] == 2
     assert result["frames_out"] == 50
     assert_same_video(tmp_path / "bunny.mp4", clips["bunny"])
     assert not work.exists()
