@@ -28,8 +28,7 @@ def run(args: argparse.Namespace) -> dict:
     style = parse_style(args.style)
     os.makedirs(args.out_dir, exist_ok=True)
     output = os.path.join(args.out_dir, f"bigbuckbunny-{style.slug}.mp4")
-    result = run_video_job(VideoJob(input=source, output=output, style=style, height=args.height),
-                           progress=not args.json)
+    result = run_video_job(VideoJob(input=source, output=output, style=style, height=args.height))
     before_info, after_info = probe(source), probe(output)
     middle = before_info.frames // 2
     size = output_size(before_info, args.height)

@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> dict:
     output = resolve_output(args.input, args.output, style.slug)
     job = VideoJob(input=args.input, output=output, style=style, height=args.height, crf=args.crf,
                    chunk_seconds=args.chunk_seconds, temporal=args.temporal)
-    return run_video_job(job, address=args.address, progress=not args.json)
+    # The progress bar goes to stderr, so it shows with --json too without disturbing stdout.
+    return run_video_job(job, address=args.address)
 
 
 def resolve_output(input_uri: str, output: str, style_slug: str) -> str:

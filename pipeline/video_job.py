@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import storage
 from .assemble import assemble_and_store
@@ -75,8 +75,8 @@ def run_video_job(job: VideoJob, address: str | None = None, progress: bool = Tr
         print(f"framestyle: reusing {len(reusable)} of {len(tasks)} finished chunks",
               file=sys.stderr)
 
-    bar = _progress_bar(video.frames, sum(t.chunk.frames for t in tasks if t.chunk.index in reusable),
-                        Path(storage.basename(job.input)).name, progress)
+    done_frames = sum(t.chunk.frames for t in tasks if t.chunk.index in reusable)
+    bar = _progress_bar(video.frames, done_frames, storage.basename(job.input), progress)
     try:
         _run_chunks(todo, job.style, bar.update)
     finally:
@@ -95,7 +95,8 @@ def run_video_job(job: VideoJob, address: str | None = None, progress: bool = Tr
 
 def work_prefix(job: VideoJob, input_info: storage.ObjectInfo) -> str:
     identity = {
-        "input": job.input, "input_version": input_info.version, "input_size": input_info.size,
+        "input": job.input if storage.is_s3(job.input) else os.path.abspath(job.input),
+        "input_version": input_info.version, "input_size": input_info.size,
         "style": job.style.weights, "height": job.height, "crf": job.crf,
         "chunk_seconds": job.chunk_seconds, "overlap": job.overlap, "temporal": job.temporal,
         "pipeline": PIPELINE_VERSION,
