@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 
+from .errors import InputError
+
 
 def connect(address: str | None = None) -> None:
     """Join the cluster at ``address`` / ``RAY_ADDRESS``, or start a local Ray instance.
@@ -13,16 +15,22 @@ def connect(address: str | None = None) -> None:
     Token authentication stays on: a client joining a ``ray start`` head needs ``RAY_AUTH_MODE``
     set to ``token`` to send the token from ``~/.ray/auth_token`` (or ``RAY_AUTH_TOKEN``).
     """
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        # Read when Ray is first imported, so it must be set before.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     import ray
 
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address:
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-    else:
+    if not address:
         ray.init(logging_level=logging.WARNING, log_to_driver=False, include_dashboard=False)
+        return
+    try:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    except (ConnectionError, RuntimeError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"cannot join the Ray cluster at {address}: {reason}") from None
 
 
 def worker_pool() -> tuple[int, dict]:
