@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from torch import nn
 
+from .cycle_gan import NLayerDiscriminator, ResnetGenerator
 from .multistyle import MultiStyleNet
+from .pix2pix import UnetGenerator
+from .transformer_net import TransformerNet
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "multistyle": MultiStyleNet,
+    "transformer_net": TransformerNet,
+    "resnet_generator": ResnetGenerator,
+    "unet_generator": UnetGenerator,
+    "patchgan_discriminator": NLayerDiscriminator,
 }
 
 

@@ -1,0 +1,93 @@
+"""CycleGAN's ResNet generator and the PatchGAN discriminator, in the layout of
+junyanz/pytorch-CycleGAN-and-pix2pix ``models/networks.py`` (one ``nn.Sequential`` named
+``model``), so ``latest_net_G*.pth`` files saved by that project load as they are.
+
+Generators take and return RGB in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+
+def norm_layer(kind: str):
+    """That project's ``--norm``: instance (no affine, no running stats), batch, or none."""
+    if kind == "instance":
+        return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+    if kind == "batch":
+        return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
+    if kind == "none":
+        return lambda channels: nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}: instance, batch or none")
+
+
+def _uses_bias(norm) -> bool:
+    # Convolutions feeding a BatchNorm need no bias (its shift is one); elsewhere they do.
+    return getattr(norm, "func", norm) is not nn.BatchNorm2d
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, dim: int, norm, use_dropout: bool, use_bias: bool):
+        super().__init__()
+        layers = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), norm(dim),
+                  nn.ReLU(True)]
+        if use_dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), norm(dim)]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """c7s1-64, d128, d256, n x R256, u128, u64, c7s1-3 (6 blocks for 128 px, 9 for 256 px)."""
+
+    def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
+                 norm: str = "instance", use_dropout: bool = False):
+        super().__init__()
+        norm_fn = norm_layer(norm)
+        bias = _uses_bias(norm_fn)
+        layers = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=bias), norm_fn(ngf),
+                  nn.ReLU(True)]
+        for i in range(2):
+            mult = 2 ** i
+            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias),
+                       norm_fn(ngf * mult * 2), nn.ReLU(True)]
+        layers += [ResnetBlock(ngf * 4, norm_fn, use_dropout, bias) for _ in range(n_blocks)]
+        for i in range(2):
+            mult = 2 ** (2 - i)
+            layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1,
+                                          output_padding=1, bias=bias),
+                       norm_fn(ngf * mult // 2), nn.ReLU(True)]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class NLayerDiscriminator(nn.Module):
+    """PatchGAN: a grid of real/fake logits, each seeing a 70x70 patch (n_layers=3)."""
+
+    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3,
+                 norm: str = "instance"):
+        super().__init__()
+        norm_fn = norm_layer(norm)
+        bias = _uses_bias(norm_fn)
+        layers = [nn.Conv2d(input_nc, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers + 1):
+            previous, mult = mult, min(2 ** n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [nn.Conv2d(ndf * previous, ndf * mult, 4, stride=stride, padding=1,
+                                 bias=bias),
+                       norm_fn(ndf * mult), nn.LeakyReLU(0.2, True)]
+        layers.append(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
