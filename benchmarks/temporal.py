@@ -59,7 +59,8 @@ def evaluate_clip(name: str, height: int, style: str, strength: float) -> tuple[
     from framestyle.pipeline.decode import iter_frames, output_size
     from framestyle.pipeline.flicker import deviation, pair_motion, warping_error
     from framestyle.pipeline.probe import probe
-    from framestyle.pipeline.stylize import Stylizer, parse_style
+    from framestyle.pipeline.styles import parse_style
+    from framestyle.pipeline.stylize import Stylizer
     from framestyle.pipeline.temporal import TemporalBlender, with_motion
 
     torch.set_num_threads(1)

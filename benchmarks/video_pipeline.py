@@ -42,7 +42,8 @@ class ModelTimer:
     """A Ray actor holding the stylizer, as the job's actors do; times model calls only."""
 
     def __init__(self, style_text: str, batch_size: int):
-        from framestyle.pipeline.stylize import Stylizer, parse_style
+        from framestyle.pipeline.styles import parse_style
+        from framestyle.pipeline.stylize import Stylizer
 
         self.stylizer = Stylizer(parse_style(style_text))
         self.batch_size = batch_size
@@ -74,7 +75,8 @@ def model_only_on_actors(frames, style: str, batch_size: int) -> float:
 def model_only_in_process(frames, style: str, batch_size: int) -> float:
     import torch
 
-    from framestyle.pipeline.stylize import Stylizer, parse_style
+    from framestyle.pipeline.styles import parse_style
+    from framestyle.pipeline.stylize import Stylizer
 
     torch.set_num_threads(os.cpu_count() or 1)
     stylizer = Stylizer(parse_style(style))
@@ -86,7 +88,7 @@ def model_only_in_process(frames, style: str, batch_size: int) -> float:
 
 
 def end_to_end(path: str, style: str, height: int, temporal: float) -> dict:
-    from framestyle.pipeline.stylize import parse_style
+    from framestyle.pipeline.styles import parse_style
     from framestyle.pipeline.video_job import VideoJob, run_video_job
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,7 +8,7 @@ import os
 from ..pipeline.decode import output_size
 from ..pipeline.preview import before_after, frame_at
 from ..pipeline.probe import probe
-from ..pipeline.stylize import parse_style
+from ..pipeline.styles import parse_style
 from ..pipeline.video_job import VideoJob, run_video_job
 
 HELP = "stylize the bundled Big Buck Bunny sample (with its 5.1 audio) and save a before/after PNG"

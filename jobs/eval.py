@@ -8,7 +8,8 @@ from ..pipeline import flicker, storage
 from ..pipeline.decode import iter_frames
 from ..pipeline.errors import InputError
 from ..pipeline.probe import probe
-from ..pipeline.stylize import Stylizer, parse_style
+from ..pipeline.styles import parse_style
+from ..pipeline.stylize import Stylizer
 
 HELP = "measure a stylized video: flicker (warping error) and deviation from per-frame stylization"
 EPILOG = """\

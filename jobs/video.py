@@ -6,7 +6,7 @@ import argparse
 
 from ..pipeline import storage
 from ..pipeline.plan import DEFAULT_CHUNK_SECONDS
-from ..pipeline.stylize import parse_style
+from ..pipeline.styles import parse_style
 from ..pipeline.temporal import DEFAULT_STRENGTH
 from ..pipeline.video_job import VideoJob, run_video_job
 
@@ -27,7 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("output", metavar="OUT",
                         help="output file, or a folder/prefix ending in / to name it IN-STYLE.mp4")
     parser.add_argument("--style", required=True,
-                        help="builtin:N (0..25) or a mix such as builtin:3=0.5,12=0.5")
+                        help="builtin:N (0..25), a mix such as builtin:3=0.5,12=0.5, a checkpoint "
+                        "(path or s3:// URI: .pth/.model from fast_neural_style or "
+                        "pytorch-CycleGAN-and-pix2pix, .safetensors), or a model NAME[@VERSION] "
+                        "registered under $FRAMESTYLE_MODELS")
+    parser.add_argument("--arch", default=None,
+                        help="architecture of a checkpoint whose keys do not say it "
+                        "(transformer_net, resnet_generator, unet_generator)")
+    parser.add_argument("--trust-code", action="store_true",
+                        help="allow TorchScript checkpoints, which run code when loaded")
     parser.add_argument("--height", type=int, default=None,
                         help="output height in pixels as displayed (default: the input's)")
     parser.add_argument("--crf", type=int, default=20, help="H.264 quality, 0..51, lower is better "
@@ -42,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    style = parse_style(args.style)
+    style = parse_style(args.style, arch=args.arch, trust_code=args.trust_code)
     output = resolve_output(args.input, args.output, style.slug)
     job = VideoJob(input=args.input, output=output, style=style, height=args.height, crf=args.crf,
                    chunk_seconds=args.chunk_seconds, temporal=args.temporal)

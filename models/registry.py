@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import nn
 
 from .cycle_gan import NLayerDiscriminator, ResnetGenerator
@@ -15,6 +17,24 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "resnet_generator": ResnetGenerator,
     "unet_generator": UnetGenerator,
     "patchgan_discriminator": NLayerDiscriminator,
+}
+
+
+@dataclass(frozen=True)
+class IOConvention:
+    """How a network wants its pixels: value range in and out, and a size multiple."""
+
+    low: float
+    high: float
+    multiple: int = 4
+
+
+IO_CONVENTIONS: dict[str, IOConvention] = {
+    "multistyle": IOConvention(0.0, 1.0),
+    "transformer_net": IOConvention(0.0, 255.0),
+    "resnet_generator": IOConvention(-1.0, 1.0),
+    "unet_generator": IOConvention(-1.0, 1.0, multiple=256),  # set from num_downs when built
+    "torchscript": IOConvention(0.0, 255.0),  # as fast_neural_style exports them
 }
 
 

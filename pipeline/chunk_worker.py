@@ -22,7 +22,8 @@ from .decode import iter_frames
 from .encode import EncodeSettings, FrameEncoder
 from .plan import Chunk
 from .storage import ObjectInfo
-from .stylize import StyleRef, Stylizer
+from .styles import StyleRef
+from .stylize import Stylizer
 from .temporal import TemporalBlender, with_motion
 
 

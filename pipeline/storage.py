@@ -102,6 +102,13 @@ class LocalStorage:
         with contextlib.suppress(OSError):  # drop the parent too once nothing else is in it
             Path(prefix).parent.rmdir()
 
+    def list_files(self, prefix: str) -> Iterator[str]:
+        """Paths of the files under folder ``prefix``, relative to it, with / separators."""
+        root = Path(prefix)
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                yield path.relative_to(root).as_posix()
+
     def check_writable(self, uri: str) -> None:
         folder = Path(uri).resolve().parent
         while not folder.exists():
@@ -182,6 +189,16 @@ class S3Storage:
         except self.client.exceptions.NoSuchKey:
             return None
         return obj["Body"].read()
+
+    def list_files(self, prefix: str) -> Iterator[str]:
+        """Keys under ``prefix``, relative to it."""
+        bucket, key = split_s3(prefix.rstrip("/") + "/")
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = self._call("list", prefix, lambda: list(paginator.paginate(Bucket=bucket,
+                                                                            Prefix=key)))
+        for page in pages:
+            for obj in page.get("Contents", []):
+                yield obj["Key"][len(key):]
 
     def delete_prefix(self, prefix: str) -> None:
         bucket, key = split_s3(prefix.rstrip("/") + "/")

@@ -26,7 +26,7 @@ from .errors import InputError
 from .plan import (DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_FRAMES, Chunk, gop_size, plan_chunks,
                    plan_from_json, plan_to_json)
 from .probe import VideoInfo, probe
-from .stylize import StyleRef
+from .styles import StyleRef
 from .temporal import DEFAULT_STRENGTH
 
 # Bump when a change alters the pixels a job writes, so old chunks are not reused.

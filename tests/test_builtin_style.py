@@ -4,7 +4,8 @@ import torch
 
 from framestyle.models.loading import builtin_multistyle_path, load_builtin_multistyle
 from framestyle.pipeline.errors import InputError
-from framestyle.pipeline.stylize import Stylizer, parse_style
+from framestyle.pipeline.styles import parse_style
+from framestyle.pipeline.stylize import Stylizer
 
 
 @pytest.fixture(scope="module")

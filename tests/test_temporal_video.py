@@ -10,7 +10,7 @@ from framestyle.jobs.cli import main
 from framestyle.pipeline.decode import iter_frames
 from framestyle.pipeline.flicker import warping_error
 from framestyle.pipeline.probe import probe
-from framestyle.pipeline.stylize import parse_style
+from framestyle.pipeline.styles import parse_style
 from framestyle.pipeline.video_job import VideoJob, run_video_job
 
 

@@ -15,7 +15,7 @@ import pytest
 from framestyle.jobs.cli import main
 from framestyle.pipeline import storage, video_job
 from framestyle.pipeline.probe import probe
-from framestyle.pipeline.stylize import parse_style
+from framestyle.pipeline.styles import parse_style
 from framestyle.pipeline.video_job import VideoJob, run_video_job, work_prefix
 
 SUMMARY_KEYS = {"input", "output", "frames_in", "frames_out", "chunks", "chunks_reused",

@@ -1,0 +1,106 @@
+"""Style references: built-ins, checkpoint files, S3 URIs, and the model registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from framestyle.models.checkpoints import save_checkpoint
+from framestyle.models.cycle_gan import ResnetGenerator
+from framestyle.models.transformer_net import TransformerNet
+from framestyle.pipeline import storage
+from framestyle.pipeline.errors import InputError
+from framestyle.pipeline.styles import parse_style, registry_entries
+from framestyle.pipeline.stylize import Stylizer
+
+
+def seeded(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    return model.eval()
+
+
+def frames(n=2, h=30, w=42):
+    return [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8) for i in range(n)]
+
+
+def test_transformer_net_checkpoint_gets_0_255_pixels(tmp_path):
+    net = seeded(TransformerNet(width=0.25))
+    path = tmp_path / "candy.pth"
+    torch.save(net.state_dict(), path)
+    style = parse_style(str(path))
+    assert style.source == str(path) and style.slug == "candy"
+    batch = frames()
+    got = Stylizer(style)(batch)
+    x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float()
+    x = torch.nn.functional.pad(x, [0, 2, 0, 2], mode="reflect")  # to a multiple of 4
+    with torch.no_grad():
+        expected = net(x)[:, :, :30, :42].add(0.5).clamp(0, 255).to(torch.uint8)
+    assert np.array_equal(np.stack(got), expected.permute(0, 2, 3, 1).numpy())
+
+
+def test_cyclegan_generator_gets_minus_one_to_one(tmp_path):
+    net = seeded(ResnetGenerator(ngf=8, n_blocks=6))
+    path = tmp_path / "latest_net_G_A.pth"
+    torch.save(net.state_dict(), path)
+    batch = frames(h=32, w=32)
+    got = Stylizer(parse_style(str(path)))(batch)
+    x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        expected = ((net(x) + 1) * 127.5).add(0.5).clamp(0, 255).to(torch.uint8)
+    assert np.abs(np.stack(got).astype(int) - expected.permute(0, 2, 3, 1).numpy()).max() <= 1
+
+
+def test_missing_checkpoints_and_unknown_names_are_input_errors(tmp_path, monkeypatch):
+    with pytest.raises(InputError, match="style checkpoint not found"):
+        parse_style(str(tmp_path / "absent.pth"))
+    monkeypatch.delenv("FRAMESTYLE_MODELS", raising=False)
+    with pytest.raises(InputError, match="FRAMESTYLE_MODELS"):
+        parse_style("starry-night")
+
+
+def publish(root: str, name: str, version: str, width: float, tmp_path) -> None:
+    local = tmp_path / f"{name}-{version}"
+    save_checkpoint(seeded(TransformerNet(width=width)), "transformer_net", {"width": width},
+                    local, style=name)
+    for suffix, target in ((".safetensors", "model.safetensors"), (".json", "model.json")):
+        dest = storage.join(root, name, version, target)
+        storage.storage_for(dest).upload(str(local.with_suffix(suffix)), dest)
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_registry_names_resolve_to_the_highest_version(where, bucket, tmp_path, monkeypatch):
+    root = str(tmp_path / "models") if where == "local" else f"s3://{bucket}/registry-{where}"
+    for version, width in (("1", 0.25), ("2", 0.125), ("10", 0.5)):
+        publish(root, "candy", version, width, tmp_path)
+    monkeypatch.setenv("FRAMESTYLE_MODELS", root)
+    monkeypatch.setenv("FRAMESTYLE_CACHE", str(tmp_path / "cache"))
+    assert registry_entries() == {"candy": ["1", "2", "10"]}
+    latest = parse_style("candy")
+    assert latest.source.endswith("candy/10/model.safetensors")
+    pinned = parse_style("candy@2")
+    stylizer = Stylizer(pinned)
+    assert stylizer.model.conv1.conv2d.out_channels == 4  # width 0.125 of 32
+    assert stylizer(frames(n=1))[0].shape == (30, 42, 3)
+    with pytest.raises(InputError, match="no version '3'"):
+        parse_style("candy@3")
+
+
+def test_video_job_with_a_registry_model_on_s3(ray_session, clips, bucket, tmp_path, monkeypatch,
+                                               capsys):
+    from framestyle.jobs.cli import main
+    from framestyle.pipeline.probe import probe
+
+    root = f"s3://{bucket}/registry-video"
+    publish(root, "slim", "1", 0.25, tmp_path)
+    monkeypatch.setenv("FRAMESTYLE_MODELS", root)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code = main(["video", str(clips["bunny"]), str(out_dir), "--style", "slim@1",
+                 "--temporal", "0"])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    assert probe(str(out_dir / "bunny2s-slim-1.mp4")).frames == 50
