@@ -7,13 +7,16 @@ import json
 import sys
 
 from ..pipeline.errors import FramestyleError
-from . import demo, eval, video
+from . import demo, eval, image, models, styles, video
 
 # subcommand -> module with HELP, add_arguments(parser), run(args) -> dict, summary_line(dict)
 JOBS = {
     "video": video,
+    "image": image,
     "demo": demo,
     "eval": eval,
+    "models": models,
+    "styles": styles,
 }
 
 

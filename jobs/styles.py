@@ -1,0 +1,52 @@
+"""framestyle styles sheet IMAGE OUT.png: every built-in style on one image, side by side."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+
+from ..models.loading import BUILTIN_STYLES
+from ..pipeline import storage
+from .image import load_rgb
+
+HELP = "render a contact sheet of all built-in styles applied to one image"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["sheet"], help="what to make")
+    parser.add_argument("image", metavar="IMAGE", help="the photo to stylize")
+    parser.add_argument("output", metavar="OUT.png", help="where the sheet goes")
+    parser.add_argument("--tile", type=int, default=256, help="longer side of each tile (256)")
+    parser.add_argument("--columns", type=int, default=7, help="tiles per row (7)")
+
+
+def run(args: argparse.Namespace) -> dict:
+    from PIL import Image, ImageDraw
+
+    from ..pipeline.styles import parse_style
+    from ..pipeline.stylize import Stylizer
+
+    photo = load_rgb(storage.fetch(args.image, storage.require(args.image)), args.image, args.tile)
+    h, w = photo.shape[:2]
+    label = 18
+    tiles = [("original", photo)]
+    for i in range(BUILTIN_STYLES):
+        tiles.append((f"builtin:{i}", Stylizer(parse_style(f"builtin:{i}"))([photo])[0]))
+    rows = -(-len(tiles) // args.columns)
+    sheet = Image.new("RGB", (args.columns * w, rows * (h + label)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for n, (name, pixels) in enumerate(tiles):
+        x, y = (n % args.columns) * w, (n // args.columns) * (h + label)
+        sheet.paste(Image.fromarray(pixels), (x, y + label))
+        draw.text((x + 4, y + 3), name, fill="black")
+    with tempfile.TemporaryDirectory(prefix="framestyle-sheet-") as tmp:
+        local = os.path.join(tmp, "sheet.png")
+        sheet.save(local)
+        storage.storage_for(args.output).upload(local, args.output)
+    return {"image": args.image, "output": args.output, "styles": BUILTIN_STYLES,
+            "width": sheet.width, "height": sheet.height}
+
+
+def summary_line(result: dict) -> str:
+    return f"{result['output']}: {result['styles']} styles, {result['width']}x{result['height']}"
