@@ -34,7 +34,7 @@ IO_CONVENTIONS: dict[str, IOConvention] = {
     "transformer_net": IOConvention(0.0, 255.0),
     "resnet_generator": IOConvention(-1.0, 1.0),
     "unet_generator": IOConvention(-1.0, 1.0, multiple=256),  # set from num_downs when built
-    "torchscript": IOConvention(0.0, 255.0),  # as fast_neural_style exports them
+    "torchscript": IOConvention(0.0, 1.0),  # the contract `framestyle models export` writes
 }
 
 

@@ -1,0 +1,89 @@
+"""Export a style network for other runtimes: ONNX (optionally int8) or TorchScript.
+
+Every exported model has the same contract whatever the architecture: input ``image``, float
+RGB in [0, 1], shape (N, 3, H, W) with H and W multiples of the network's size multiple (4 for
+most; 256 for a U-Net-256); output ``stylized``, same shape and range. The style (built-in
+weights) is baked in.
+
+InstanceNorm exports as ONNX ``InstanceNormalization`` only in eval mode without running
+statistics; the networks here are put in eval mode first, and the test suite checks
+onnxruntime against PyTorch.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .registry import IOConvention
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class UnitRangeModel(nn.Module):
+    """[0, 1] RGB in and out around a network with its own pixel range and condition."""
+
+    def __init__(self, model: nn.Module, io: IOConvention, condition: torch.Tensor | None):
+        super().__init__()
+        self.model = model.eval()
+        self.low, self.span = io.low, io.high - io.low
+        self.conditioned = condition is not None
+        self.register_buffer("condition", condition if condition is not None else torch.zeros(0))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = image * self.span + self.low
+        y = self.model(x, self.condition) if self.conditioned else self.model(x)
+        return ((y - self.low) / self.span).clamp(0, 1)
+
+
+def export_onnx(wrapper: UnitRangeModel, path: str | Path, dtype: str = "fp32",
+                sample_size: tuple[int, int] = (256, 256)) -> Path:
+    path = Path(path)
+    model = wrapper.to(DTYPES[dtype]).eval()
+    sample = torch.rand(1, 3, *sample_size, dtype=DTYPES[dtype])
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's notes on its own internals
+        torch.onnx.export(model, (sample,), str(path), input_names=["image"],
+                          output_names=["stylized"], opset_version=17, dynamo=False,
+                          dynamic_axes={"image": {0: "n", 2: "h", 3: "w"},
+                                        "stylized": {0: "n", 2: "h", 3: "w"}})
+    return path
+
+
+def export_torchscript(wrapper: UnitRangeModel, path: str | Path, dtype: str = "fp32",
+                       sample_size: tuple[int, int] = (256, 256)) -> Path:
+    path = Path(path)
+    model = wrapper.to(DTYPES[dtype]).eval()
+    sample = torch.rand(1, 3, *sample_size, dtype=DTYPES[dtype])
+    with torch.inference_mode():
+        traced = torch.jit.trace(model, sample, check_trace=False)
+    traced.save(str(path))
+    return path
+
+
+def quantize_int8(fp32_path: str | Path, int8_path: str | Path,
+                  calibration: Iterable[np.ndarray]) -> Path:
+    """Static int8 quantization for CPU, calibrated on frames (H, W, 3 uint8) that look like
+    what the model will see. Convolutions only, QDQ, per-channel weights: normalisation layers
+    stay in float, which measured best in both quality and speed (benchmarks/int8.py)."""
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class Frames(CalibrationDataReader):
+        def __init__(self):
+            self._it = (
+                {"image": (f.astype(np.float32) / 255).transpose(2, 0, 1)[None]}
+                for f in calibration)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    quantize_static(str(fp32_path), str(int8_path), Frames(), quant_format=QuantFormat.QDQ,
+                    op_types_to_quantize=["Conv"], per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return Path(int8_path)

@@ -1,0 +1,92 @@
+"""framestyle models export: ONNX (with InstanceNorm), fp16, int8, TorchScript."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from framestyle.jobs.cli import main
+from framestyle.models.checkpoints import load_model
+from framestyle.models.transformer_net import TransformerNet
+from framestyle.pipeline.styles import parse_style
+from framestyle.pipeline.stylize import load_style
+from framestyle.models.export import UnitRangeModel
+
+
+def reference(style_text: str, image: np.ndarray) -> np.ndarray:
+    model, io, condition = load_style(parse_style(style_text))
+    with torch.inference_mode():
+        return UnitRangeModel(model, io, condition)(torch.from_numpy(image)).numpy()
+
+
+def ort_run(path, image: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"image": image})[0]
+
+
+def export(capsys, *argv) -> dict:
+    code = main(["models", "export", *map(str, argv), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)
+
+
+IMAGE = np.random.default_rng(0).random((1, 3, 72, 132), dtype=np.float32)  # not the trace size
+
+
+def test_builtin_style_to_onnx_matches_torch(tmp_path, capsys):
+    result = export(capsys, "builtin:7", tmp_path / "b7.onnx")
+    assert result["format"] == "onnx" and result["dtype"] == "fp32"
+    got = ort_run(tmp_path / "b7.onnx", IMAGE)
+    assert np.abs(got - reference("builtin:7", IMAGE)).max() < 1e-3
+
+
+def test_instance_norm_network_exports_correctly(tmp_path, capsys):
+    net = TransformerNet(width=0.25)
+    with torch.no_grad():
+        for i, p in enumerate(net.parameters()):
+            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(i)) * 0.1)
+    torch.save(net.state_dict(), tmp_path / "slim.pth")
+    export(capsys, tmp_path / "slim.pth", tmp_path / "slim.onnx")
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "slim.onnx")).graph.node}
+    assert "InstanceNormalization" in ops
+    got = ort_run(tmp_path / "slim.onnx", IMAGE)
+    assert np.abs(got - reference(str(tmp_path / "slim.pth"), IMAGE)).max() < 1e-3
+
+
+def test_fp16_onnx_and_torchscript_round_trip(tmp_path, capsys):
+    export(capsys, "builtin:2", tmp_path / "half.onnx", "--dtype", "fp16")
+    weights = onnx.load(str(tmp_path / "half.onnx")).graph.initializer
+    assert {w.data_type for w in weights if len(w.dims) == 4} == {onnx.TensorProto.FLOAT16}
+    export(capsys, "builtin:2", tmp_path / "b2.pt", "--format", "torchscript")
+    scripted, card = load_model(tmp_path / "b2.pt", trust_code=True)
+    with torch.inference_mode():
+        got = scripted(torch.from_numpy(IMAGE)).numpy()
+    assert card.arch == "torchscript"
+    assert np.abs(got - reference("builtin:2", IMAGE)).max() < 1e-4
+
+
+def test_int8_onnx_stays_close_to_fp32(tmp_path, capsys):
+    export(capsys, "builtin:7", tmp_path / "fp32.onnx")
+    result = export(capsys, "builtin:7", tmp_path / "int8.onnx", "--int8")
+    assert result["dtype"] == "int8"
+    assert result["bytes"] < (tmp_path / "fp32.onnx").stat().st_size
+    image = np.random.default_rng(1).random((1, 3, 128, 128), dtype=np.float32)
+    mse = float(np.mean((ort_run(tmp_path / "int8.onnx", image) -
+                         ort_run(tmp_path / "fp32.onnx", image)) ** 2))
+    assert 10 * np.log10(1 / mse) > 25  # dB; the benchmark measures real frames against 30
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["export", "builtin:1"], "needs STYLE and OUT"),
+    (["export", "builtin:1", "x.pt", "--format", "torchscript", "--int8"], "--int8"),
+])
+def test_export_usage_errors(capsys, argv, message):
+    code = main(["models", *argv])
+    _, err = capsys.readouterr()
+    assert code == 2 and message in err
