@@ -8,6 +8,7 @@ import torch
 from ..models.checkpoints import load_model
 from ..models.loading import load_builtin_multistyle
 from ..models.registry import IO_CONVENTIONS, IOConvention
+from ..models.tiling import tiled_forward
 from .styles import StyleRef, fetch_checkpoint
 
 
@@ -32,11 +33,14 @@ class Stylizer:
 
     Frames are reflect-padded to the size multiple the network needs (4 for two stride-2
     stages) and cropped back; pixel values are mapped to the network's range and back. On a GPU
-    the model runs in fp16 with channels_last memory.
+    the model runs in fp16 with channels_last memory. Frames larger than ``max_tile`` run in
+    overlapping tiles with whole-image normalisation statistics (``models.tiling``).
     """
 
-    def __init__(self, style: StyleRef, device: torch.device | None = None):
+    def __init__(self, style: StyleRef, device: torch.device | None = None,
+                 max_tile: int | None = None):
         self.device = device or pick_device()
+        self.max_tile = max_tile
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         model, self.io, condition = load_style(style)
         model = model.to(self.device, self.dtype)
@@ -52,15 +56,25 @@ class Stylizer:
         h, w = batch.shape[1:3]
         scale = (self.io.high - self.io.low) / 255
         x = batch.permute(0, 3, 1, 2).to(self.dtype).mul_(scale).add_(self.io.low)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.max_tile and max(h, w) > self.max_tile:
+            y = tiled_forward(self._run, self.model, x, self.max_tile,
+                              multiple=self.io.multiple)
+        else:
+            y = self._run(x)
+        y = y.float().sub_(self.io.low).div_(scale)
+        out = y.add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
+        return list(out.numpy())
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on ``x``, padded to its size multiple and cropped back."""
+        h, w = x.shape[-2:]
         m = self.io.multiple
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:
             # reflect padding needs pad < size; replicate covers the rest (tiny frames, U-Nets)
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = torch.nn.functional.pad(x, [0, pw, 0, ph], mode=mode)
-        if self.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
         y = self.model(x) if self.condition is None else self.model(x, self.condition)
-        y = y[:, :, :h, :w].float().sub_(self.io.low).div_(scale)
-        out = y.add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
-        return list(out.numpy())
+        return y[:, :, :h, :w]

@@ -44,6 +44,7 @@ class VideoJob:
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS
     overlap: int = DEFAULT_OVERLAP_FRAMES
     temporal: float = DEFAULT_STRENGTH
+    max_tile: int | None = None  # stylize frames larger than this in tiles (bounded memory)
 
 
 def run_video_job(job: VideoJob, address: str | None = None, progress: bool = True) -> dict:
@@ -53,6 +54,8 @@ def run_video_job(job: VideoJob, address: str | None = None, progress: bool = Tr
         raise InputError(f"--height must be at least 2, got {job.height}")
     if not 0 <= job.crf <= 51:
         raise InputError(f"--crf must be in 0..51, got {job.crf}")
+    if job.max_tile is not None and job.max_tile < 64:
+        raise InputError(f"--max-tile must be at least 64, got {job.max_tile}")
     if not 0 <= job.temporal < 1:
         raise InputError(f"--temporal must be in [0, 1), got {job.temporal}")
     input_info = storage.require(job.input)
@@ -78,7 +81,7 @@ def run_video_job(job: VideoJob, address: str | None = None, progress: bool = Tr
     done_frames = sum(t.chunk.frames for t in tasks if t.chunk.index in reusable)
     bar = _progress_bar(video.frames, done_frames, storage.basename(job.input), progress)
     try:
-        _run_chunks(todo, job.style, bar.update)
+        _run_chunks(todo, job.style, bar.update, job.max_tile)
     finally:
         bar.close()
     result = _assemble_remote(job, [t.chunk_uri for t in tasks], input_info, video, settings)
@@ -99,7 +102,7 @@ def work_prefix(job: VideoJob, input_info: storage.ObjectInfo) -> str:
         "input_version": input_info.version, "input_size": input_info.size,
         "style": job.style.weights, "height": job.height, "crf": job.crf,
         "chunk_seconds": job.chunk_seconds, "overlap": job.overlap, "temporal": job.temporal,
-        "pipeline": PIPELINE_VERSION,
+        "max_tile": job.max_tile, "pipeline": PIPELINE_VERSION,
     }
     job_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     return storage.join(storage.parent(job.output), WORK_DIR, job_id)
@@ -134,7 +137,8 @@ def is_finished(task: ChunkTask) -> bool:
     return file_sha256(task.chunk_uri) == record.sha256
 
 
-def _run_chunks(tasks: list[ChunkTask], style: StyleRef, on_frames) -> list[ChunkRecord]:
+def _run_chunks(tasks: list[ChunkTask], style: StyleRef, on_frames,
+                max_tile: int | None = None) -> list[ChunkRecord]:
     """Process ``tasks`` on a pool of stylizer actors; one driver thread per actor keeps it fed.
 
     After the first failure no new chunk starts; chunks in flight finish (and are kept for the
@@ -147,7 +151,7 @@ def _run_chunks(tasks: list[ChunkTask], style: StyleRef, on_frames) -> list[Chun
     workers, options = worker_pool()
     count = min(workers, len(tasks))
     actor_cls = ray.remote(ChunkWorker).options(**options)
-    actors = [actor_cls.remote(style) for _ in range(count)]
+    actors = [actor_cls.remote(style, max_tile=max_tile) for _ in range(count)]
     pending, done, errors = deque(tasks), [], []
     lock = threading.Lock()
 
