@@ -11,6 +11,7 @@ from pathlib import Path
 from ..pipeline import storage
 from ..pipeline.errors import InputError
 from ..pipeline.styles import parse_style
+from .video import add_inference_arguments, inference_options
 
 HELP = "stylize one image (local path or s3:// URI)"
 
@@ -21,9 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style", required=True, help="as for framestyle video")
     parser.add_argument("--max-side", type=int, default=None,
                         help="shrink so the longer side is at most this many pixels")
-    parser.add_argument("--max-tile", type=int, default=None, metavar="PIXELS",
-                        help="stylize frames larger than this in overlapping tiles: bounded "
-                        "memory for 4K and up, exact to ~1/255 but several times slower")
+    add_inference_arguments(parser)
     parser.add_argument("--arch", default=None, help="architecture of a checkpoint (see video)")
     parser.add_argument("--trust-code", action="store_true", help="allow TorchScript checkpoints")
 
@@ -60,7 +59,7 @@ def run(args: argparse.Namespace) -> dict:
     storage.storage_for(args.output).check_writable(args.output)
     source = storage.fetch(args.input, storage.require(args.input))
     pixels = load_rgb(source, args.input, args.max_side)
-    out = Stylizer(style, max_tile=args.max_tile)([pixels])[0]
+    out = Stylizer(style, inference_options(args))([pixels])[0]
     with tempfile.TemporaryDirectory(prefix="framestyle-image-") as tmp:
         local = os.path.join(tmp, "out" + suffix)
         Image.fromarray(out).save(local)

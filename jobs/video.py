@@ -7,6 +7,7 @@ import argparse
 from ..pipeline import storage
 from ..pipeline.plan import DEFAULT_CHUNK_SECONDS
 from ..pipeline.styles import parse_style
+from ..pipeline.stylize import InferenceOptions
 from ..pipeline.temporal import DEFAULT_STRENGTH
 from ..pipeline.video_job import VideoJob, run_video_job
 
@@ -45,9 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temporal", type=float, default=DEFAULT_STRENGTH, metavar="STRENGTH",
                         help="temporal coherence against flicker, 0 (off: each frame on its own) "
                         f"to <1 (default: {DEFAULT_STRENGTH:g}); see docs/temporal.md")
-    parser.add_argument("--max-tile", type=int, default=None, metavar="PIXELS",
-                        help="stylize frames larger than this in overlapping tiles: bounded "
-                        "memory for 4K and up, exact to ~1/255 but several times slower")
+    add_inference_arguments(parser)
     parser.add_argument("--address", default=None,
                         help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray instance)")
 
@@ -57,9 +56,25 @@ def run(args: argparse.Namespace) -> dict:
     output = resolve_output(args.input, args.output, style.slug)
     job = VideoJob(input=args.input, output=output, style=style, height=args.height, crf=args.crf,
                    chunk_seconds=args.chunk_seconds, temporal=args.temporal,
-                   max_tile=args.max_tile)
+                   inference=inference_options(args))
     # The progress bar goes to stderr, so it shows with --json too without disturbing stdout.
     return run_video_job(job, address=args.address)
+
+
+def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dtype", choices=["auto", "fp32", "fp16", "bf16"], default="auto",
+                        help="model precision (default auto: fp16 on GPUs, fp32 on CPUs)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model: faster on long runs, but the first "
+                        "batch of each frame size waits for a compile (a minute on CPU)")
+    parser.add_argument("--max-tile", type=int, default=None, metavar="PIXELS",
+                        help="stylize frames larger than this in overlapping tiles: bounded "
+                        "memory for 4K and up, within ~1/255 of one pass but several times "
+                        "slower")
+
+
+def inference_options(args: argparse.Namespace) -> InferenceOptions:
+    return InferenceOptions(dtype=args.dtype, compile=args.compile, max_tile=args.max_tile)
 
 
 def resolve_output(input_uri: str, output: str, style_slug: str) -> str:

@@ -23,7 +23,7 @@ from .encode import EncodeSettings, FrameEncoder
 from .plan import Chunk
 from .storage import ObjectInfo
 from .styles import StyleRef
-from .stylize import Stylizer
+from .stylize import InferenceOptions, Stylizer
 from .temporal import TemporalBlender, with_motion
 
 
@@ -77,12 +77,12 @@ def file_sha256(path: str) -> str:
 class ChunkWorker:
     """Holds one loaded model; processes chunks one after another. Used as a Ray actor."""
 
-    def __init__(self, style: StyleRef, batch_size: int | None = None,
-                 max_tile: int | None = None):
+    def __init__(self, style: StyleRef, options: InferenceOptions = InferenceOptions(),
+                 batch_size: int | None = None):
         import cv2
 
         cv2.setNumThreads(1)  # one actor per CPU: OpenCV's own pool would oversubscribe it
-        self.stylizer = Stylizer(style, max_tile=max_tile)
+        self.stylizer = Stylizer(style, options)
         self.batch_size = batch_size or (16 if self.stylizer.device.type == "cuda" else 4)
 
     def process(self, task: ChunkTask) -> Iterator[int | ChunkRecord]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -24,6 +26,21 @@ def load_style(style: StyleRef) -> tuple[torch.nn.Module, IOConvention, torch.Te
     return model, io, None
 
 
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How to run the network: precision, torch.compile, and tiling for big frames."""
+
+    dtype: str = "auto"  # auto: fp16 on a GPU, fp32 on a CPU; or fp32, fp16, bf16
+    compile: bool = False  # torch.compile: faster after a one-off compile per frame size
+    # (ignored with max_tile)
+    max_tile: int | None = None  # frames larger than this run in tiles (models.tiling)
+
+    def torch_dtype(self, device: torch.device) -> torch.dtype:
+        if self.dtype == "auto":
+            return torch.float16 if device.type == "cuda" else torch.float32
+        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.dtype]
+
+
 def pick_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
@@ -33,19 +50,23 @@ class Stylizer:
 
     Frames are reflect-padded to the size multiple the network needs (4 for two stride-2
     stages) and cropped back; pixel values are mapped to the network's range and back. On a GPU
-    the model runs in fp16 with channels_last memory. Frames larger than ``max_tile`` run in
+    the model runs in fp16 (or as ``options`` say) with channels_last memory. Frames larger than ``max_tile`` run in
     overlapping tiles with whole-image normalisation statistics (``models.tiling``).
     """
 
-    def __init__(self, style: StyleRef, device: torch.device | None = None,
-                 max_tile: int | None = None):
+    def __init__(self, style: StyleRef, options: InferenceOptions = InferenceOptions(),
+                 device: torch.device | None = None):
         self.device = device or pick_device()
-        self.max_tile = max_tile
-        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        self.max_tile = options.max_tile
+        self.dtype = options.torch_dtype(self.device)
         model, self.io, condition = load_style(style)
         model = model.to(self.device, self.dtype)
         self.model = model.to(memory_format=torch.channels_last) if self.device.type == "cuda" \
             else model
+        # Tiling hooks the module's norm layers, which a compiled graph would not see: tiled
+        # runs stay eager.
+        compiled = options.compile and not options.max_tile
+        self.forward = torch.compile(self.model, dynamic=False) if compiled else self.model
         self.condition = None if condition is None else condition.to(self.device, self.dtype)
 
     @torch.inference_mode()
@@ -76,5 +97,5 @@ class Stylizer:
             # reflect padding needs pad < size; replicate covers the rest (tiny frames, U-Nets)
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = torch.nn.functional.pad(x, [0, pw, 0, ph], mode=mode)
-        y = self.model(x) if self.condition is None else self.model(x, self.condition)
+        y = self.forward(x) if self.condition is None else self.forward(x, self.condition)
         return y[:, :, :h, :w]

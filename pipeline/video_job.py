@@ -27,6 +27,7 @@ from .plan import (DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_FRAMES, Chunk, gop_siz
                    plan_from_json, plan_to_json)
 from .probe import VideoInfo, probe
 from .styles import StyleRef
+from .stylize import InferenceOptions
 from .temporal import DEFAULT_STRENGTH
 
 # Bump when a change alters the pixels a job writes, so old chunks are not reused.
@@ -44,7 +45,7 @@ class VideoJob:
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS
     overlap: int = DEFAULT_OVERLAP_FRAMES
     temporal: float = DEFAULT_STRENGTH
-    max_tile: int | None = None  # stylize frames larger than this in tiles (bounded memory)
+    inference: InferenceOptions = InferenceOptions()
 
 
 def run_video_job(job: VideoJob, address: str | None = None, progress: bool = True) -> dict:
@@ -54,8 +55,8 @@ def run_video_job(job: VideoJob, address: str | None = None, progress: bool = Tr
         raise InputError(f"--height must be at least 2, got {job.height}")
     if not 0 <= job.crf <= 51:
         raise InputError(f"--crf must be in 0..51, got {job.crf}")
-    if job.max_tile is not None and job.max_tile < 64:
-        raise InputError(f"--max-tile must be at least 64, got {job.max_tile}")
+    if job.inference.max_tile is not None and job.inference.max_tile < 64:
+        raise InputError(f"--max-tile must be at least 64, got {job.inference.max_tile}")
     if not 0 <= job.temporal < 1:
         raise InputError(f"--temporal must be in [0, 1), got {job.temporal}")
     input_info = storage.require(job.input)
@@ -81,7 +82,7 @@ def run_video_job(job: VideoJob, address: str | None = None, progress: bool = Tr
     done_frames = sum(t.chunk.frames for t in tasks if t.chunk.index in reusable)
     bar = _progress_bar(video.frames, done_frames, storage.basename(job.input), progress)
     try:
-        _run_chunks(todo, job.style, bar.update, job.max_tile)
+        _run_chunks(todo, job.style, bar.update, job.inference)
     finally:
         bar.close()
     result = _assemble_remote(job, [t.chunk_uri for t in tasks], input_info, video, settings)
@@ -102,7 +103,8 @@ def work_prefix(job: VideoJob, input_info: storage.ObjectInfo) -> str:
         "input_version": input_info.version, "input_size": input_info.size,
         "style": job.style.weights, "height": job.height, "crf": job.crf,
         "chunk_seconds": job.chunk_seconds, "overlap": job.overlap, "temporal": job.temporal,
-        "max_tile": job.max_tile, "pipeline": PIPELINE_VERSION,
+        "dtype": job.inference.dtype, "max_tile": job.inference.max_tile,
+        "pipeline": PIPELINE_VERSION,
     }
     job_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     return storage.join(storage.parent(job.output), WORK_DIR, job_id)
@@ -138,7 +140,7 @@ def is_finished(task: ChunkTask) -> bool:
 
 
 def _run_chunks(tasks: list[ChunkTask], style: StyleRef, on_frames,
-                max_tile: int | None = None) -> list[ChunkRecord]:
+                inference: InferenceOptions = InferenceOptions()) -> list[ChunkRecord]:
     """Process ``tasks`` on a pool of stylizer actors; one driver thread per actor keeps it fed.
 
     After the first failure no new chunk starts; chunks in flight finish (and are kept for the
@@ -151,7 +153,7 @@ def _run_chunks(tasks: list[ChunkTask], style: StyleRef, on_frames,
     workers, options = worker_pool()
     count = min(workers, len(tasks))
     actor_cls = ray.remote(ChunkWorker).options(**options)
-    actors = [actor_cls.remote(style, max_tile=max_tile) for _ in range(count)]
+    actors = [actor_cls.remote(style, inference) for _ in range(count)]
     pending, done, errors = deque(tasks), [], []
     lock = threading.Lock()
 

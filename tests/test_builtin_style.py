@@ -56,3 +56,18 @@ def test_stylizer_keeps_odd_frame_sizes():
               for i in range(3)]
     out = Stylizer(parse_style("builtin:1"))(frames)
     assert [o.shape for o in out] == [(37, 51, 3)] * 3 and out[0].dtype == np.uint8
+
+
+def test_precision_and_compile_options():
+    from framestyle.pipeline.stylize import InferenceOptions
+
+    frames = [np.random.default_rng(3).integers(0, 255, (40, 64, 3), dtype=np.uint8)]
+    style = parse_style("builtin:5")
+    full = Stylizer(style)(frames)[0].astype(int)
+    half = Stylizer(style, InferenceOptions(dtype="bf16"))
+    assert half.dtype == torch.bfloat16
+    assert np.abs(half(frames)[0].astype(int) - full).mean() < 4  # bf16 keeps 8 bits of mantissa
+    compiled = Stylizer(style, InferenceOptions(compile=True))
+    assert compiled.forward is not compiled.model  # wrapped lazily: nothing compiles until used
+    tiled = Stylizer(style, InferenceOptions(compile=True, max_tile=256))
+    assert tiled.forward is tiled.model  # tiling hooks need the eager module

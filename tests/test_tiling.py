@@ -8,7 +8,7 @@ import torch
 from framestyle.models.tiling import _own, _starts
 from framestyle.models.transformer_net import TransformerNet
 from framestyle.pipeline.styles import parse_style
-from framestyle.pipeline.stylize import Stylizer
+from framestyle.pipeline.stylize import InferenceOptions, Stylizer
 
 
 def test_tiles_cover_the_image_once():
@@ -32,10 +32,10 @@ def test_tiled_matches_untiled_on_1024_square(tmp_path):
     image = np.kron(coarse, np.ones((64, 64, 1), np.uint8))  # 1024x1024, big flat areas + edges
     image = np.clip(image.astype(int) + rng.integers(-20, 20, image.shape), 0, 255).astype(np.uint8)
     whole = Stylizer(style)([image])[0].astype(float)
-    tiled = Stylizer(style, max_tile=512)([image])[0].astype(float)
+    tiled = Stylizer(style, InferenceOptions(max_tile=512))([image])[0].astype(float)
     assert tiled.shape == whole.shape == (1024, 1024, 3)
     assert np.abs(tiled - whole).mean() < 2
-    naive = Stylizer(style, max_tile=512)
+    naive = Stylizer(style, InferenceOptions(max_tile=512))
     naive_out = _per_tile_stats(naive, image)
     assert np.abs(naive_out - whole).mean() > np.abs(tiled - whole).mean()
 
