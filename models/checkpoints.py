@@ -83,10 +83,10 @@ def load_model(path: str | Path, arch: str | None = None, trust_code: bool = Fal
     state = clean_state_dict(read_state_dict(path))
     if card and card.sha256 and file_sha256(path) != card.sha256:
         raise CheckpointError(f"{path} does not match the hash in its card: corrupt or replaced")
-    if arch or not card:
-        detected_arch, config = detect_arch(state)
-        card = ModelCard(arch=arch or detected_arch, config=config if not arch or
-                         arch == detected_arch else {})
+    if arch:
+        card = ModelCard(arch=arch, config=_detected_config(state, arch))
+    elif not card:
+        card = ModelCard(*detect_arch(state))
     try:
         model = registry.build(card.arch, **card.config)
         model.load_state_dict(state, strict=True)
@@ -160,6 +160,16 @@ def detect_arch(state: dict[str, torch.Tensor]) -> tuple[str, dict]:
             "n_blocks": len(blocks), "norm": "batch" if batch else "instance"}
     raise CheckpointError("cannot tell the architecture from this checkpoint's keys "
                           f"(first: {', '.join(list(keys)[:3])}); name it with --arch")
+
+
+def _detected_config(state: dict[str, torch.Tensor], arch: str) -> dict:
+    """The config detection finds when it agrees with the architecture the user named, else the
+    architecture's defaults."""
+    try:
+        detected, config = detect_arch(state)
+    except CheckpointError:
+        return {}
+    return config if detected == arch else {}
 
 
 def _read_card(path: Path) -> ModelCard | None:

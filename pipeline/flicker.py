@@ -17,6 +17,7 @@ absolute difference (in [0, 1]) between the output and a per-frame stylization o
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -98,7 +99,7 @@ def warping_error(inputs: Iterable[np.ndarray], outputs: Iterable[np.ndarray],
     """E_warp of ``outputs`` against ``inputs``; pass ``motions`` (one per frame, the first
     unused) to reuse the input's flow when scoring several outputs of the same input."""
     meter = FlickerMeter()
-    motions = motions if motions is not None else iter(lambda: None, 0)
+    motions = motions if motions is not None else itertools.repeat(None)
     for i, o, m in zip(inputs, outputs, motions):
         meter.add(i, o, m)
     return meter

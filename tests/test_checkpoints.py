@@ -101,6 +101,8 @@ def test_arch_override_and_unknown_layouts(tmp_path):
     torch.save({"encoder.weight": torch.zeros(2)}, odd)
     with pytest.raises(CheckpointError, match="--arch"):
         load_model(odd)
+    with pytest.raises(CheckpointError, match="does not fit architecture 'transformer_net'"):
+        load_model(odd, arch="transformer_net")  # named, so no advice to name it
     with pytest.raises(CheckpointError):
         detect_arch({})
 
