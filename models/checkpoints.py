@@ -12,7 +12,6 @@ TorchScript programs (which carry code) load only when the caller passes ``trust
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import zipfile
@@ -23,6 +22,7 @@ import torch
 from torch import nn
 
 from ..pipeline.errors import InputError
+from ..pipeline.storage import file_sha256
 from . import registry
 
 LEGACY_INSTANCE_NORM_STATS = re.compile(r"(^|\.)in\d+\.running_(mean|var)$")
@@ -41,14 +41,6 @@ class ModelCard:
     style: str | None = None
     provenance: dict = field(default_factory=dict)
     sha256: str = ""
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_checkpoint(model: nn.Module, arch: str, config: dict, path: str | Path,

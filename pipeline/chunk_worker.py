@@ -7,7 +7,6 @@ chunk never holds more than a few batches of frames in memory.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import queue
 import tempfile
@@ -66,14 +65,6 @@ def read_record(chunk_uri: str) -> ChunkRecord | None:
         return None  # a damaged record just means the chunk is redone
 
 
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class ChunkWorker:
     """Holds one loaded model; processes chunks one after another. Used as a Ray actor."""
 
@@ -119,7 +110,7 @@ class ChunkWorker:
                 finally:
                     writer.finish()
             record = ChunkRecord(index=chunk.index, frames=encoder.frames,
-                                 size=Path(local).stat().st_size, sha256=file_sha256(local))
+                                 size=Path(local).stat().st_size, sha256=storage.file_sha256(local))
             if record.frames != chunk.frames:
                 raise RuntimeError(f"{chunk.name}: encoded {record.frames} of {chunk.frames} frames")
             target = storage.storage_for(task.chunk_uri)

@@ -239,6 +239,14 @@ def require(uri: str) -> ObjectInfo:
     return info
 
 
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def cache_dir() -> Path:
     root = os.environ.get("FRAMESTYLE_CACHE") or Path(tempfile.gettempdir(), "framestyle-cache")
     path = Path(root)

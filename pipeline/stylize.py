@@ -50,8 +50,9 @@ class Stylizer:
 
     Frames are reflect-padded to the size multiple the network needs (4 for two stride-2
     stages) and cropped back; pixel values are mapped to the network's range and back. On a GPU
-    the model runs in fp16 (or as ``options`` say) with channels_last memory. Frames larger than ``max_tile`` run in
-    overlapping tiles with whole-image normalisation statistics (``models.tiling``).
+    the model runs in fp16 (or as ``options`` say) with channels_last memory. Frames larger
+    than ``max_tile`` run in overlapping tiles with whole-image normalisation statistics
+    (``models.tiling``).
     """
 
     def __init__(self, style: StyleRef, options: InferenceOptions = InferenceOptions(),
@@ -68,6 +69,12 @@ class Stylizer:
         compiled = options.compile and not options.max_tile
         self.forward = torch.compile(self.model, dynamic=False) if compiled else self.model
         self.condition = None if condition is None else condition.to(self.device, self.dtype)
+
+    def restyle(self, style: StyleRef) -> None:
+        """Switch to another mix of the built-in styles without reloading the network."""
+        if style.weights is None or self.condition is None:
+            raise ValueError("restyle works between built-in styles only")
+        self.condition = torch.tensor(style.weights, device=self.device, dtype=self.dtype)
 
     @torch.inference_mode()
     def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from . import storage
 from .assemble import assemble_and_store
-from .chunk_worker import ChunkRecord, ChunkTask, ChunkWorker, file_sha256, read_record
+from .chunk_worker import ChunkRecord, ChunkTask, ChunkWorker, read_record
 from .cluster import connect, worker_pool
 from .decode import output_size
 from .encode import EncodeSettings
@@ -136,7 +136,7 @@ def is_finished(task: ChunkTask) -> bool:
         return False
     if storage.is_s3(task.chunk_uri):
         return info.metadata.get("sha256") == record.sha256
-    return file_sha256(task.chunk_uri) == record.sha256
+    return storage.file_sha256(task.chunk_uri) == record.sha256
 
 
 def _run_chunks(tasks: list[ChunkTask], style: StyleRef, on_frames,

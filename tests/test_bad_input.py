@@ -6,12 +6,7 @@ import pytest
 
 from framestyle.jobs.cli import main
 from framestyle.pipeline import storage
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from helpers import run_cli
 
 
 def assert_clean_failure(code, out, err, expected):

@@ -15,15 +15,7 @@ from framestyle.models.cycle_gan import NLayerDiscriminator, ResnetGenerator
 from framestyle.models.pix2pix import UnetGenerator
 from framestyle.models.registry import ARCHITECTURES
 from framestyle.models.transformer_net import TransformerNet
-
-
-def randomized(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Non-trivial weights, so identical outputs mean the weights really arrived."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=generator) * 0.1)
-    return model.eval()
+from helpers import seeded
 
 
 def outputs(model, size=64):
@@ -68,7 +60,7 @@ def test_junyanz_layouts_match_what_that_project_saves():
 ])
 def test_pth_files_load_with_architecture_detected_and_identical_outputs(tmp_path, make, arch,
                                                                           config):
-    reference = randomized(make())
+    reference = seeded(make())
     path = tmp_path / "latest_net_G.pth"
     torch.save(reference.state_dict(), path)  # as those projects save them
     loaded, card = load_model(path)
@@ -78,7 +70,7 @@ def test_pth_files_load_with_architecture_detected_and_identical_outputs(tmp_pat
 
 
 def test_fast_neural_style_legacy_instance_norm_keys_and_dataparallel_prefix(tmp_path):
-    reference = randomized(TransformerNet())
+    reference = seeded(TransformerNet())
     state = {f"module.{k}": v for k, v in reference.state_dict().items()}
     for key in [k for k in reference.state_dict() if k.startswith(("in", "res1.in"))
                 and k.endswith(".weight")]:
@@ -94,7 +86,7 @@ def test_fast_neural_style_legacy_instance_norm_keys_and_dataparallel_prefix(tmp
 
 def test_arch_override_and_unknown_layouts(tmp_path):
     path = tmp_path / "g.pth"
-    torch.save(randomized(ResnetGenerator(n_blocks=6)).state_dict(), path)
+    torch.save(seeded(ResnetGenerator(n_blocks=6)).state_dict(), path)
     with pytest.raises(CheckpointError, match="does not fit architecture 'unet_generator'"):
         load_model(path, arch="unet_generator")
     odd = tmp_path / "odd.pth"
@@ -108,7 +100,7 @@ def test_arch_override_and_unknown_layouts(tmp_path):
 
 
 def test_our_format_round_trips_and_catches_tampering(tmp_path):
-    model = randomized(TransformerNet(width=0.5))
+    model = seeded(TransformerNet(width=0.5))
     card = save_checkpoint(model, "transformer_net", {"width": 0.5}, tmp_path / "candy",
                            style="candy", provenance={"trained_by": "test", "epochs": 2})
     meta = json.loads((tmp_path / "candy.json").read_text())
@@ -146,7 +138,7 @@ def test_pickle_with_a_code_payload_is_refused_and_nothing_runs(tmp_path):
 
 
 def test_torchscript_needs_trust_code(tmp_path):
-    reference = randomized(TransformerNet(width=0.25))
+    reference = seeded(TransformerNet(width=0.25))
     path = tmp_path / "scripted.pt"
     torch.jit.trace(reference, torch.rand(1, 3, 32, 32)).save(str(path))
     with pytest.raises(CheckpointError, match="--trust-code"):

@@ -7,15 +7,8 @@ import json
 import numpy as np
 from PIL import Image
 
-from framestyle.jobs.cli import main
 from framestyle.pipeline import storage
-from test_styles import publish
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from helpers import publish, run_cli
 
 
 def photo(path, size=(96, 64), exif_orientation=None):

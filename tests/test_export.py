@@ -12,10 +12,11 @@ import torch
 
 from framestyle.jobs.cli import main
 from framestyle.models.checkpoints import load_model
+from framestyle.models.export import UnitRangeModel
 from framestyle.models.transformer_net import TransformerNet
 from framestyle.pipeline.styles import parse_style
 from framestyle.pipeline.stylize import load_style
-from framestyle.models.export import UnitRangeModel
+from helpers import seeded
 
 
 def reference(style_text: str, image: np.ndarray) -> np.ndarray:
@@ -47,10 +48,7 @@ def test_builtin_style_to_onnx_matches_torch(tmp_path, capsys):
 
 
 def test_instance_norm_network_exports_correctly(tmp_path, capsys):
-    net = TransformerNet(width=0.25)
-    with torch.no_grad():
-        for i, p in enumerate(net.parameters()):
-            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(i)) * 0.1)
+    net = seeded(TransformerNet(width=0.25))
     torch.save(net.state_dict(), tmp_path / "slim.pth")
     export(capsys, tmp_path / "slim.pth", tmp_path / "slim.onnx")
     ops = {n.op_type for n in onnx.load(str(tmp_path / "slim.onnx")).graph.node}

@@ -6,21 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from framestyle.models.checkpoints import save_checkpoint
 from framestyle.models.cycle_gan import ResnetGenerator
 from framestyle.models.transformer_net import TransformerNet
-from framestyle.pipeline import storage
 from framestyle.pipeline.errors import InputError
 from framestyle.pipeline.styles import parse_style, registry_entries
 from framestyle.pipeline.stylize import Stylizer
-
-
-def seeded(model, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-    return model.eval()
+from helpers import publish, seeded
 
 
 def frames(n=2, h=30, w=42):
@@ -60,15 +51,6 @@ def test_missing_checkpoints_and_unknown_names_are_input_errors(tmp_path, monkey
     monkeypatch.delenv("FRAMESTYLE_MODELS", raising=False)
     with pytest.raises(InputError, match="FRAMESTYLE_MODELS"):
         parse_style("starry-night")
-
-
-def publish(root: str, name: str, version: str, width: float, tmp_path) -> None:
-    local = tmp_path / f"{name}-{version}"
-    save_checkpoint(seeded(TransformerNet(width=width)), "transformer_net", {"width": width},
-                    local, style=name)
-    for suffix, target in ((".safetensors", "model.safetensors"), (".json", "model.json")):
-        dest = storage.join(root, name, version, target)
-        storage.storage_for(dest).upload(str(local.with_suffix(suffix)), dest)
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])

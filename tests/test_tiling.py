@@ -9,6 +9,7 @@ from framestyle.models.tiling import _own, _starts
 from framestyle.models.transformer_net import TransformerNet
 from framestyle.pipeline.styles import parse_style
 from framestyle.pipeline.stylize import InferenceOptions, Stylizer
+from helpers import seeded
 
 
 def test_tiles_cover_the_image_once():
@@ -21,10 +22,7 @@ def test_tiles_cover_the_image_once():
 
 
 def test_tiled_matches_untiled_on_1024_square(tmp_path):
-    net = TransformerNet(width=0.25)
-    with torch.no_grad():
-        for i, p in enumerate(net.parameters()):
-            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(i)) * 0.2)
+    net = seeded(TransformerNet(width=0.25), scale=0.2)
     torch.save(net.state_dict(), tmp_path / "slim.pth")
     style = parse_style(str(tmp_path / "slim.pth"))
     rng = np.random.default_rng(0)

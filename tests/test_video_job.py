@@ -12,20 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from framestyle.jobs.cli import main
 from framestyle.pipeline import storage, video_job
 from framestyle.pipeline.probe import probe
 from framestyle.pipeline.styles import parse_style
 from framestyle.pipeline.video_job import VideoJob, run_video_job, work_prefix
+from helpers import run_cli
 
 SUMMARY_KEYS = {"input", "output", "frames_in", "frames_out", "chunks", "chunks_reused",
                 "seconds", "fps", "audio_streams"}
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def audio_packets(path) -> list[bytes]:

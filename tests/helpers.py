@@ -1,0 +1,36 @@
+"""Helpers shared by the test modules (pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import torch
+
+from framestyle.jobs.cli import main
+from framestyle.models.checkpoints import save_checkpoint
+from framestyle.models.transformer_net import TransformerNet
+from framestyle.pipeline import storage
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """``framestyle ARGV`` in this process (sharing the session's Ray): code, stdout, stderr."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def seeded(model: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torch.nn.Module:
+    """Non-trivial weights in eval mode, so identical outputs mean the weights really arrived."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * scale)
+    return model.eval()
+
+
+def publish(root: str, name: str, version: str, width: float, tmp_path) -> None:
+    """Register a slim TransformerNet as NAME/VERSION under a registry root (folder or s3://)."""
+    local = tmp_path / f"{name}-{version}"
+    save_checkpoint(seeded(TransformerNet(width=width)), "transformer_net", {"width": width},
+                    local, style=name)
+    for suffix, target in ((".safetensors", "model.safetensors"), (".json", "model.json")):
+        dest = storage.join(root, name, version, target)
+        storage.storage_for(dest).upload(str(local.with_suffix(suffix)), dest)
