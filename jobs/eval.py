@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> dict:
     meter = flicker.warping_error(_progress(inputs(), frames, args.json), outputs())
     summary = {"input": args.input, "output": args.output, "frames": frames,
                "pairs": len(meter.pair_errors), "cuts_skipped": len(meter.cuts),
-               "warping_error": round(meter.warping_error, 6), "deviation": None}
+               "warping_error": round(meter.warping_error, 6),
+               "warping_error_lai_mask": round(meter.lai_warping_error, 6), "deviation": None}
     if style is not None:
         stylizer = Stylizer(style)
         per_frame = (s for f in inputs() for s in stylizer([f]))

@@ -88,6 +88,19 @@ def test_metric_leaves_out_shot_changes():
     assert meter.cuts == [8] and len(meter.pair_errors) == len(frames) - 2
 
 
+def test_metric_leaves_out_pixels_whose_input_the_flow_does_not_explain():
+    """A patch whose content changes every frame has no flow to follow: output changes there
+    are not flicker the metric can judge. They count only on the strict Lai mask."""
+    frames = panning(seed=6)
+    rng = np.random.default_rng(0)
+    for f in frames:
+        f[30:60, 40:80] = rng.integers(0, 256, (30, 40, 3))  # sparkle no flow can follow
+    styled = [255 - f for f in frames]
+    meter = warping_error(frames, styled)
+    assert meter.warping_error < 3e-3
+    assert meter.lai_warping_error > 3 * meter.warping_error
+
+
 def test_deviation_is_mean_absolute_difference_in_unit_range():
     a = [np.zeros((4, 4, 3), np.uint8)] * 2
     b = [np.full((4, 4, 3), 51, np.uint8)] * 2
