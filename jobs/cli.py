@@ -7,12 +7,14 @@ import json
 import sys
 
 from ..pipeline.errors import FramestyleError
-from . import demo, eval, image, models, styles, video
+from . import demo, eval, image, images, models, styles, video
 
-# subcommand -> module with HELP, add_arguments(parser), run(args) -> dict, summary_line(dict)
+# subcommand -> module with HELP, add_arguments(parser), run(args) -> dict, summary_line(dict),
+# and optionally EPILOG and exit_code(result) -> int (default 0 once run returns)
 JOBS = {
     "video": video,
     "image": image,
+    "images": images,
     "demo": demo,
     "eval": eval,
     "models": models,
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
     else:
         print(job.summary_line(result))
-    return 0
+    return job.exit_code(result) if hasattr(job, "exit_code") else 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..pipeline import storage
 from ..pipeline.errors import InputError
 from ..pipeline.styles import parse_style
-from .video import add_inference_arguments, inference_options
+from .video import add_inference_arguments, add_style_arguments, inference_options
 
 HELP = "stylize one image (local path or s3:// URI)"
 
@@ -19,31 +19,22 @@ HELP = "stylize one image (local path or s3:// URI)"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="IN", help="image file: local path or s3://bucket/key")
     parser.add_argument("output", metavar="OUT", help="output image; its extension sets the format")
-    parser.add_argument("--style", required=True, help="as for framestyle video")
+    add_style_arguments(parser)
     parser.add_argument("--max-side", type=int, default=None,
                         help="shrink so the longer side is at most this many pixels")
     add_inference_arguments(parser)
-    parser.add_argument("--arch", default=None, help="architecture of a checkpoint (see video)")
-    parser.add_argument("--trust-code", action="store_true", help="allow TorchScript checkpoints")
 
 
 def load_rgb(path: str, name: str, max_side: int | None):
     """An RGB array, upright (EXIF orientation applied), alpha composited on white."""
-    import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from ..pipeline.image_decode import ImageError, decode_image
 
+    with open(path, "rb") as f:
+        data = f.read()
     try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            if img.mode in ("RGBA", "LA") or "transparency" in img.info:
-                background = Image.new("RGBA", img.size, "white")
-                img = Image.alpha_composite(background, img.convert("RGBA"))
-            img = img.convert("RGB")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+        return decode_image(data, max_side).rgb
+    except ImageError as e:
         raise InputError(f"not a readable image: {name} ({e})") from None
-    if max_side and max(img.size) > max_side:
-        img.thumbnail((max_side, max_side), Image.LANCZOS)
-    return np.asarray(img)
 
 
 def run(args: argparse.Namespace) -> dict:

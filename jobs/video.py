@@ -27,16 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="IN", help="video file: local path or s3://bucket/key")
     parser.add_argument("output", metavar="OUT",
                         help="output file, or a folder/prefix ending in / to name it IN-STYLE.mp4")
-    parser.add_argument("--style", required=True,
-                        help="builtin:N (0..25), a mix such as builtin:3=0.5,12=0.5, a checkpoint "
-                        "(path or s3:// URI: .pth/.model from fast_neural_style or "
-                        "pytorch-CycleGAN-and-pix2pix, .safetensors), or a model NAME[@VERSION] "
-                        "registered under $FRAMESTYLE_MODELS")
-    parser.add_argument("--arch", default=None,
-                        help="architecture of a checkpoint whose keys do not say it "
-                        "(transformer_net, resnet_generator, unet_generator)")
-    parser.add_argument("--trust-code", action="store_true",
-                        help="allow TorchScript checkpoints, which run code when loaded")
+    add_style_arguments(parser)
     parser.add_argument("--height", type=int, default=None,
                         help="output height in pixels as displayed (default: the input's)")
     parser.add_argument("--crf", type=int, default=20, help="H.264 quality, 0..51, lower is better "
@@ -59,6 +50,19 @@ def run(args: argparse.Namespace) -> dict:
                    inference=inference_options(args))
     # The progress bar goes to stderr, so it shows with --json too without disturbing stdout.
     return run_video_job(job, address=args.address)
+
+
+def add_style_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--style", required=True,
+                        help="builtin:N (0..25), a mix such as builtin:3=0.5,12=0.5, a checkpoint "
+                        "(path or s3:// URI: .pth/.model from fast_neural_style or "
+                        "pytorch-CycleGAN-and-pix2pix, .safetensors), or a model NAME[@VERSION] "
+                        "registered under $FRAMESTYLE_MODELS")
+    parser.add_argument("--arch", default=None,
+                        help="architecture of a checkpoint whose keys do not say it "
+                        "(transformer_net, resnet_generator, unet_generator)")
+    parser.add_argument("--trust-code", action="store_true",
+                        help="allow TorchScript checkpoints, which run code when loaded")
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:

@@ -97,6 +97,12 @@ class LocalStorage:
         except FileNotFoundError:
             return None
 
+    def open_read(self, uri: str):
+        return open(uri, "rb")
+
+    def delete(self, uri: str) -> None:
+        Path(uri).unlink(missing_ok=True)
+
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(prefix, ignore_errors=True)
         with contextlib.suppress(OSError):  # drop the parent too once nothing else is in it
@@ -104,10 +110,13 @@ class LocalStorage:
 
     def list_files(self, prefix: str) -> Iterator[str]:
         """Paths of the files under folder ``prefix``, relative to it, with / separators."""
+        yield from self.list_sizes(prefix)
+
+    def list_sizes(self, prefix: str) -> dict[str, int]:
+        """{relative path: size} of the files under folder ``prefix``."""
         root = Path(prefix)
-        for path in sorted(root.rglob("*")):
-            if path.is_file():
-                yield path.relative_to(root).as_posix()
+        return {path.relative_to(root).as_posix(): path.stat().st_size
+                for path in sorted(root.rglob("*")) if path.is_file()}
 
     def check_writable(self, uri: str) -> None:
         folder = Path(uri).resolve().parent
@@ -190,15 +199,33 @@ class S3Storage:
             return None
         return obj["Body"].read()
 
+    def open_read(self, uri: str):
+        """A file-like stream of the object's bytes (one GET, read front to back)."""
+        bucket, key = split_s3(uri)
+        return self._call("read", uri, self.client.get_object, Bucket=bucket, Key=key)["Body"]
+
+    def delete(self, uri: str) -> None:
+        bucket, key = split_s3(uri)
+        self._call("delete", uri, self.client.delete_object, Bucket=bucket, Key=key)
+
+    def get_range(self, uri: str, start: int, end: int) -> bytes:
+        """Bytes ``start`` to ``end`` inclusive of the object."""
+        bucket, key = split_s3(uri)
+        return self._call("read", uri, self.client.get_object, Bucket=bucket, Key=key,
+                          Range=f"bytes={start}-{end}")["Body"].read()
+
     def list_files(self, prefix: str) -> Iterator[str]:
         """Keys under ``prefix``, relative to it."""
+        yield from self.list_sizes(prefix)
+
+    def list_sizes(self, prefix: str) -> dict[str, int]:
+        """{key relative to ``prefix``: size} of the objects under ``prefix``."""
         bucket, key = split_s3(prefix.rstrip("/") + "/")
         paginator = self.client.get_paginator("list_objects_v2")
         pages = self._call("list", prefix, lambda: list(paginator.paginate(Bucket=bucket,
                                                                             Prefix=key)))
-        for page in pages:
-            for obj in page.get("Contents", []):
-                yield obj["Key"][len(key):]
+        return {obj["Key"][len(key):]: obj["Size"]
+                for page in pages for obj in page.get("Contents", [])}
 
     def delete_prefix(self, prefix: str) -> None:
         bucket, key = split_s3(prefix.rstrip("/") + "/")

@@ -1,0 +1,71 @@
+"""framestyle images SRC... DST --style STYLE: stylize a prefix, folder, glob or archives of
+images on Ray Data, keeping their relative paths."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..pipeline.image_encode import OUTPUT_FORMATS
+from ..pipeline.image_job import ImageJob, run_image_job
+from ..pipeline.styles import parse_style
+from .video import add_inference_arguments, add_style_arguments, inference_options
+
+HELP = "stylize many images: a prefix, folder, glob, or .tar/.tar.gz/.zip archives"
+EXIT_SOME_FAILED = 3
+EPILOG = f"""\
+examples:
+  framestyle images s3://bucket/photos/ s3://bucket/styled/ --style builtin:7
+  framestyle images 'photos/**/*.jpg' out/ --style builtin:3 --format webp --max-side 1024
+  framestyle images s3://bucket/a.tar s3://bucket/b.zip s3://bucket/styled.tar.gz --style NAME
+
+Outputs keep their paths relative to SRC (with several SRCs, each under a folder named after
+it; archive members under the archive's name when found in a prefix). A DST ending in .tar,
+.tar.gz, .tgz or .zip is written as one archive at the end. Re-running skips images already
+written (writes are atomic, so a present output is a complete one); --overwrite redoes them.
+Images that cannot be processed (corrupt, empty, not an image, over Pillow's pixel limit,
+unsafe archive paths) are listed with their reason in DST/_failures.jsonl (OUT.tar.failures.jsonl
+for an archive) and never stop the job.
+
+exit codes: 0 all images done, {EXIT_SOME_FAILED} some images failed (see _failures.jsonl),
+2 bad input or usage (nothing written), 1 other failure
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sources", nargs="+", metavar="SRC",
+                        help="s3://bucket/prefix/ or folder (recursive), a glob (quote it), or "
+                        ".tar/.tar.gz/.zip archives, local or in S3")
+    parser.add_argument("destination", metavar="DST",
+                        help="output prefix or folder, or an archive path (.tar, .tar.gz, .zip)")
+    add_style_arguments(parser)
+    parser.add_argument("--format", choices=["same", *OUTPUT_FORMATS], default="same",
+                        help="output format (default: same as each input; formats Pillow "
+                        "cannot write become PNG)")
+    parser.add_argument("--max-side", type=int, default=None, metavar="PIXELS",
+                        help="shrink images so the longer side is at most this (default: keep)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo images whose output exists (default: skip them)")
+    add_inference_arguments(parser)
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray instance)")
+
+
+def run(args: argparse.Namespace) -> dict:
+    style = parse_style(args.style, arch=args.arch, trust_code=args.trust_code)
+    job = ImageJob(sources=args.sources, destination=args.destination, style=style,
+                   format=args.format, max_side=args.max_side, overwrite=args.overwrite,
+                   inference=inference_options(args))
+    return run_image_job(job, address=args.address)
+
+
+def exit_code(result: dict) -> int:
+    return EXIT_SOME_FAILED if result["failed"] else 0
+
+
+def summary_line(result: dict) -> str:
+    line = (f"{result['destination']}: {result['ok']} stylized, {result['skipped']} skipped, "
+            f"{result['failed']} failed in {result['seconds']:.1f} s "
+            f"({result['images_per_second']:.2f} images/s)")
+    if result["failures"]:
+        line += f"; failures listed in {result['failures']}"
+    return line

@@ -1,0 +1,261 @@
+"""The image job on Ray Data: read -> decode -> stylize -> encode -> write, streaming.
+
+    source units --read+decode (CPU tasks)--> pixels --stylize (actor pool)--> pixels
+                 --encode+write (CPU tasks)--> one object per image, plus a status row
+
+Ray Data streams blocks between the stages with backpressure, so only a bounded window of images
+is in memory (or the object store) at any time however large the input; archives are read as
+streams (``image_source``). Every row carries a ``status``: an image that fails at any stage
+becomes a "failed" row with a reason and flows on to the report instead of stopping the job.
+Finished images are skipped on a re-run (``image_sink``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from . import storage
+from .cluster import connect, worker_pool
+from .image_decode import ImageError, decode_image
+from .image_encode import encode_image, output_format
+from .image_sink import Destination, pack_archive, write_failures, write_image
+from .image_source import SourceUnit, read_unit, resolve_sources
+from .styles import StyleRef
+from .stylize import InferenceOptions
+
+OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+READ_BATCH = 16  # images per block leaving the read stage
+STYLIZE_BATCH = 8  # images per actor call; same-size images within it run as one tensor
+MAX_BATCH_PIXELS = 8 * 2**20  # pixels per forward pass: bounds activation memory
+# On a CPU-only cluster each stylizer actor takes most of a CPU, leaving the rest to the
+# read/decode and encode/write tasks; with whole CPUs for the actors those tasks would wait.
+ACTOR_CPU_SHARE = 0.75
+TASK_CPU_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    sources: list[str]
+    destination: str
+    style: StyleRef
+    format: str = "same"  # same, png, jpg, webp
+    max_side: int | None = None
+    overwrite: bool = False
+    inference: InferenceOptions = field(default_factory=InferenceOptions)
+
+
+def run_image_job(job: ImageJob, address: str | None = None, progress: bool = True) -> dict:
+    started = time.monotonic()
+    destination = Destination.parse(job.destination)
+    destination.check(job.overwrite)
+    units = resolve_sources(job.sources, exclude=destination.root)
+    _check_style(job.style)
+    finished = destination.finished(job.overwrite)
+    todo, skipped, failures = _plan(units, finished, job.format)
+
+    connect(address)
+    counts = {OK: 0, FAILED: len(failures), SKIPPED: skipped}
+    known = sum(u.kind == "file" for u in units)
+    bar = _progress_bar(known if known == len(units) else None, progress)
+    bar.update(skipped + len(failures))
+    if todo:
+        for row in _rows(_dataset(job, destination, todo)):
+            counts[row["status"]] += 1
+            if row["status"] == FAILED:
+                failures.append({"key": row["key"], "source": row["source"],
+                                 "reason": row["reason"]})
+            bar.update(1)
+            bar.set_postfix(failed=counts[FAILED], skipped=counts[SKIPPED], refresh=False)
+    bar.close()
+
+    failures_uri = write_failures(destination, failures)
+    if destination.archive:
+        pack_archive(destination)
+    seconds = time.monotonic() - started
+    return {
+        "sources": job.sources, "destination": job.destination, "style": job.style.text,
+        "ok": counts[OK], "failed": counts[FAILED], "skipped": counts[SKIPPED],
+        "seconds": round(seconds, 3),
+        "images_per_second": round(counts[OK] / seconds, 3) if seconds > 0 else 0.0,
+        "failures": failures_uri,
+    }
+
+
+def _check_style(style: StyleRef) -> None:
+    """Load the network once here, so a bad checkpoint is one clear error before any work."""
+    from .stylize import load_style
+
+    load_style(style)
+
+
+def _plan(units: list[SourceUnit], finished: dict[str, int], fmt: str
+          ) -> tuple[list[SourceUnit], int, list[dict]]:
+    """Units still to read, plain files skipped as finished, and output-name collisions."""
+    todo, skipped, failures, claimed = [], 0, [], {}
+    for unit in units:
+        if unit.kind != "file":
+            todo.append(unit)
+            continue
+        key = output_format(unit.key, fmt)[1]
+        if key in claimed:
+            failures.append({"key": unit.key, "source": unit.uri,
+                             "reason": f"output {key} would overwrite the output of "
+                                       f"{claimed[key]}"})
+        elif key in finished:
+            skipped += 1
+        else:
+            todo.append(unit)
+        claimed.setdefault(key, unit.uri)
+    return todo, skipped, failures
+
+
+def _dataset(job: ImageJob, destination: Destination, units: list[SourceUnit]):
+    import ray
+    from ray.data import ActorPoolStrategy, DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = False  # ours counts images, not blocks
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+    actors, actor_resources = worker_pool()
+    if "num_gpus" not in actor_resources:
+        actor_resources = {"num_cpus": ACTOR_CPU_SHARE}
+    return (
+        ray.data.from_items([u.to_row() for u in units], override_num_blocks=len(units))
+        .map_batches(read_and_decode, batch_size=1, num_cpus=TASK_CPU_SHARE,
+                     fn_kwargs={"root": destination.root, "fmt": job.format,
+                                "max_side": job.max_side})
+        .map_batches(StylizeImages, batch_size=STYLIZE_BATCH,
+                     compute=ActorPoolStrategy(min_size=1, max_size=actors),
+                     fn_constructor_kwargs={"style": job.style, "options": job.inference},
+                     **actor_resources)
+        .map_batches(encode_and_write, batch_size=STYLIZE_BATCH, num_cpus=TASK_CPU_SHARE,
+                     fn_kwargs={"root": destination.root})
+    )
+
+
+def _rows(dataset) -> Iterator[dict]:
+    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+        for i in range(len(batch["key"])):
+            yield {k: batch[k][i] for k in ("key", "source", "status", "reason")}
+
+
+# --- the stages (run in Ray workers) ------------------------------------------------------------
+
+def read_and_decode(batch: dict, root: str, fmt: str, max_side: int | None) -> Iterator[dict]:
+    """Source units in; decoded images out, READ_BATCH at a time, as the unit streams."""
+    rows: list[dict] = []
+    for unit in _units(batch):
+        done = set()
+        if unit.kind != "file":  # members of archives: look for finished outputs now
+            under = storage.join(root, unit.key) if unit.key else root
+            done = {unit.key + k for k in storage.storage_for(root).list_sizes(under)}
+        for item in read_unit(unit, lambda key: output_format(key, fmt)[1] in done):
+            rows.append(_decoded_row(item, fmt, max_side))
+            if len(rows) == READ_BATCH:
+                yield _columns(rows)
+                rows = []
+    if rows:
+        yield _columns(rows)
+
+
+def _units(batch: dict) -> Iterator[SourceUnit]:
+    for uri, kind, key in zip(batch["uri"], batch["kind"], batch["key"]):
+        yield SourceUnit(str(uri), str(kind), str(key))
+
+
+def _decoded_row(item, fmt: str, max_side: int | None) -> dict:
+    out_fmt, key = output_format(item.key, fmt)
+    row = {"key": key, "source": item.source, "format": out_fmt, "status": OK, "reason": "",
+           "pixels": b"", "alpha": b"", "height": 0, "width": 0}
+    if item.failure:
+        return {**row, "key": item.key, "status": FAILED, "reason": item.failure}
+    if item.skipped:
+        return {**row, "status": SKIPPED}
+    try:
+        image = decode_image(item.data, max_side)
+    except ImageError as e:
+        return {**row, "key": item.key, "status": FAILED, "reason": str(e)}
+    h, w = image.rgb.shape[:2]
+    return {**row, "pixels": image.rgb.tobytes(), "height": h, "width": w,
+            "alpha": b"" if image.alpha is None else image.alpha.tobytes()}
+
+
+def _columns(rows: list[dict]) -> dict:
+    columns = {}
+    for name in rows[0]:
+        values = [r[name] for r in rows]
+        if isinstance(values[0], (bytes, str)):
+            array = np.empty(len(values), dtype=object)
+            array[:] = values
+        else:
+            array = np.asarray(values, dtype=np.int64)
+        columns[name] = array
+    return columns
+
+
+class StylizeImages:
+    """The actor-pool stage: one model per actor; images of one size run as one batch."""
+
+    def __init__(self, style: StyleRef, options: InferenceOptions):
+        from .stylize import Stylizer
+
+        self.stylizer = Stylizer(style, options)
+
+    def __call__(self, batch: dict) -> dict:
+        by_size = defaultdict(list)
+        for i, status in enumerate(batch["status"]):
+            if status == OK:
+                by_size[(int(batch["height"][i]), int(batch["width"][i]))].append(i)
+        pixels, status, reason = (batch[k].copy() for k in ("pixels", "status", "reason"))
+        for (h, w), indices in by_size.items():
+            step = max(1, MAX_BATCH_PIXELS // (h * w))
+            for start in range(0, len(indices), step):
+                group = indices[start:start + step]
+                frames = [np.frombuffer(batch["pixels"][i], np.uint8).reshape(h, w, 3)
+                          for i in group]
+                try:
+                    outs = self.stylizer(frames)
+                except (RuntimeError, MemoryError) as e:  # e.g. out of memory on a huge image
+                    for i in group:
+                        status[i], reason[i] = FAILED, f"stylize failed ({_first_line(e)})"
+                    continue
+                for i, out in zip(group, outs):
+                    pixels[i] = out.tobytes()
+        return {**batch, "pixels": pixels, "status": status, "reason": reason}
+
+
+def encode_and_write(batch: dict, root: str) -> dict:
+    status, reason = batch["status"].copy(), batch["reason"].copy()
+    for i in range(len(status)):
+        if status[i] != OK:
+            continue
+        h, w = int(batch["height"][i]), int(batch["width"][i])
+        rgb = np.frombuffer(batch["pixels"][i], np.uint8).reshape(h, w, 3)
+        alpha = (np.frombuffer(batch["alpha"][i], np.uint8).reshape(h, w)
+                 if batch["alpha"][i] else None)
+        try:
+            write_image(root, str(batch["key"][i]), encode_image(rgb, alpha,
+                                                                 str(batch["format"][i])))
+        except (OSError, ValueError) as e:
+            status[i], reason[i] = FAILED, f"cannot write output ({_first_line(e)})"
+    return {"key": batch["key"], "source": batch["source"], "status": status, "reason": reason}
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _progress_bar(total: int | None, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="image", desc="images", file=sys.stderr,
+                disable=not enabled, dynamic_ncols=True, smoothing=0.1)

@@ -1,0 +1,291 @@
+"""Where images come from: prefixes, folders, globs and archives, local or in object storage.
+
+``resolve_sources`` turns the user's SRC arguments into ``SourceUnit``s on the driver: one per
+plain file and one per archive. ``read_unit`` then streams a unit's images as (key, bytes) pairs
+inside a Ray Data read task: a tar (plain or gzipped) is read front to back from one GET stream,
+a zip through ranged GETs to its central directory and members, so an archive is never unpacked
+to disk or held in memory whole. Member names are untrusted: absolute paths, ``../`` and links
+are reported and never become output keys.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import io
+import os
+import re
+import stat
+import tarfile
+import zipfile
+import zlib
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterator
+
+from . import storage
+from .errors import InputError
+
+ARCHIVE_SUFFIXES = {".tar": "tar", ".tar.gz": "tar", ".tgz": "tar", ".zip": "zip"}
+MAX_IMAGE_BYTES = 256 * 2**20  # a member larger than this is refused, not read into memory
+GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+@dataclass(frozen=True)
+class SourceUnit:
+    """One plain file (``kind`` "file") or one archive ("tar" / "zip") to read."""
+
+    uri: str
+    kind: str
+    key: str  # output key of a file; key prefix ("" or "name/") of an archive's members
+
+    def to_row(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One image as read: its output key (before any format change), bytes or a failure."""
+
+    key: str
+    source: str  # what users see in reports: the URI, or ARCHIVE!member
+    data: bytes = b""
+    failure: str = ""  # why it cannot be processed, if it cannot
+    skipped: bool = False  # already stylized by an earlier run
+
+
+def archive_kind(name: str) -> str | None:
+    lower = name.lower()
+    for suffix, kind in ARCHIVE_SUFFIXES.items():
+        if lower.endswith(suffix):
+            return kind
+    return None
+
+
+def archive_stem(name: str) -> str:
+    lower = name.lower()
+    for suffix in sorted(ARCHIVE_SUFFIXES, key=len, reverse=True):
+        if lower.endswith(suffix):
+            return name[:-len(suffix)]
+    return name
+
+
+def safe_key(name: str) -> str | None:
+    """``name`` as a relative output key, or None if it could escape the destination."""
+    name = name.replace("\\", "/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return None
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return None
+    return "/".join(parts)
+
+
+def resolve_sources(sources: list[str], exclude: str | None = None) -> list[SourceUnit]:
+    """SourceUnits for the SRC arguments. With several SRCs, each prefix, glob or archive puts
+    its outputs under a folder named after it, so two sources cannot write to the same key
+    (a plain file keeps its own name).
+
+    ``exclude`` (the destination) is left out, in case it lies inside a source prefix.
+    """
+    units: list[SourceUnit] = []
+    for src in sources:
+        found = _resolve_one(src, exclude)
+        if not found:
+            raise InputError(f"no files found at {src}")
+        if len(sources) > 1 and not (len(found) == 1 and found[0].uri == src
+                                     and found[0].kind == "file"):
+            name = archive_stem(storage.basename(GLOB_CHARS.split(src)[0]) or "source")
+            found = [SourceUnit(u.uri, u.kind, f"{name}/{u.key}") for u in found]
+        units.extend(found)
+    return units
+
+
+def _resolve_one(src: str, exclude: str | None) -> list[SourceUnit]:
+    if GLOB_CHARS.search(src):
+        return _resolve_glob(src, exclude)
+    if storage.is_s3(src):
+        info = None if src.endswith("/") else storage.storage_for(src).stat(src)
+        if info is not None:
+            return [_single(src)]
+        return _resolve_prefix(src, exclude)
+    if os.path.isdir(src):
+        return _resolve_prefix(src, exclude)
+    if os.path.isfile(src):
+        return [_single(src)]
+    raise InputError(f"input not found: {src}")
+
+
+def _single(uri: str) -> SourceUnit:
+    kind = archive_kind(uri)
+    return SourceUnit(uri, kind or "file", "" if kind else storage.basename(uri))
+
+
+def _resolve_prefix(prefix: str, exclude: str | None) -> list[SourceUnit]:
+    return [_unit(storage.join(prefix, rel), rel)
+            for rel in storage.storage_for(prefix).list_files(prefix)
+            if not _excluded(storage.join(prefix, rel), exclude)]
+
+
+def _resolve_glob(pattern: str, exclude: str | None) -> list[SourceUnit]:
+    """Glob over keys or paths; keys are relative to the folder before the first wildcard."""
+    head = pattern[:GLOB_CHARS.search(pattern).start()]
+    root = head.rsplit("/", 1)[0] if "/" in head else "."
+    if storage.is_s3(pattern):
+        rels = [rel for rel in storage.storage_for(root).list_files(root)
+                if fnmatch.fnmatchcase(storage.join(root, rel), pattern)]
+    else:
+        rels = sorted(os.path.relpath(p, root) for p in glob.glob(pattern, recursive=True)
+                      if os.path.isfile(p))
+    return [_unit(storage.join(root, rel), rel) for rel in rels
+            if not _excluded(storage.join(root, rel), exclude)]
+
+
+def _unit(uri: str, rel: str) -> SourceUnit:
+    """A file found under a prefix; an archive there expands into a folder named after it."""
+    kind = archive_kind(rel)
+    return SourceUnit(uri, kind, archive_stem(rel) + "/") if kind else SourceUnit(uri, "file", rel)
+
+
+def _excluded(uri: str, exclude: str | None) -> bool:
+    if not exclude:
+        return False
+    if not storage.is_s3(uri):
+        uri, exclude = os.path.abspath(uri), os.path.abspath(exclude)
+    return uri == exclude or uri.startswith(exclude.rstrip("/") + "/")
+
+
+def read_unit(unit: SourceUnit, is_done: Callable[[str], bool]) -> Iterator[SourceItem]:
+    """The images of ``unit``. Archive members whose key ``is_done`` (stylized by an earlier
+    run) come back marked skipped, unread; plain files are filtered on the driver already."""
+    if unit.kind == "file":
+        data = storage.storage_for(unit.uri).get_bytes(unit.uri)
+        if data is None:
+            yield SourceItem(unit.key, unit.uri, failure="disappeared before it was read")
+        else:
+            yield SourceItem(unit.key, unit.uri, data)
+        return
+    members = _tar_members if unit.kind == "tar" else _zip_members
+    try:
+        for name, read, failure in members(unit.uri):
+            source = f"{unit.uri}!{name}"
+            key = safe_key(name)
+            if key is None:
+                yield SourceItem(name, source, failure="unsafe member path (absolute or ../): "
+                                                       "not extracted")
+                continue
+            key = unit.key + key
+            if failure:
+                yield SourceItem(key, source, failure=failure)
+            elif is_done(key):
+                yield SourceItem(key, source, skipped=True)
+            else:
+                try:
+                    yield SourceItem(key, source, read())
+                except (OSError, EOFError, zlib.error, RuntimeError, zipfile.BadZipFile) as e:
+                    yield SourceItem(key, source, failure=f"cannot read member ({e})")
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as e:
+        yield SourceItem(unit.key or storage.basename(unit.uri), unit.uri,
+                         failure=f"corrupt or truncated archive ({e}); members after this "
+                                 "point were not read")
+
+
+def _tar_members(uri: str):
+    """(name, read(), failure) for each regular member, streaming through one read of ``uri``."""
+    with _open_stream(uri) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
+        for member in tar:
+            if member.isdir():
+                continue
+            if not member.isreg():
+                yield member.name, None, "link or special file: not extracted"
+            elif member.size > MAX_IMAGE_BYTES:
+                yield member.name, None, f"member too large ({member.size} bytes)"
+            else:
+                yield member.name, (lambda m=member: tar.extractfile(m).read()), ""
+
+
+def _zip_members(uri: str):
+    with _open_seekable(uri) as raw, zipfile.ZipFile(raw) as archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            if stat.S_ISLNK(info.external_attr >> 16):
+                yield info.filename, None, "link: not extracted"
+            elif info.file_size > MAX_IMAGE_BYTES:
+                yield info.filename, None, f"member too large ({info.file_size} bytes)"
+            else:
+                yield info.filename, (lambda i=info: _read_zip_member(archive, i)), ""
+
+
+def _read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    # Read at most the declared size (+1 to notice a lie): a zip bomb stops here.
+    with archive.open(info) as f:
+        data = f.read(info.file_size + 1)
+    if len(data) > info.file_size:
+        raise OSError("member larger than its declared size")
+    return data
+
+
+def _open_stream(uri: str):
+    stream = storage.storage_for(uri).open_read(uri)
+    if storage.is_s3(uri):
+        return io.BufferedReader(_StreamingBodyRaw(stream), buffer_size=1 << 20)
+    return stream
+
+
+def _open_seekable(uri: str):
+    if storage.is_s3(uri):
+        return io.BufferedReader(S3RangeFile(uri), buffer_size=1 << 20)
+    return open(uri, "rb")
+
+
+class _StreamingBodyRaw(io.RawIOBase):
+    """botocore's StreamingBody as a raw stream (tarfile and BufferedReader want readinto)."""
+
+    def __init__(self, body):
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._body.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
+
+
+class S3RangeFile(io.RawIOBase):
+    """A read-only, seekable view of an S3 object through ranged GETs (for zip's random
+    access: central directory at the end, members anywhere)."""
+
+    def __init__(self, uri: str):
+        self._s3 = storage.storage_for(uri)
+        self._uri = uri
+        self._size = storage.require(uri).size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        if self._pos >= self._size or not len(buffer):
+            return 0
+        end = min(self._size, self._pos + len(buffer)) - 1
+        data = self._s3.get_range(self._uri, self._pos, end)
+        buffer[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
