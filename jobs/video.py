@@ -7,7 +7,7 @@ import argparse
 from ..pipeline import storage
 from ..pipeline.plan import DEFAULT_CHUNK_SECONDS
 from ..pipeline.styles import parse_style
-from ..pipeline.stylize import InferenceOptions
+from ..pipeline.inference import InferenceOptions
 from ..pipeline.temporal import DEFAULT_STRENGTH
 from ..pipeline.video_job import VideoJob, run_video_job
 

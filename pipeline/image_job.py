@@ -1,7 +1,7 @@
 """The image job on Ray Data: read -> decode -> stylize -> encode -> write, streaming.
 
-    source units --read+decode (CPU tasks)--> pixels --stylize (actor pool)--> pixels
-                 --encode+write (CPU tasks)--> one object per image, plus a status row
+    source units --read+decode (CPU actors)--> pixels --stylize (model actors)--> pixels
+                 --encode+write (CPU actors)--> one object per image, plus a status row
 
 Ray Data streams blocks between the stages with backpressure, so only a bounded window of images
 is in memory (or the object store) at any time however large the input; archives are read as
@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -26,18 +27,22 @@ from .cluster import connect, worker_pool
 from .image_decode import ImageError, decode_image
 from .image_encode import encode_image, output_format
 from .image_sink import Destination, pack_archive, write_failures, write_image
-from .image_source import SourceUnit, read_unit, resolve_sources
+from .image_source import SourceItem, SourceUnit, read_unit, resolve_sources
 from .styles import StyleRef
-from .stylize import InferenceOptions
+from .inference import InferenceOptions
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
-READ_BATCH = 16  # images per block leaving the read stage
 STYLIZE_BATCH = 8  # images per actor call; same-size images within it run as one tensor
+# Source units per read call, and images per block leaving it: one block feeds one stylizer
+# call. Fewer, larger calls keep Ray's per-call work (scheduling, object store, stats) off the
+# CPUs the model needs.
+READ_UNITS_PER_CALL = STYLIZE_BATCH
+READ_BATCH = STYLIZE_BATCH
 MAX_BATCH_PIXELS = 8 * 2**20  # pixels per forward pass: bounds activation memory
 # On a CPU-only cluster each stylizer actor takes most of a CPU, leaving the rest to the
-# read/decode and encode/write tasks; with whole CPUs for the actors those tasks would wait.
-ACTOR_CPU_SHARE = 0.75
-TASK_CPU_SHARE = 0.25
+# read/decode and encode/write stages; with whole CPUs for the stylizers those would wait.
+STYLIZER_CPU_SHARE = 0.75
+IO_CPU_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -89,10 +94,12 @@ def run_image_job(job: ImageJob, address: str | None = None, progress: bool = Tr
 
 
 def _check_style(style: StyleRef) -> None:
-    """Load the network once here, so a bad checkpoint is one clear error before any work."""
-    from .stylize import load_style
+    """Load a checkpoint once here, so a bad one is one clear error before any work (built-in
+    styles ship with the package and are checked by ``parse_style``)."""
+    if style.weights is None:
+        from .stylize import load_style
 
-    load_style(style)
+        load_style(style)
 
 
 def _plan(units: list[SourceUnit], finished: dict[str, int], fmt: str
@@ -126,18 +133,29 @@ def _dataset(job: ImageJob, destination: Destination, units: list[SourceUnit]):
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
     actors, actor_resources = worker_pool()
     if "num_gpus" not in actor_resources:
-        actor_resources = {"num_cpus": ACTOR_CPU_SHARE}
+        actor_resources = {"num_cpus": STYLIZER_CPU_SHARE}
+    # The CPU stages run in small actor pools, not tasks: with every CPU held by a stylizer,
+    # Ray keeps no idle worker around for tasks, so each task started (and imported into) a
+    # fresh Python process, which cost 15-20% of the CPU the model needed (measured).
+    io_pool = {"compute": ActorPoolStrategy(min_size=1, max_size=actors), "num_cpus": IO_CPU_SHARE}
+    blocks = -(-len(units) // READ_UNITS_PER_CALL)
+    if all(u.kind == "file" for u in units):
+        actors = min(actors, blocks)  # a small job: no stylizer that would never get work
+    # Ray Data warns when a pool may get fewer input blocks than it has actors; an archive
+    # yields many blocks from one, which it cannot know, and a small job merely idles an actor.
+    warnings.filterwarnings("ignore", message="The minimum number of concurrent actors",
+                            category=UserWarning)
     return (
-        ray.data.from_items([u.to_row() for u in units], override_num_blocks=len(units))
-        .map_batches(read_and_decode, batch_size=1, num_cpus=TASK_CPU_SHARE,
-                     fn_kwargs={"root": destination.root, "fmt": job.format,
-                                "max_side": job.max_side})
+        ray.data.from_items([u.to_row() for u in units], override_num_blocks=blocks)
+        .map_batches(ReadAndDecode, batch_size=READ_UNITS_PER_CALL, **io_pool,
+                     fn_constructor_kwargs={"root": destination.root, "fmt": job.format,
+                                            "max_side": job.max_side})
         .map_batches(StylizeImages, batch_size=STYLIZE_BATCH,
-                     compute=ActorPoolStrategy(min_size=1, max_size=actors),
+                     compute=ActorPoolStrategy(size=actors),
                      fn_constructor_kwargs={"style": job.style, "options": job.inference},
                      **actor_resources)
-        .map_batches(encode_and_write, batch_size=STYLIZE_BATCH, num_cpus=TASK_CPU_SHARE,
-                     fn_kwargs={"root": destination.root})
+        .map_batches(EncodeAndWrite, batch_size=STYLIZE_BATCH, **io_pool,
+                     fn_constructor_kwargs={"root": destination.root})
     )
 
 
@@ -149,21 +167,39 @@ def _rows(dataset) -> Iterator[dict]:
 
 # --- the stages (run in Ray workers) ------------------------------------------------------------
 
-def read_and_decode(batch: dict, root: str, fmt: str, max_side: int | None) -> Iterator[dict]:
-    """Source units in; decoded images out, READ_BATCH at a time, as the unit streams."""
-    rows: list[dict] = []
-    for unit in _units(batch):
-        done = set()
-        if unit.kind != "file":  # members of archives: look for finished outputs now
-            under = storage.join(root, unit.key) if unit.key else root
-            done = {unit.key + k for k in storage.storage_for(root).list_sizes(under)}
-        for item in read_unit(unit, lambda key: output_format(key, fmt)[1] in done):
-            rows.append(_decoded_row(item, fmt, max_side))
-            if len(rows) == READ_BATCH:
-                yield _columns(rows)
-                rows = []
-    if rows:
-        yield _columns(rows)
+class ReadAndDecode:
+    """Source units in; decoded images out, READ_BATCH at a time, as each unit streams."""
+
+    def __init__(self, root: str, fmt: str, max_side: int | None):
+        self.root, self.fmt, self.max_side = root, fmt, max_side
+
+    def __call__(self, batch: dict) -> Iterator[dict]:
+        rows: list[dict] = []
+        for unit in _units(batch):
+            for item in _guarded(unit, read_unit(unit, self._finished_in(unit))):
+                rows.append(_decoded_row(item, self.fmt, self.max_side))
+                if len(rows) == READ_BATCH:
+                    yield _columns(rows)
+                    rows = []
+        if rows:
+            yield _columns(rows)
+
+    def _finished_in(self, unit: SourceUnit):
+        """For an archive: is a member's output written already? (one listing per archive)"""
+        if unit.kind == "file":
+            return lambda key: False  # plain files were checked on the driver
+        under = storage.join(self.root, unit.key) if unit.key else self.root
+        done = {unit.key + k for k in storage.storage_for(self.root).list_sizes(under)}
+        return lambda key: output_format(key, self.fmt)[1] in done
+
+
+def _guarded(unit: SourceUnit, items: Iterator[SourceItem]) -> Iterator[SourceItem]:
+    """``items``, ending in one failure if the source cannot be read on (vanished, access
+    denied, connection lost): the items read before it and the rest of the job go on."""
+    try:
+        yield from items
+    except Exception as e:  # noqa: BLE001 - any error here is this source's, not the job's
+        yield SourceItem(unit.key, unit.uri, failure=f"cannot read ({_first_line(e)})")
 
 
 def _units(batch: dict) -> Iterator[SourceUnit]:
@@ -232,21 +268,28 @@ class StylizeImages:
         return {**batch, "pixels": pixels, "status": status, "reason": reason}
 
 
-def encode_and_write(batch: dict, root: str) -> dict:
-    status, reason = batch["status"].copy(), batch["reason"].copy()
-    for i in range(len(status)):
-        if status[i] != OK:
-            continue
-        h, w = int(batch["height"][i]), int(batch["width"][i])
-        rgb = np.frombuffer(batch["pixels"][i], np.uint8).reshape(h, w, 3)
-        alpha = (np.frombuffer(batch["alpha"][i], np.uint8).reshape(h, w)
-                 if batch["alpha"][i] else None)
-        try:
-            write_image(root, str(batch["key"][i]), encode_image(rgb, alpha,
-                                                                 str(batch["format"][i])))
-        except (OSError, ValueError) as e:
-            status[i], reason[i] = FAILED, f"cannot write output ({_first_line(e)})"
-    return {"key": batch["key"], "source": batch["source"], "status": status, "reason": reason}
+class EncodeAndWrite:
+    """Stylized pixels in; one written object per image out, and a status row."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def __call__(self, batch: dict) -> dict:
+        status, reason = batch["status"].copy(), batch["reason"].copy()
+        for i in range(len(status)):
+            if status[i] != OK:
+                continue
+            h, w = int(batch["height"][i]), int(batch["width"][i])
+            rgb = np.frombuffer(batch["pixels"][i], np.uint8).reshape(h, w, 3)
+            alpha = (np.frombuffer(batch["alpha"][i], np.uint8).reshape(h, w)
+                     if batch["alpha"][i] else None)
+            try:
+                data = encode_image(rgb, alpha, str(batch["format"][i]))
+                write_image(self.root, str(batch["key"][i]), data)
+            except (OSError, ValueError) as e:
+                status[i], reason[i] = FAILED, f"cannot write output ({_first_line(e)})"
+        return {"key": batch["key"], "source": batch["source"], "status": status,
+                "reason": reason}
 
 
 def _first_line(error: Exception) -> str:

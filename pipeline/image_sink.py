@@ -54,7 +54,10 @@ class Destination:
             raise InputError(f"{self.uri} already exists: pass --overwrite to rebuild it")
 
     def finished(self, overwrite: bool) -> dict[str, int]:
-        """{key: size} of images already written (nothing when ``overwrite``)."""
+        """{key: size} of images already written (nothing when ``overwrite``). Writes a killed
+        run left half-done are removed (S3 has none: an upload is all or nothing)."""
+        if not storage.is_s3(self.root):
+            storage.LocalStorage().delete_partials(self.root)
         if overwrite:
             if self.archive:
                 storage.storage_for(self.root).delete_prefix(self.root)

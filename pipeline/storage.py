@@ -24,6 +24,7 @@ from typing import Iterator
 from .errors import InputError
 
 S3_SCHEME = "s3://"
+PARTIAL_SUFFIX = ".partial"  # a local write in progress (or killed): never a finished file
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class LocalStorage:
     def upload(self, local_path: str, uri: str, metadata: dict | None = None) -> None:
         target = Path(uri)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
         try:
             shutil.copyfile(local_path, tmp)
             os.replace(tmp, target)
@@ -113,10 +114,18 @@ class LocalStorage:
         yield from self.list_sizes(prefix)
 
     def list_sizes(self, prefix: str) -> dict[str, int]:
-        """{relative path: size} of the files under folder ``prefix``."""
+        """{relative path: size} of the (finished) files under folder ``prefix``."""
         root = Path(prefix)
         return {path.relative_to(root).as_posix(): path.stat().st_size
-                for path in sorted(root.rglob("*")) if path.is_file()}
+                for path in sorted(root.rglob("*"))
+                if path.is_file() and not path.name.endswith(PARTIAL_SUFFIX)}
+
+    def delete_partials(self, prefix: str) -> int:
+        """Remove writes left half-done by a killed process under ``prefix``; how many."""
+        stale = [p for p in Path(prefix).rglob(f".*{PARTIAL_SUFFIX}") if p.is_file()]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
 
     def check_writable(self, uri: str) -> None:
         folder = Path(uri).resolve().parent

@@ -18,7 +18,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..models.loading import BUILTIN_STYLES
 from . import storage
 from .errors import InputError
 
@@ -64,12 +63,18 @@ def parse_style(text: str, arch: str | None = None, trust_code: bool = False) ->
         source = registry_lookup(named.group(1), named.group(2))
         if source:
             return StyleRef(text=text, source=source, arch=arch, trust_code=trust_code)
+    from ..models.loading import BUILTIN_STYLES
+
     raise InputError(f"unknown style {text!r}: use builtin:N with N in 0..{BUILTIN_STYLES - 1}, "
                      "a mix like builtin:3=0.5,12=0.5, a checkpoint path or s3:// URI, or a "
                      f"model name registered under ${REGISTRY_ENV}")
 
 
 def _builtin_weights(text: str, body: str) -> tuple[float, ...]:
+    # Imported here, not at the top: this module is also loaded by Ray Data's read and write
+    # tasks, which must not pay for importing torch.
+    from ..models.loading import BUILTIN_STYLES
+
     weights = [0.0] * BUILTIN_STYLES
     for part in body.split(","):
         index, _, weight = part.partition("=")

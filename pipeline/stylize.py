@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -11,6 +10,7 @@ from ..models.checkpoints import load_model
 from ..models.loading import load_builtin_multistyle
 from ..models.registry import IO_CONVENTIONS, IOConvention
 from ..models.tiling import tiled_forward
+from .inference import InferenceOptions
 from .styles import StyleRef, fetch_checkpoint
 
 
@@ -24,21 +24,6 @@ def load_style(style: StyleRef) -> tuple[torch.nn.Module, IOConvention, torch.Te
     if card.arch == "unet_generator":
         io = IOConvention(io.low, io.high, multiple=2 ** card.config.get("num_downs", 8))
     return model, io, None
-
-
-@dataclass(frozen=True)
-class InferenceOptions:
-    """How to run the network: precision, torch.compile, and tiling for big frames."""
-
-    dtype: str = "auto"  # auto: fp16 on a GPU, fp32 on a CPU; or fp32, fp16, bf16
-    compile: bool = False  # torch.compile: faster after a one-off compile per frame size
-    # (ignored with max_tile)
-    max_tile: int | None = None  # frames larger than this run in tiles (models.tiling)
-
-    def torch_dtype(self, device: torch.device) -> torch.dtype:
-        if self.dtype == "auto":
-            return torch.float16 if device.type == "cuda" else torch.float32
-        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.dtype]
 
 
 def pick_device() -> torch.device:

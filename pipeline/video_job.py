@@ -27,7 +27,7 @@ from .plan import (DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_FRAMES, Chunk, gop_siz
                    plan_from_json, plan_to_json)
 from .probe import VideoInfo, probe
 from .styles import StyleRef
-from .stylize import InferenceOptions
+from .inference import InferenceOptions
 from .temporal import DEFAULT_STRENGTH
 
 # Bump when a change alters the pixels a job writes, so old chunks are not reused.

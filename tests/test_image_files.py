@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 from image_zoo import decompression_bomb_png, encoded, exif_rotated_jpeg, photo, sixteen_bit_png
 
 from framestyle.pipeline.image_decode import ImageError, decode_image
@@ -54,7 +57,15 @@ def test_alpha_goes_back_where_the_format_can_hold_it():
     decoded = decode_image(encoded(rgba, "PNG"))
     assert decoded.alpha is None  # fully opaque: no plane to carry
     alpha = np.full((8, 8), 128, np.uint8)
-    from PIL import Image
-    import io
     assert Image.open(io.BytesIO(encode_image(decoded.rgb, alpha, "PNG"))).mode == "RGBA"
     assert Image.open(io.BytesIO(encode_image(decoded.rgb, alpha, "JPEG"))).mode == "RGB"
+
+
+def test_a_killed_write_is_neither_finished_nor_kept(tmp_path):
+    from framestyle.pipeline.image_sink import Destination
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "done.png").write_bytes(b"x")
+    (tmp_path / "a" / ".half.png.1234abcd.partial").write_bytes(b"y")
+    assert Destination.parse(str(tmp_path)).finished(overwrite=False) == {"a/done.png": 1}
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["done.png"]

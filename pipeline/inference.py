@@ -1,0 +1,23 @@
+"""How to run a style network: precision, torch.compile, tiling. Torch-free to import, so the
+job modules that carry these options to Ray workers do not load torch where it is not used."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How to run the network: precision, torch.compile, and tiling for big frames."""
+
+    dtype: str = "auto"  # auto: fp16 on a GPU, fp32 on a CPU; or fp32, fp16, bf16
+    compile: bool = False  # torch.compile: faster after a one-off compile per frame size
+    # (ignored with max_tile)
+    max_tile: int | None = None  # frames larger than this run in tiles (models.tiling)
+
+    def torch_dtype(self, device):
+        import torch
+
+        if self.dtype == "auto":
+            return torch.float16 if device.type == "cuda" else torch.float32
+        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.dtype]
