@@ -55,26 +55,26 @@ def photo_prefix(s3_endpoint):
         fmt, ext = ("PNG", "png") if i % 4 == 0 else ("JPEG", "jpg")
         key = f"{2020 + i % 3}/{'trip' if i % 2 else 'home'}/day{i % 5}/img{i:03d}.{ext}"
         data = encoded(photo(width, height, i), fmt)
-        put(f"photos/{key}", data)
+        put(f"archive-photos/{key}", data)
         keys[key] = data
     return keys
 
 
 def test_prefix_of_200_images_keeps_structure(ray_session, photo_prefix, capsys):
-    code, out, err = run_cli(capsys, "images", s3("photos/"), s3("styled/"), "--style", STYLE,
-                             "--json")
+    code, out, err = run_cli(capsys, "images", s3("archive-photos/"), s3("archive-styled/"),
+                             "--style", STYLE, "--json")
     result = json.loads(out)
     assert code == 0, err
     assert (result["ok"], result["failed"], result["skipped"]) == (216, 0, 0)
     assert result["images_per_second"] > 0 and result["failures"] is None
-    written = listing("styled/")
+    written = listing("archive-styled/")
     assert set(written) == set(photo_prefix)  # same relative keys, nothing else
     # Every output has its input's size and format, and is really stylized: a PNG output is
     # (losslessly) what the stylizer makes of that input on its own.
     stylizer = Stylizer(parse_style(STYLE))
     for key in ("2020/home/day0/img000.png", "2021/trip/day1/img001.jpg"):
         source = Image.open(io.BytesIO(photo_prefix[key]))
-        out_img = image_at(s3(f"styled/{key}"))
+        out_img = image_at(s3(f"archive-styled/{key}"))
         assert out_img.size == source.size and out_img.format == source.format
         expected = stylizer([np.asarray(source.convert("RGB"))])[0].astype(int)
         difference = np.abs(np.asarray(out_img.convert("RGB")).astype(int) - expected)
@@ -85,7 +85,7 @@ def test_prefix_of_200_images_keeps_structure(ray_session, photo_prefix, capsys)
 
 def test_resume_skips_finished_images_and_overwrite_redoes_them(ray_session, photo_prefix,
                                                                  capsys):
-    job = ImageJob(sources=[s3("photos/2020/")], destination=s3("resume/"),
+    job = ImageJob(sources=[s3("archive-photos/2020/")], destination=s3("resume/"),
                    style=parse_style(STYLE), format="webp")
     first = run_image_job(job, progress=False)
     assert (first["ok"], first["skipped"]) == (72, 0)
@@ -207,7 +207,7 @@ def test_bad_inputs_are_reported_never_fatal(ray_session, capsys):
 
 
 def test_glob_selects_keys(ray_session, photo_prefix, tmp_path):
-    result = run_image_job(ImageJob(sources=[s3("photos/2021/*/day1/*.jpg")],
+    result = run_image_job(ImageJob(sources=[s3("archive-photos/2021/*/day1/*.jpg")],
                                     destination=str(tmp_path / "g"), style=parse_style(STYLE)),
                            progress=False)
     expected = {k[len("2021/"):] for k in photo_prefix
@@ -223,7 +223,8 @@ def test_bad_arguments_are_one_line_errors(ray_session, tmp_path, capsys):
          "input not found"),
         (["images", s3("no-such-prefix/"), s3("o/"), "--style", STYLE], "no files found"),
         (["images", "s3://no-such-bucket-x/p/", s3("o/"), "--style", STYLE], "bucket"),
-        (["images", s3("photos/2020/"), s3("o/"), "--style", "builtin:99"], "unknown style"),
+        (["images", s3("archive-photos/2020/"), s3("o/"), "--style", "builtin:99"],
+         "unknown style"),
     ]
     for argv, message in cases:
         code, out, err = run_cli(capsys, *argv)
