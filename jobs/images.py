@@ -41,8 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=["same", *OUTPUT_FORMATS], default="same",
                         help="output format (default: same as each input; formats Pillow "
                         "cannot write become PNG)")
-    parser.add_argument("--max-side", type=int, default=None, metavar="PIXELS",
+    parser.add_argument("--max-side", type=positive_int, default=None, metavar="PIXELS",
                         help="shrink images so the longer side is at most this (default: keep)")
+    parser.add_argument("--preview", metavar="PNG", default=None,
+                        help="also write a before/after sheet of a few images stylized in this "
+                        "run (local path or s3:// URI)")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo images whose output exists (default: skip them)")
     add_inference_arguments(parser)
@@ -50,11 +53,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray instance)")
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of pixels, not {text}")
+    return value
+
+
 def run(args: argparse.Namespace) -> dict:
     style = parse_style(args.style, arch=args.arch, trust_code=args.trust_code)
     job = ImageJob(sources=args.sources, destination=args.destination, style=style,
                    format=args.format, max_side=args.max_side, overwrite=args.overwrite,
-                   inference=inference_options(args))
+                   inference=inference_options(args), preview=args.preview)
     return run_image_job(job, address=args.address)
 
 
@@ -68,4 +78,6 @@ def summary_line(result: dict) -> str:
             f"({result['images_per_second']:.2f} images/s)")
     if result["failures"]:
         line += f"; failures listed in {result['failures']}"
+    if result["preview"]:
+        line += f"; preview {result['preview']}"
     return line

@@ -12,7 +12,9 @@ Finished images are skipped on a re-run (``image_sink``).
 
 from __future__ import annotations
 
+import io
 import logging
+import re
 import sys
 import time
 import warnings
@@ -32,6 +34,8 @@ from .styles import StyleRef
 from .inference import InferenceOptions
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+PREVIEW_IMAGES, PREVIEW_SIDE = 6, 256
+_ARCHIVE_MEMBER = re.compile(r"\.(tar|tar\.gz|tgz|zip)!", re.IGNORECASE)  # source of a member
 STYLIZE_BATCH = 8  # images per actor call; same-size images within it run as one tensor
 # Source units per read call, and images per block leaving it: one block feeds one stylizer
 # call. Fewer, larger calls keep Ray's per-call work (scheduling, object store, stats) off the
@@ -54,6 +58,7 @@ class ImageJob:
     max_side: int | None = None
     overwrite: bool = False
     inference: InferenceOptions = field(default_factory=InferenceOptions)
+    preview: str | None = None  # PNG path/URI: before/after of a few images of this run
 
 
 def run_image_job(job: ImageJob, address: str | None = None, progress: bool = True) -> dict:
@@ -70,17 +75,22 @@ def run_image_job(job: ImageJob, address: str | None = None, progress: bool = Tr
     known = sum(u.kind == "file" for u in units)
     bar = _progress_bar(known if known == len(units) else None, progress)
     bar.update(skipped + len(failures))
+    samples: list[tuple[str, str]] = []  # (source, key) of a few images done in this run
     if todo:
         for row in _rows(_dataset(job, destination, todo)):
             counts[row["status"]] += 1
             if row["status"] == FAILED:
                 failures.append({"key": row["key"], "source": row["source"],
                                  "reason": row["reason"]})
+            elif row["status"] == OK and len(samples) < PREVIEW_IMAGES:
+                samples.append((str(row["source"]), str(row["key"])))
             bar.update(1)
             bar.set_postfix(failed=counts[FAILED], skipped=counts[SKIPPED], refresh=False)
     bar.close()
 
     failures_uri = write_failures(destination, failures)
+    if job.preview and samples:
+        _write_preview(job.preview, destination.root, samples)
     if destination.archive:
         pack_archive(destination)
     seconds = time.monotonic() - started
@@ -89,8 +99,29 @@ def run_image_job(job: ImageJob, address: str | None = None, progress: bool = Tr
         "ok": counts[OK], "failed": counts[FAILED], "skipped": counts[SKIPPED],
         "seconds": round(seconds, 3),
         "images_per_second": round(counts[OK] / seconds, 3) if seconds > 0 else 0.0,
-        "failures": failures_uri,
+        "failures": failures_uri, "preview": job.preview if job.preview and samples else None,
     }
+
+
+def _write_preview(uri: str, root: str, samples: list[tuple[str, str]]) -> None:
+    """Before/after thumbnails of ``samples`` as one PNG. Sources are read again, so archive
+    members (not addressable on their own) are left out."""
+    from .preview import contact_sheet
+
+    pairs, labels = [], []
+    for source, key in samples:
+        if _ARCHIVE_MEMBER.search(source):
+            continue
+        before = storage.storage_for(source).get_bytes(source)
+        after = storage.storage_for(root).get_bytes(storage.join(root, key))
+        if before and after:
+            pairs.append((decode_image(before, PREVIEW_SIDE).rgb,
+                          decode_image(after, PREVIEW_SIDE).rgb))
+            labels.append(key)
+    if pairs:
+        buffer = io.BytesIO()
+        contact_sheet(pairs, labels).save(buffer, format="PNG")
+        storage.storage_for(uri).put_bytes(buffer.getvalue(), uri)
 
 
 def _check_style(style: StyleRef) -> None:

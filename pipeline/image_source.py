@@ -10,7 +10,6 @@ are reported and never become output keys.
 
 from __future__ import annotations
 
-import fnmatch
 import glob
 import io
 import os
@@ -131,13 +130,43 @@ def _resolve_glob(pattern: str, exclude: str | None) -> list[SourceUnit]:
     head = pattern[:GLOB_CHARS.search(pattern).start()]
     root = head.rsplit("/", 1)[0] if "/" in head else "."
     if storage.is_s3(pattern):
+        matcher = glob_regex(pattern)
         rels = [rel for rel in storage.storage_for(root).list_files(root)
-                if fnmatch.fnmatchcase(storage.join(root, rel), pattern)]
+                if matcher.fullmatch(storage.join(root, rel))]
     else:
         rels = sorted(os.path.relpath(p, root) for p in glob.glob(pattern, recursive=True)
                       if os.path.isfile(p))
     return [_unit(storage.join(root, rel), rel) for rel in rels
             if not _excluded(storage.join(root, rel), exclude)]
+
+
+def glob_regex(pattern: str) -> re.Pattern:
+    """Shell glob semantics for keys, as ``glob.glob(recursive=True)`` has for paths: ``*`` and
+    ``?`` stay within one path segment, ``**/`` spans any number of folders (none included),
+    ``[...]`` is a character class."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 2:]:
+            end = pattern.index("]", i + 2)
+            body = pattern[i + 1:end]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out))
 
 
 def _unit(uri: str, rel: str) -> SourceUnit:

@@ -27,3 +27,15 @@ def before_after(before: np.ndarray, after: np.ndarray, labels=("input", "styliz
         draw.text((x + 8, 6), label, fill="black")
         x += image.shape[1]
     return sheet
+
+
+def contact_sheet(pairs: list[tuple[np.ndarray, np.ndarray]], labels: list[str]) -> Image.Image:
+    """Before/after pairs stacked top to bottom, each labelled (e.g. with its key)."""
+    rows = [before_after(before, after, (f"{label}: input", "stylized"))
+            for (before, after), label in zip(pairs, labels)]
+    sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), "white")
+    y = 0
+    for row in rows:
+        sheet.paste(row, (0, y))
+        y += row.height
+    return sheet

@@ -11,7 +11,7 @@ from image_zoo import decompression_bomb_png, encoded, exif_rotated_jpeg, photo,
 
 from framestyle.pipeline.image_decode import ImageError, decode_image
 from framestyle.pipeline.image_encode import encode_image, output_format
-from framestyle.pipeline.image_source import archive_kind, safe_key
+from framestyle.pipeline.image_source import archive_kind, glob_regex, safe_key
 
 
 @pytest.mark.parametrize("name, key", [
@@ -29,6 +29,17 @@ def test_safe_key_refuses_paths_that_leave_the_destination(name, key):
 ])
 def test_output_names(name, choice, expected):
     assert output_format(name, choice) == expected
+
+
+@pytest.mark.parametrize("pattern, key, matches", [
+    ("s3://b/p/*.jpg", "s3://b/p/a.jpg", True), ("s3://b/p/*.jpg", "s3://b/p/x/a.jpg", False),
+    ("s3://b/p/**/*.jpg", "s3://b/p/a.jpg", True), ("s3://b/p/**/*.jpg", "s3://b/p/x/y/a.jpg",
+                                                       True),
+    ("s3://b/p/?.png", "s3://b/p/ab.png", False), ("s3://b/p/[ab].png", "s3://b/p/b.png", True),
+    ("s3://b/p/[!ab].png", "s3://b/p/a.png", False), ("s3://b/p+1/*", "s3://b/p+1/x", True),
+])
+def test_s3_globs_match_like_the_shell(pattern, key, matches):
+    assert bool(glob_regex(pattern).fullmatch(key)) == matches
 
 
 def test_archive_kinds():

@@ -86,9 +86,11 @@ def test_prefix_of_200_images_keeps_structure(ray_session, photo_prefix, capsys)
 def test_resume_skips_finished_images_and_overwrite_redoes_them(ray_session, photo_prefix,
                                                                  capsys):
     job = ImageJob(sources=[s3("archive-photos/2020/")], destination=s3("resume/"),
-                   style=parse_style(STYLE), format="webp")
+                   style=parse_style(STYLE), format="webp", preview=s3("resume-preview.png"))
     first = run_image_job(job, progress=False)
     assert (first["ok"], first["skipped"]) == (72, 0)
+    sheet = image_at(first["preview"])  # six before/after rows of thumbnails, labelled
+    assert sheet.format == "PNG" and sheet.width >= 2 * 24 and sheet.height >= 6 * 24
     before = listing("resume/")
     assert all(k.endswith(".webp") for k in before) and len(before) == 72
     gone = sorted(before)[:5]
@@ -215,6 +217,13 @@ def test_glob_selects_keys(ray_session, photo_prefix, tmp_path):
     assert result["ok"] == len(expected) > 0
     assert {p.relative_to(tmp_path / "g").as_posix()
             for p in (tmp_path / "g").rglob("*.jpg")} == expected
+    # A local glob (quoted on the command line, so it is ours to expand), ** across folders.
+    again = run_image_job(ImageJob(sources=[f"{tmp_path}/g/**/*.jpg"],
+                                   destination=str(tmp_path / "g2"), style=parse_style(STYLE),
+                                   format="png"), progress=False)
+    assert again["ok"] == len(expected)
+    assert {p.relative_to(tmp_path / "g2").as_posix() for p in (tmp_path / "g2").rglob("*")
+            if p.is_file()} == {k[:-len(".jpg")] + ".png" for k in expected}
 
 
 def test_bad_arguments_are_one_line_errors(ray_session, tmp_path, capsys):
