@@ -8,6 +8,7 @@ from ..pipeline import flicker, storage
 from ..pipeline.decode import iter_frames
 from ..pipeline.errors import InputError
 from ..pipeline.probe import probe
+from ..pipeline.progress import progress_bar
 from ..pipeline.styles import parse_style
 from ..pipeline.stylize import Stylizer
 
@@ -74,9 +75,7 @@ def _local(uri: str) -> str:
 
 
 def _progress(frames, total: int, quiet: bool):
-    from tqdm import tqdm
-
-    return tqdm(frames, total=total, unit="frame", desc="flicker", disable=quiet)
+    return progress_bar(total, "frame", "flicker", enabled=not quiet, iterable=frames)
 
 
 def summary_line(result: dict) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from .errors import InputError
+from .errors import InputError, first_line
 
 
 def connect(address: str | None = None) -> None:
@@ -29,8 +29,7 @@ def connect(address: str | None = None) -> None:
     try:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     except (ConnectionError, RuntimeError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"cannot join the Ray cluster at {address}: {reason}") from None
+        raise InputError(f"cannot join the Ray cluster at {address}: {first_line(e)}") from None
 
 
 def worker_pool() -> tuple[int, dict]:

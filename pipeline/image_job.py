@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import io
 import logging
-import re
-import sys
 import time
 import warnings
 from collections import defaultdict
@@ -26,21 +24,21 @@ import numpy as np
 
 from . import storage
 from .cluster import connect, worker_pool
+from .errors import first_line
 from .image_decode import ImageError, decode_image
 from .image_encode import encode_image, output_format
 from .image_sink import Destination, pack_archive, write_failures, write_image
 from .image_source import SourceItem, SourceUnit, read_unit, resolve_sources
-from .styles import StyleRef
 from .inference import InferenceOptions
+from .progress import progress_bar
+from .styles import StyleRef
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 PREVIEW_IMAGES, PREVIEW_SIDE = 6, 256
-_ARCHIVE_MEMBER = re.compile(r"\.(tar|tar\.gz|tgz|zip)!", re.IGNORECASE)  # source of a member
 STYLIZE_BATCH = 8  # images per actor call; same-size images within it run as one tensor
-# Source units per read call, and images per block leaving it: one block feeds one stylizer
-# call. Fewer, larger calls keep Ray's per-call work (scheduling, object store, stats) off the
+# Source units per read call, and images per block leaving it (one block feeds one stylizer
+# call). Fewer, larger calls keep Ray's per-call work (scheduling, object store, stats) off the
 # CPUs the model needs.
-READ_UNITS_PER_CALL = STYLIZE_BATCH
 READ_BATCH = STYLIZE_BATCH
 MAX_BATCH_PIXELS = 8 * 2**20  # pixels per forward pass: bounds activation memory
 # On a CPU-only cluster each stylizer actor takes most of a CPU, leaving the rest to the
@@ -67,13 +65,14 @@ def run_image_job(job: ImageJob, address: str | None = None, progress: bool = Tr
     destination.check(job.overwrite)
     units = resolve_sources(job.sources, exclude=destination.root)
     _check_style(job.style)
-    finished = destination.finished(job.overwrite)
+    finished = destination.prepare(job.overwrite)
     todo, skipped, failures = _plan(units, finished, job.format)
 
     connect(address)
     counts = {OK: 0, FAILED: len(failures), SKIPPED: skipped}
-    known = sum(u.kind == "file" for u in units)
-    bar = _progress_bar(known if known == len(units) else None, progress)
+    # An archive's member count is known only once it has been read through.
+    total = len(units) if all(u.kind == "file" for u in units) else None
+    bar = progress_bar(total, "image", "images", progress)
     bar.update(skipped + len(failures))
     samples: list[tuple[str, str]] = []  # (source, key) of a few images done in this run
     if todo:
@@ -104,14 +103,12 @@ def run_image_job(job: ImageJob, address: str | None = None, progress: bool = Tr
 
 
 def _write_preview(uri: str, root: str, samples: list[tuple[str, str]]) -> None:
-    """Before/after thumbnails of ``samples`` as one PNG. Sources are read again, so archive
-    members (not addressable on their own) are left out."""
+    """Before/after thumbnails of ``samples`` as one PNG. Sources are read again; archive
+    members are not objects of their own, find nothing and are left out."""
     from .preview import contact_sheet
 
     pairs, labels = [], []
     for source, key in samples:
-        if _ARCHIVE_MEMBER.search(source):
-            continue
         before = storage.storage_for(source).get_bytes(source)
         after = storage.storage_for(root).get_bytes(storage.join(root, key))
         if before and after:
@@ -169,7 +166,7 @@ def _dataset(job: ImageJob, destination: Destination, units: list[SourceUnit]):
     # Ray keeps no idle worker around for tasks, so each task started (and imported into) a
     # fresh Python process, which cost 15-20% of the CPU the model needed (measured).
     io_pool = {"compute": ActorPoolStrategy(min_size=1, max_size=actors), "num_cpus": IO_CPU_SHARE}
-    blocks = -(-len(units) // READ_UNITS_PER_CALL)
+    blocks = -(-len(units) // READ_BATCH)
     if all(u.kind == "file" for u in units):
         actors = min(actors, blocks)  # a small job: no stylizer that would never get work
     # Ray Data warns when a pool may get fewer input blocks than it has actors; an archive
@@ -178,7 +175,7 @@ def _dataset(job: ImageJob, destination: Destination, units: list[SourceUnit]):
                             category=UserWarning)
     return (
         ray.data.from_items([u.to_row() for u in units], override_num_blocks=blocks)
-        .map_batches(ReadAndDecode, batch_size=READ_UNITS_PER_CALL, **io_pool,
+        .map_batches(ReadAndDecode, batch_size=READ_BATCH, **io_pool,
                      fn_constructor_kwargs={"root": destination.root, "fmt": job.format,
                                             "max_side": job.max_side})
         .map_batches(StylizeImages, batch_size=STYLIZE_BATCH,
@@ -230,7 +227,7 @@ def _guarded(unit: SourceUnit, items: Iterator[SourceItem]) -> Iterator[SourceIt
     try:
         yield from items
     except Exception as e:  # noqa: BLE001 - any error here is this source's, not the job's
-        yield SourceItem(unit.key, unit.uri, failure=f"cannot read ({_first_line(e)})")
+        yield SourceItem(unit.key, unit.uri, failure=f"cannot read ({first_line(e)})")
 
 
 def _units(batch: dict) -> Iterator[SourceUnit]:
@@ -292,7 +289,7 @@ class StylizeImages:
                     outs = self.stylizer(frames)
                 except (RuntimeError, MemoryError) as e:  # e.g. out of memory on a huge image
                     for i in group:
-                        status[i], reason[i] = FAILED, f"stylize failed ({_first_line(e)})"
+                        status[i], reason[i] = FAILED, f"stylize failed ({first_line(e)})"
                     continue
                 for i, out in zip(group, outs):
                     pixels[i] = out.tobytes()
@@ -318,18 +315,6 @@ class EncodeAndWrite:
                 data = encode_image(rgb, alpha, str(batch["format"][i]))
                 write_image(self.root, str(batch["key"][i]), data)
             except (OSError, ValueError) as e:
-                status[i], reason[i] = FAILED, f"cannot write output ({_first_line(e)})"
+                status[i], reason[i] = FAILED, f"cannot write output ({first_line(e)})"
         return {"key": batch["key"], "source": batch["source"], "status": status,
                 "reason": reason}
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-def _progress_bar(total: int | None, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="image", desc="images", file=sys.stderr,
-                disable=not enabled, dynamic_ncols=True, smoothing=0.1)

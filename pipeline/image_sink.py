@@ -53,15 +53,20 @@ class Destination:
         if self.archive and not overwrite and storage.storage_for(self.uri).stat(self.uri):
             raise InputError(f"{self.uri} already exists: pass --overwrite to rebuild it")
 
-    def finished(self, overwrite: bool) -> dict[str, int]:
-        """{key: size} of images already written (nothing when ``overwrite``). Writes a killed
-        run left half-done are removed (S3 has none: an upload is all or nothing)."""
+    def prepare(self, overwrite: bool) -> dict[str, int]:
+        """Clear what a new run must not build on, and return the images it may skip: writes
+        a killed run left half-done are removed (S3 has none: an upload is all or nothing);
+        with ``overwrite`` an archive's parts go and nothing is skipped."""
         if not storage.is_s3(self.root):
             storage.LocalStorage().delete_partials(self.root)
         if overwrite:
             if self.archive:
                 storage.storage_for(self.root).delete_prefix(self.root)
             return {}
+        return self.written()
+
+    def written(self) -> dict[str, int]:
+        """{key: size} of the images under ``root``."""
         sizes = storage.storage_for(self.root).list_sizes(self.root)
         return {k: s for k, s in sizes.items() if s > 0 and k != FAILURES_NAME}
 
@@ -88,7 +93,7 @@ def pack_archive(destination: Destination, progress=None) -> int:
     give the same archive), upload it atomically, then drop the work prefix. Returns members."""
     root = destination.root
     store = storage.storage_for(root)
-    keys = sorted(destination.finished(overwrite=False))
+    keys = sorted(destination.written())
     with tempfile.TemporaryDirectory(prefix="framestyle-pack-") as tmp:
         local = os.path.join(tmp, storage.basename(destination.uri))
         with _archive_writer(destination, local) as add:

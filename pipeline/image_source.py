@@ -91,8 +91,8 @@ def resolve_sources(sources: list[str], exclude: str | None = None) -> list[Sour
         found = _resolve_one(src, exclude)
         if not found:
             raise InputError(f"no files found at {src}")
-        if len(sources) > 1 and not (len(found) == 1 and found[0].uri == src
-                                     and found[0].kind == "file"):
+        plain_file = found == [SourceUnit(src, "file", storage.basename(src))]
+        if len(sources) > 1 and not plain_file:
             name = archive_stem(storage.basename(GLOB_CHARS.split(src)[0]) or "source")
             found = [SourceUnit(u.uri, u.kind, f"{name}/{u.key}") for u in found]
         units.extend(found)
@@ -120,9 +120,7 @@ def _single(uri: str) -> SourceUnit:
 
 
 def _resolve_prefix(prefix: str, exclude: str | None) -> list[SourceUnit]:
-    return [_unit(storage.join(prefix, rel), rel)
-            for rel in storage.storage_for(prefix).list_files(prefix)
-            if not _excluded(storage.join(prefix, rel), exclude)]
+    return _found(prefix, storage.storage_for(prefix).list_files(prefix), exclude)
 
 
 def _resolve_glob(pattern: str, exclude: str | None) -> list[SourceUnit]:
@@ -136,8 +134,7 @@ def _resolve_glob(pattern: str, exclude: str | None) -> list[SourceUnit]:
     else:
         rels = sorted(os.path.relpath(p, root) for p in glob.glob(pattern, recursive=True)
                       if os.path.isfile(p))
-    return [_unit(storage.join(root, rel), rel) for rel in rels
-            if not _excluded(storage.join(root, rel), exclude)]
+    return _found(root, rels, exclude)
 
 
 def glob_regex(pattern: str) -> re.Pattern:
@@ -169,10 +166,17 @@ def glob_regex(pattern: str) -> re.Pattern:
     return re.compile("".join(out))
 
 
-def _unit(uri: str, rel: str) -> SourceUnit:
-    """A file found under a prefix; an archive there expands into a folder named after it."""
-    kind = archive_kind(rel)
-    return SourceUnit(uri, kind, archive_stem(rel) + "/") if kind else SourceUnit(uri, "file", rel)
+def _found(root: str, rels, exclude: str | None) -> list[SourceUnit]:
+    """Units for files ``rels`` found under ``root``; an archive there expands into a folder
+    named after it."""
+    units = []
+    for rel in rels:
+        uri = storage.join(root, rel)
+        if not _excluded(uri, exclude):
+            kind = archive_kind(rel)
+            units.append(SourceUnit(uri, kind, archive_stem(rel) + "/") if kind
+                         else SourceUnit(uri, "file", rel))
+    return units
 
 
 def _excluded(uri: str, exclude: str | None) -> bool:

@@ -25,9 +25,10 @@ from .encode import EncodeSettings
 from .errors import InputError
 from .plan import (DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_FRAMES, Chunk, gop_size, plan_chunks,
                    plan_from_json, plan_to_json)
-from .probe import VideoInfo, probe
-from .styles import StyleRef
 from .inference import InferenceOptions
+from .probe import VideoInfo, probe
+from .progress import progress_bar
+from .styles import StyleRef
 from .temporal import DEFAULT_STRENGTH
 
 # Bump when a change alters the pixels a job writes, so old chunks are not reused.
@@ -80,7 +81,8 @@ def run_video_job(job: VideoJob, address: str | None = None, progress: bool = Tr
               file=sys.stderr)
 
     done_frames = sum(t.chunk.frames for t in tasks if t.chunk.index in reusable)
-    bar = _progress_bar(video.frames, done_frames, storage.basename(job.input), progress)
+    bar = progress_bar(video.frames, "frame", storage.basename(job.input), progress,
+                       initial=done_frames)
     try:
         _run_chunks(todo, job.style, bar.update, job.inference)
     finally:
@@ -205,10 +207,3 @@ def _unwrap(error: Exception) -> Exception:
     """The user-facing exception inside a Ray task error, if there is one."""
     cause = getattr(error, "cause", None)
     return cause if isinstance(cause, Exception) else error
-
-
-def _progress_bar(total: int, initial: int, name: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit="frame", desc=name, file=sys.stderr,
-                disable=not enabled, dynamic_ncols=True, smoothing=0.1)

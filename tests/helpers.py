@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Callable
+
 import torch
 
 from framestyle.jobs.cli import main
@@ -15,6 +22,20 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def kill_cli_when(ready: Callable[[], bool], *argv, timeout: float = 150) -> None:
+    """Run ``framestyle ARGV`` as a real process with its own local Ray instance, wait until
+    ``ready()`` holds, then SIGKILL its whole process group (Ray's processes too)."""
+    proc = subprocess.Popen([sys.executable, "-m", "framestyle.jobs.cli", *map(str, argv)],
+                            env={**os.environ, "RAY_ADDRESS": ""}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def seeded(model: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torch.nn.Module:

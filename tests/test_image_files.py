@@ -78,5 +78,5 @@ def test_a_killed_write_is_neither_finished_nor_kept(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "done.png").write_bytes(b"x")
     (tmp_path / "a" / ".half.png.1234abcd.partial").write_bytes(b"y")
-    assert Destination.parse(str(tmp_path)).finished(overwrite=False) == {"a/done.png": 1}
+    assert Destination.parse(str(tmp_path)).prepare(overwrite=False) == {"a/done.png": 1}
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["done.png"]

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
 import tarfile
-import time
 import zipfile
 
 import numpy as np
 import pytest
 from conftest import BUCKET
-from helpers import run_cli
+from helpers import kill_cli_when, run_cli
 from image_zoo import bad_and_awkward, encoded, photo, tar_bytes
 from PIL import Image
 
@@ -116,18 +111,8 @@ def test_killed_run_finishes_only_what_is_missing(ray_session, tmp_path):
         (source / f"d{i % 4}").mkdir(parents=True, exist_ok=True)
         photo(48, 40, i).save(source / f"d{i % 4}" / f"p{i:02d}.png")
     output = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "framestyle.jobs.cli", "images", str(source), str(output),
-         "--style", STYLE, "--json"], env={**os.environ, "RAY_ADDRESS": ""},
-        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 150
-    while time.monotonic() < deadline and proc.poll() is None:
-        if len(list(output.rglob("*.png"))) >= 5:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_cli_when(lambda: len(list(output.rglob("*.png"))) >= 5,
+                  "images", source, output, "--style", STYLE, "--json")
     done = {p.relative_to(output) for p in output.rglob("*.png")}
     assert 5 <= len(done) < 60
 

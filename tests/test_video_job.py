@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +12,7 @@ from framestyle.pipeline import storage, video_job
 from framestyle.pipeline.probe import probe
 from framestyle.pipeline.styles import parse_style
 from framestyle.pipeline.video_job import VideoJob, run_video_job, work_prefix
-from helpers import run_cli
+from helpers import kill_cli_when, run_cli
 
 SUMMARY_KEYS = {"input", "output", "frames_in", "frames_out", "chunks", "chunks_reused",
                 "seconds", "fps", "audio_streams"}
@@ -121,18 +117,8 @@ def test_killed_job_loses_only_chunks_in_flight(ray_session, clips, tmp_path):
     job = VideoJob(input=str(clips["bunny"]), output=str(output), style=parse_style("builtin:9"),
                    height=360, chunk_seconds=0.2)
     work = Path(work_prefix(job, storage.require(job.input)))
-    env = {**os.environ, "RAY_ADDRESS": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "framestyle.jobs.cli", *args, "--json"],
-                            env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if len(list(work.glob("chunk-*.json"))) >= 2:
-            break
-        time.sleep(0.1)
-    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_cli_when(lambda: len(list(work.glob("chunk-*.json"))) >= 2, *args, "--json",
+                  timeout=120)
     finished = len(list(work.glob("chunk-*.json")))
     assert 2 <= finished < 10 and not output.exists()
 
