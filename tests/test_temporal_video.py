@@ -63,9 +63,7 @@ def test_eval_flicker_ranks_temporal_above_per_frame(ray_session, clips, tmp_pat
         assert code == 0, err
         results[name] = json.loads(out)
     assert set(results["steady"]) == {"input", "output", "frames", "pairs", "cuts_skipped",
-                                      "warping_error", "warping_error_lai_mask", "deviation"}
-    # Lai's mask alone also scores pixels the metric's flow cannot explain: never lower.
-    assert results["steady"]["warping_error_lai_mask"] >= results["steady"]["warping_error"]
+                                      "warping_error", "deviation"}
     assert results["steady"]["pairs"] == 49 and results["steady"]["frames"] == 50
     assert results["per_frame"]["deviation"] == 0
     assert results["steady"]["warping_error"] < 0.7 * results["per_frame"]["warping_error"]
