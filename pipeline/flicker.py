@@ -47,7 +47,8 @@ def tv_l1(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
     A deep, gentle pyramid (0.7 a level down to ~12 px) is what lets TV-L1 follow an object
     moving 16 px a frame (OpenCV's default 5 levels at 0.5 does not, tests/test_temporal.py);
-    3 warps with 5 inner iterations per level is nearly as accurate there as 10, at half the time."""
+    3 warps with 5 inner iterations per level is nearly as accurate there as 10, in half the
+    time."""
     levels = 1 + max(0, math.ceil(math.log(min(source.shape) / COARSEST_SIDE)
                                   / -math.log(SCALE_STEP)))
     solver = cv2.optflow.DualTVL1OpticalFlow_create(
