@@ -103,7 +103,7 @@ def evaluate_clip(name: str, height: int, style: str, strength: float) -> tuple[
     row = {
         "clip": name, "size": list(frames[0].shape[1::-1]), "frames": len(frames),
         "cuts_skipped": cuts, "style": style, "strength": strength,
-        "input_warping_error": score(frames)[0]["warping_error"],
+        "input_warping_error": warping_error(frames, frames, metric_motion).warping_error,
         "visible_pixels": float(np.mean([m.visible.mean() for m in scored])),
         "metric_seconds_per_pair": metric_s_per_pair,
         "per_frame": per, "temporal_step": step, "exponential_blend": {**blend, "weight": weight},

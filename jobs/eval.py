@@ -18,7 +18,7 @@ flicker reports Lai et al. 2018's warping error E_warp (RGB in [0, 1], lower is 
 the flow computed on INPUT by TV-L1 (not the DIS flow the temporal step uses) and Lai et al.'s
 occlusion rule; shot changes are left out and counted. Given --style or --reference, it adds the
 deviation: mean absolute difference between OUTPUT and a per-frame stylization of INPUT (a
-blurred or frozen video is steady but deviates). The flow is accurate but slow: about 1.5-3.5 s a
+blurred or frozen video is steady but deviates). The flow is accurate but slow: about 1.6-3.5 s a
 frame pair at 360p on two cores. See docs/temporal.md.
 
 examples:
