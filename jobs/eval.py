@@ -50,10 +50,10 @@ def run(args: argparse.Namespace) -> dict:
     frames = src_info.frames
 
     def inputs():
-        return iter_frames(source, src_info.fps, 0, frames, size)
+        return iter_frames(source, src_info, 0, frames, size)
 
     def outputs():
-        return iter_frames(result, out_info.fps, 0, frames, size)
+        return iter_frames(result, out_info, 0, frames, size)
 
     meter = flicker.warping_error(_progress(inputs(), frames, args.json), outputs())
     summary = {"input": args.input, "output": args.output, "frames": frames,
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> dict:
         reference = _local(args.reference)
         ref_info = probe(reference, name=args.reference)
         summary["deviation"] = round(flicker.deviation(
-            outputs(), iter_frames(reference, ref_info.fps, 0, frames, size)), 5)
+            outputs(), iter_frames(reference, ref_info, 0, frames, size)), 5)
     return summary
 
 

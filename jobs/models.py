@@ -81,7 +81,7 @@ def calibration_frames(video: str | None, multiple: int, count: int = 10):
     width, height = output_size(info, 360)
     size = (max(multiple, width - width % multiple), max(multiple, height - height % multiple))
     for i in range(count):
-        yield from iter_frames(path, info.fps, i * info.frames // count, 1, size)
+        yield from iter_frames(path, info, i * info.frames // count, 1, size)
 
 
 def list_models() -> dict:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 
 from ..pipeline import storage
+from ..pipeline.decode import DEINTERLACE_MODES
+from ..pipeline.formats import CONTAINERS, VIDEO_CODECS
 from ..pipeline.plan import DEFAULT_CHUNK_SECONDS
 from ..pipeline.styles import parse_style
 from ..pipeline.inference import InferenceOptions
 from ..pipeline.temporal import DEFAULT_STRENGTH
-from ..pipeline.video_job import VideoJob, run_video_job
+from ..pipeline.video_job import HDR_MODES, VideoJob, run_video_job
 
 HELP = "stylize a video (local path or s3:// URI), keeping its audio, frame count and rotation"
 EPILOG = """\
@@ -26,7 +28,9 @@ checked and reused. Exit codes: 0 done, 2 bad input (nothing written), 1 other f
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="IN", help="video file: local path or s3://bucket/key")
     parser.add_argument("output", metavar="OUT",
-                        help="output file, or a folder/prefix ending in / to name it IN-STYLE.mp4")
+                        help="output file (its extension picks the container: "
+                        f"{', '.join(CONTAINERS)}), or a folder/prefix ending in / to name it "
+                        "IN-STYLE.mp4")
     add_style_arguments(parser)
     parser.add_argument("--height", type=int, default=None,
                         help="output height in pixels as displayed (default: the input's)")
@@ -37,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temporal", type=float, default=DEFAULT_STRENGTH, metavar="STRENGTH",
                         help="temporal coherence against flicker, 0 (off: each frame on its own) "
                         f"to <1 (default: {DEFAULT_STRENGTH:g}); see docs/temporal.md")
+    add_format_arguments(parser)
     add_inference_arguments(parser)
     parser.add_argument("--address", default=None,
                         help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray instance)")
@@ -47,9 +52,23 @@ def run(args: argparse.Namespace) -> dict:
     output = resolve_output(args.input, args.output, style.slug)
     job = VideoJob(input=args.input, output=output, style=style, height=args.height, crf=args.crf,
                    chunk_seconds=args.chunk_seconds, temporal=args.temporal,
-                   inference=inference_options(args))
+                   inference=inference_options(args), codec=args.codec,
+                   deinterlace=args.deinterlace, hdr=args.hdr)
     # The progress bar goes to stderr, so it shows with --json too without disturbing stdout.
     return run_video_job(job, address=args.address)
+
+
+def add_format_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--codec", choices=list(VIDEO_CODECS), default=None,
+                        help="video codec (default: by OUT's extension, H.264 for .mp4/.mov/.mkv, "
+                        "VP9 for .webm); prores for editing masters (.mov/.mkv), ffv1 for "
+                        "lossless archives (.mkv)")
+    parser.add_argument("--deinterlace", choices=list(DEINTERLACE_MODES), default="frame",
+                        help="for interlaced input: bwdif to one frame per frame (default), one "
+                        "frame per field (double rate), or off")
+    parser.add_argument("--hdr", choices=list(HDR_MODES), default="tonemap",
+                        help="HDR (PQ/HLG) input is tone-mapped to SDR BT.709 before "
+                        "stylizing (default: tonemap)")
 
 
 def add_style_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,6 +113,7 @@ def resolve_output(input_uri: str, output: str, style_slug: str) -> str:
 
 def summary_line(result: dict) -> str:
     reused = f", {result['chunks_reused']} reused" if result["chunks_reused"] else ""
+    notes = "".join(f"; {note}" for note in result["audio_reencoded"])
     return (f"{result['output']}: {result['frames_out']} frames in {result['seconds']:.1f} s "
             f"({result['fps']:.1f} frames/s), {result['chunks']} chunks{reused}, "
-            f"{result['audio_streams']} audio stream(s)")
+            f"{result['audio_streams']} audio stream(s){notes}")

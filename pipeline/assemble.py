@@ -1,64 +1,141 @@
-"""Join encoded chunks by stream copy and put the original audio back, untouched."""
+"""Join encoded chunks into the output with the input's timestamps and its original audio.
+
+The chunks' video packets are copied one for one (no re-encoding) and each is given the
+timestamp of the input frame it came from, so a variable frame rate stays variable and a video
+that starts after its audio still does. The input's audio streams are copied packet for packet
+with their own timestamps, so sound stays in sync; a stream the output container cannot carry
+playably (Vorbis in MP4, AAC in WebM) is re-encoded alone, and the summary says so. Streams are
+written interleaved by time, so memory stays small whatever the video's length.
+"""
 
 from __future__ import annotations
 
+import heapq
 import tempfile
+from fractions import Fraction
 from pathlib import Path
+from typing import Iterator
 
 from . import storage
-from .encode import EncodeSettings
 from .errors import FramestyleError
 from .ffmpeg_exe import run_ffmpeg
+from .formats import AUDIO_ENCODERS, CHUNK_SUFFIX, OutputFormat
 from .probe import VideoInfo, probe
 
 
-def assemble(chunk_paths: list[str], original: str, info: VideoInfo, settings: EncodeSettings,
-             out_path: str) -> VideoInfo:
+def assemble(chunk_paths: list[str], original: str, info: VideoInfo, timeline: list[int],
+             fmt: OutputFormat, out_path: str, workdir: str) -> tuple[VideoInfo, list[str]]:
     """Write ``out_path`` from the chunks (in order) plus every audio stream of ``original``.
 
-    Nothing is re-encoded: the video is the chunks' H.264 stream, the audio is copied packet for
-    packet, and the input's rotation flag is set on the output. Returns the probe of the result
-    after checking that no frame was lost.
+    ``timeline`` holds the output frames' timestamps in ``info.time_base``. Returns the probe of
+    the result (after checking that no frame was lost) and a note per re-encoded audio stream.
     """
+    import av
+
+    sources = _audio_sources(original, info, fmt, workdir)
+    options = {"movflags": "+faststart"} if fmt.container.format in ("mp4", "mov") else {}
+    with av.open(out_path, "w", format=fmt.container.format, options=options) as out, \
+            av.open(chunk_paths[0]) as first:
+        # opaque: copy the codec parameters even where PyAV's libraries lack a decoder (AV1)
+        video = out.add_stream_from_template(first.streams.video[0], opaque=True)
+        video.time_base = info.time_base
+        if fmt.codec.tag and fmt.container.format in ("mp4", "mov"):
+            video.codec_tag = fmt.codec.tag
+        if info.rotation:
+            video.set_display_rotation(info.rotation)
+        inputs = [(av.open(path), index) for path, index, _ in sources]
+        try:
+            feeds = [_video_packets(chunk_paths, timeline, info, video)]
+            feeds += [_copied(container.streams.audio[index],
+                              out.add_stream_from_template(container.streams.audio[index]))
+                      for container, index in inputs]
+            for packet in heapq.merge(*feeds, key=_when):
+                out.mux(packet)
+        finally:
+            for container, _ in inputs:
+                container.close()
+    result = probe(out_path)
+    if result.frames != len(timeline):
+        raise FramestyleError(f"assembled {result.frames} frames, expected {len(timeline)}")
+    return result, [note for _, _, note in sources if note]
+
+
+def _audio_sources(original: str, info: VideoInfo, fmt: OutputFormat,
+                   workdir: str) -> list[tuple[str, int, str | None]]:
+    """Per audio stream: the file and audio stream index to copy its packets from, and a note
+    if it was re-encoded."""
     import ffmpeg
 
-    listing = Path(out_path).with_suffix(".concat.txt")
-    listing.write_text("".join(f"file '{_escape(p)}'\n" for p in chunk_paths))
-    rotation = {"display_rotation": info.rotation} if info.rotation else {}
-    video_in = ffmpeg.input(str(listing), format="concat", safe=0, **rotation)
-    streams = [video_in["v:0"]]
-    if info.audio:
-        streams.append(ffmpeg.input(original)["a"])
-    graph = ffmpeg.output(*streams, out_path, c="copy", video_track_timescale=settings.timescale,
-                          movflags="+faststart")
-    try:
-        run_ffmpeg(graph, f"assemble {out_path}")
-    finally:
-        listing.unlink(missing_ok=True)
-    result = probe(out_path)
-    if result.frames != info.frames:
-        raise FramestyleError(f"assembled {result.frames} frames, expected {info.frames}")
-    return result
+    sources = []
+    for i, audio in enumerate(info.audio):
+        target = fmt.audio_plan(audio.codec)
+        if target is None:
+            sources.append((original, i, None))
+            continue
+        path = str(Path(workdir, f"audio-{i}.mka"))
+        options = {"acodec": AUDIO_ENCODERS[target], "b:a": f"{64 * audio.channels}k"}
+        if target == "opus":
+            options.update(ar=48000, mapping_family=1 if audio.channels > 2 else 0)
+        # -copyts keeps the input's audio timestamps, so the A/V offset survives re-encoding
+        graph = ffmpeg.input(original).output(path, map=f"0:a:{i}", format="matroska",
+                                              **options).global_args("-copyts")
+        run_ffmpeg(graph, f"re-encode audio stream {i} ({audio.codec}) to {target}")
+        sources.append((path, 0, f"audio stream {i}: {audio.codec} re-encoded to {target} "
+                                      f"(.{fmt.container.format} cannot carry {audio.codec})"))
+    return sources
 
 
-def _escape(path: str) -> str:
-    return str(Path(path).resolve()).replace("'", "'\\''")
+def _video_packets(chunk_paths: list[str], timeline: list[int], info: VideoInfo,
+                   stream) -> Iterator:
+    """Every chunk's video packets in order, each stamped with its input frame's time."""
+    import av
+
+    ends = timeline[1:] + [info.end_pts]
+    count = 0
+    for path in chunk_paths:
+        with av.open(path) as chunk:
+            for packet in chunk.demux(chunk.streams.video[0]):
+                if not packet.size:
+                    continue
+                if count >= len(timeline):
+                    raise FramestyleError(f"the chunks hold more frames than the input's "
+                                          f"{len(timeline)}")
+                packet.stream = stream
+                packet.time_base = info.time_base
+                packet.pts = packet.dts = timeline[count]
+                packet.duration = max(1, ends[count] - timeline[count])
+                count += 1
+                yield packet
+    if count != len(timeline):
+        raise FramestyleError(f"the chunks hold {count} frames, the input {len(timeline)}")
+
+
+def _copied(source, target) -> Iterator:
+    for packet in source.container.demux(source):
+        if packet.size:
+            packet.stream = target
+            yield packet
+
+
+def _when(packet) -> Fraction:
+    ts = packet.dts if packet.dts is not None else packet.pts
+    return Fraction(ts or 0) * Fraction(packet.time_base)
 
 
 def assemble_and_store(input_uri: str, input_info, output_uri: str, chunk_uris: list[str],
-                       video: VideoInfo, settings: EncodeSettings) -> dict:
+                       video: VideoInfo, timeline: list[int], fmt: OutputFormat) -> dict:
     """Fetch chunks, join them with the original audio, check the result, then store it."""
     original = storage.fetch(input_uri, input_info)
     with tempfile.TemporaryDirectory(prefix="framestyle-assemble-") as tmp:
         local_chunks = []
         for i, uri in enumerate(chunk_uris):
             if storage.is_s3(uri):
-                path = str(Path(tmp, f"chunk-{i:05d}.mp4"))
+                path = str(Path(tmp, f"chunk-{i:05d}{CHUNK_SUFFIX}"))
                 storage.storage_for(uri).download(uri, path)
                 local_chunks.append(path)
             else:
                 local_chunks.append(uri)
-        out = str(Path(tmp, "output" + (Path(storage.basename(output_uri)).suffix or ".mp4")))
-        result = assemble(local_chunks, original, video, settings, out)
+        out = str(Path(tmp, "output." + storage.basename(output_uri).rsplit(".", 1)[-1]))
+        result, notes = assemble(local_chunks, original, video, timeline, fmt, out, tmp)
         storage.storage_for(output_uri).upload(out, output_uri)
-    return {"frames": result.frames, "audio_streams": len(result.audio)}
+    return {"frames": result.frames, "audio_streams": len(result.audio), "audio_reencoded": notes}

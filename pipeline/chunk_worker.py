@@ -19,7 +19,9 @@ from typing import Iterable, Iterator
 from . import storage
 from .decode import iter_frames
 from .encode import EncodeSettings, FrameEncoder
+from .formats import CHUNK_SUFFIX
 from .plan import Chunk
+from .probe import VideoInfo
 from .storage import ObjectInfo
 from .styles import StyleRef
 from .stylize import InferenceOptions, Stylizer
@@ -31,10 +33,13 @@ class ChunkTask:
     input_uri: str
     input_info: ObjectInfo
     chunk: Chunk
-    fps: Fraction
+    video: VideoInfo  # the input, without its timeline (``seek`` is all a chunk needs of it)
+    seek: Fraction  # ffmpeg -ss time of the chunk's first decoded frame (decode.iter_frames)
     encode: EncodeSettings
     chunk_uri: str  # where the encoded chunk goes; its record sits beside it as .json
     temporal: float = 0.0  # strength of the temporal step; 0 stylizes each frame on its own
+    deinterlace: str = "frame"
+    hdr: str = "tonemap"
 
     @property
     def record_uri(self) -> str:
@@ -86,13 +91,14 @@ class ChunkWorker:
         chunk, settings = task.chunk, task.encode
         warmup = chunk.warmup if task.temporal > 0 else 0
         source = storage.fetch(task.input_uri, task.input_info)
-        frames = iter_frames(source, task.fps, chunk.start - warmup, warmup + chunk.frames,
-                             (settings.width, settings.height))
+        frames = iter_frames(source, task.video, chunk.start - warmup, warmup + chunk.frames,
+                             (settings.width, settings.height), task.deinterlace, task.hdr,
+                             seek=task.seek)
         # Flow needs only input frames: computing it on the read-ahead thread overlaps the model.
         paired = with_motion(frames) if task.temporal > 0 else ((f, None) for f in frames)
         blend = TemporalBlender(task.temporal) if task.temporal > 0 else None
         with tempfile.TemporaryDirectory(prefix="framestyle-") as tmp:
-            local = str(Path(tmp, f"{chunk.name}.mp4"))
+            local = str(Path(tmp, f"{chunk.name}{CHUNK_SUFFIX}"))
             with FrameEncoder(local, settings) as encoder:
                 writer = _BackgroundWriter(encoder.write)
                 seen = 0

@@ -8,6 +8,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .colour import to_rgb_filters
 from .errors import InputError
 from .ffmpeg_exe import read_error, spawn
 from .probe import VideoInfo
@@ -29,35 +30,85 @@ def output_size(info: VideoInfo, height: int | None) -> tuple[int, int]:
     return max(2, new_w), max(2, new_h)
 
 
-def iter_frames(path: str, fps: Fraction, start: int, count: int,
-                size: tuple[int, int]) -> Iterator[np.ndarray]:
-    """Yield ``count`` RGB frames (H, W, 3 uint8) starting at frame index ``start``.
+DEINTERLACE_MODES = ("frame", "field", "off")  # field: one output frame per field (2x rate)
 
-    Seeking is frame-accurate: ffmpeg seeks to the keyframe before, decodes, and drops frames
-    earlier than half a frame before ``start``. Raises InputError if the file runs out early.
+
+def fields_per_frame(info: VideoInfo, deinterlace: str) -> int:
+    """Output frames per input frame: 2 when an interlaced video is deinterlaced field by field."""
+    return 2 if info.interlaced and deinterlace == "field" else 1
+
+
+def shown_timeline(info: VideoInfo, deinterlace: str = "frame") -> list[int]:
+    """The output's frame timestamps (in ``info.time_base``): the input's, or with field-rate
+    deinterlacing each frame's and one half-way to the next."""
+    times = list(info.pts)
+    if fields_per_frame(info, deinterlace) == 2:
+        ends = times[1:] + [info.end_pts]
+        times = [t for start, end in zip(times, ends) for t in (start, (start + end) // 2)]
+    for i in range(1, len(times)):  # muxers need strictly increasing times
+        times[i] = max(times[i], times[i - 1] + 1)
+    return times
+
+
+def decode_filters(info: VideoInfo, size: tuple[int, int], deinterlace: str = "frame",
+                   hdr: str = "tonemap") -> list[str]:
+    """The ffmpeg filters from decoded frames to network-ready RGB24: deinterlace (bwdif, which
+    looks one frame back and one ahead), tone-map HDR, then scale with the input's matrix."""
+    filters = []
+    if info.interlaced and deinterlace != "off":
+        mode = "send_field" if deinterlace == "field" else "send_frame"
+        filters.append(f"bwdif=mode={mode}:parity={info.interlaced}:deint=all")
+    return filters + to_rgb_filters(info.colour, *size, hdr=hdr)
+
+
+def decode_window(info: VideoInfo, start: int, deinterlace: str = "frame") -> tuple[int, int]:
+    """(input frame to start decoding at, output frames to drop before ``start``). When
+    deinterlacing, decoding starts one input frame early so bwdif sees the same neighbours as
+    in an unbroken decode."""
+    per_frame = fields_per_frame(info, deinterlace)
+    context = 1 if info.interlaced and deinterlace != "off" else 0
+    first_input = max(0, start // per_frame - context)
+    return first_input, start - first_input * per_frame
+
+
+def iter_frames(path: str, info: VideoInfo, start: int, count: int, size: tuple[int, int],
+                deinterlace: str = "frame", hdr: str = "tonemap",
+                seek: Fraction | None = None) -> Iterator[np.ndarray]:
+    """Yield ``count`` RGB frames (H, W, 3 uint8): output frames ``start``.. of ``path``.
+
+    Frames are located by timestamp, not by index / fps: ffmpeg seeks to half-way between the
+    wanted frame's timestamp and the one before (``VideoInfo.seek_point``), decodes from the
+    keyframe before, and drops everything earlier, so the first frame is exact at any frame
+    rate, with edit lists and start offsets. ``seek`` is that time when the caller has worked
+    it out already (chunk tasks carry it instead of the whole timeline). Raises InputError if
+    the file runs out early.
     """
     import ffmpeg
 
     width, height = size
+    first_input, skip = decode_window(info, start, deinterlace)
+    if seek is None:
+        seek = info.seek_point(first_input)
     opts = {"noautorotate": None}
-    if start > 0:
-        opts["ss"] = f"{float((Fraction(start) - Fraction(1, 2)) / fps):.6f}"
+    if seek > 0:
+        opts["ss"] = f"{float(seek):.6f}"
     graph = (
         ffmpeg.input(path, **opts)
         .output("pipe:", format="rawvideo", pix_fmt="rgb24", map="0:v:0",
-                fps_mode="passthrough", vf=f"scale={width}:{height}:flags=area",
-                **{"frames:v": count})
+                fps_mode="passthrough", vf=",".join(decode_filters(info, size, deinterlace, hdr)),
+                **{"frames:v": skip + count})
     )
     proc, err = spawn(graph, stdout=subprocess.PIPE, bufsize=0)
     frame_bytes = width * height * 3
     produced = 0
     try:
-        while produced < count:
+        while produced < skip + count:
             buf = _read_exact(proc.stdout, frame_bytes)
             if buf is None:
                 break
             produced += 1
-            yield np.frombuffer(buf, np.uint8).reshape(height, width, 3)
+            if produced > skip:
+                yield np.frombuffer(buf, np.uint8).reshape(height, width, 3)
     except GeneratorExit:  # the consumer stopped early: not an input problem
         proc.kill()
         raise
@@ -66,10 +117,10 @@ def iter_frames(path: str, fps: Fraction, start: int, count: int,
         returncode = proc.wait()
         message = read_error(err)
         err.close()
-    if produced < count:
+    if produced < skip + count:
         detail = f" ({message})" if returncode else ""
         raise InputError(f"truncated or undecodable video: {path} ended at frame "
-                         f"{start + produced}, expected {start + count}{detail}")
+                         f"{start + max(0, produced - skip)}, expected {start + count}{detail}")
 
 
 def _read_exact(pipe, n: int) -> bytes | None:

@@ -1,35 +1,40 @@
-"""Frames into an H.264 file through a streaming ffmpeg process.
+"""Frames into one chunk of the output's video stream, through a streaming ffmpeg process.
 
-Every chunk of a video is encoded with identical settings (codec, pixel format, fixed GOP, no
-scene-cut keyframes, the same track timescale) so that chunks concatenate by stream copy.
+Every chunk of a video is encoded with identical settings (codec, pixel format, colour, fixed
+GOP, no B-frames) so that the chunks' packets join into one stream by copy. The chunk's own
+timestamps do not matter: assembly gives every packet the input frame's timestamp.
 """
 
 from __future__ import annotations
 
-import math
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
+from .colour import Colour, SDR_BT709, from_rgb_filters
 from .errors import FramestyleError
 from .ffmpeg_exe import read_error, spawn
+from .formats import VIDEO_CODECS
 
 
 @dataclass(frozen=True)
 class EncodeSettings:
     width: int
     height: int
-    fps: Fraction
+    fps: Fraction  # nominal: only guides the encoder's rate control
     gop: int
     crf: int = 20
-    preset: str = "veryfast"
+    codec: str = "h264"
+    colour: Colour = SDR_BT709
 
-    @property
-    def timescale(self) -> int:
-        """A track timescale in which every frame lasts a whole number of ticks (>= 10000 ticks/s)."""
-        return self.fps.numerator * math.ceil(10000 / self.fps.numerator)
+    def ffmpeg_options(self) -> dict:
+        codec = VIDEO_CODECS[self.codec]
+        options = {k: v.format(crf=self.crf, gop=self.gop) if isinstance(v, str) else v
+                   for k, v in codec.options.items()}
+        return {"vcodec": codec.encoder, **options,
+                "vf": ",".join(from_rgb_filters(self.colour, codec.pix_fmt))}
 
 
 class FrameEncoder:
@@ -42,9 +47,7 @@ class FrameEncoder:
         graph = (
             ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{s.width}x{s.height}",
                          framerate=str(s.fps))
-            .output(path, vcodec="libx264", preset=s.preset, crf=s.crf, pix_fmt="yuv420p",
-                    g=s.gop, keyint_min=s.gop, sc_threshold=0, bf=0,
-                    video_track_timescale=s.timescale, fps_mode="passthrough", format="mp4")
+            .output(path, fps_mode="passthrough", format="matroska", **s.ffmpeg_options())
         )
         self.path = path
         self.frames = 0

@@ -11,7 +11,7 @@ from .probe import VideoInfo
 
 def frame_at(path: str, info: VideoInfo, index: int, size: tuple[int, int]) -> np.ndarray:
     """One frame, as displayed (rotation applied)."""
-    frame = next(iter_frames(path, info.fps, index, 1, size))
+    frame = next(iter_frames(path, info, index, 1, size))
     return np.rot90(frame, k=info.rotation // 90) if info.rotation % 360 else frame
 
 

@@ -1,11 +1,22 @@
-"""What a video is, read with PyAV (no ffprobe needed)."""
+"""What a video is, read with PyAV (no ffprobe needed): size, rotation, colour, audio, and the
+timeline of the frames a player shows.
+
+The timeline is the presentation timestamp of every shown frame, read from the demuxed packets
+(decoding nothing): packets an edit list hides (a stream-copy trim keeps the frames before the
+cut that the first kept frame depends on, flagged "discard") are left out, and the timestamps
+keep the stream's own start (video starting after the audio) and gaps (variable frame rate).
+Chunks seek and count by this timeline, and the output is written with the same timestamps.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from .colour import Colour, resolve
 from .errors import InputError
+
+INTERLACED_FIELD_ORDERS = {2: "tff", 3: "bff", 4: "tff", 5: "bff"}  # AVFieldOrder -> parity
 
 
 @dataclass(frozen=True)
@@ -19,12 +30,19 @@ class AudioInfo:
 class VideoInfo:
     width: int  # as stored, before rotation
     height: int
-    fps: Fraction  # exact, e.g. Fraction(30000, 1001)
-    frames: int
+    fps: Fraction  # average rate, exact (e.g. 30000/1001); a variable-rate video's is nominal
+    frames: int  # frames a player shows
     rotation: int  # counter-clockwise degrees to display, as ffmpeg's -display_rotation takes it
     codec: str
-    duration: float  # seconds, frames / fps
+    duration: float  # seconds from the first frame's start to the last frame's end
     audio: tuple[AudioInfo, ...] = field(default_factory=tuple)
+    time_base: Fraction = Fraction(1, 90000)
+    pts: tuple[int, ...] = ()  # each shown frame's presentation time in time_base, ascending
+    end_pts: int = 0  # when the last frame stops showing
+    start_time: Fraction = Fraction(0)  # the file's start in seconds (ffmpeg's -ss counts from it)
+    colour: Colour = field(default_factory=lambda: resolve(2, 2, 2, 0, 0, 0))
+    interlaced: str | None = None  # "tff" or "bff" when the video is interlaced
+    pix_fmt: str = "yuv420p"
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -33,13 +51,25 @@ class VideoInfo:
             return self.height, self.width
         return self.width, self.height
 
+    def seconds(self, index: int) -> Fraction:
+        """When frame ``index`` is shown, in the stream's clock (the file's start not removed)."""
+        return (self.pts[index] if index < self.frames else self.end_pts) * self.time_base
+
+    def seek_point(self, index: int) -> Fraction:
+        """A time for ffmpeg's -ss that lands on frame ``index`` exactly: half-way from the
+        previous frame, relative to the file's start. Accurate seeking drops the frames before it."""
+        if index == 0:
+            return Fraction(0)
+        middle = Fraction(self.pts[index - 1] + self.pts[index], 2) * self.time_base
+        return max(Fraction(0), middle - self.start_time)
+
 
 def probe(path: str, name: str | None = None) -> VideoInfo:
     """Probe a local video file. ``name`` is how errors refer to it (e.g. its s3:// URI).
 
     The frame count comes from demuxing every video packet (headers can be missing or wrong, and a
     truncated file has fewer packets than its header claims), which reads the file once but
-    decodes nothing.
+    decodes nothing beyond the first frame.
     """
     import av
 
@@ -56,46 +86,109 @@ def probe(path: str, name: str | None = None) -> VideoInfo:
         if not fps:
             raise InputError(f"cannot tell the frame rate of {name}")
         audio = tuple(
-            AudioInfo(codec=a.codec_context.name, channels=a.codec_context.channels,
+            AudioInfo(codec=a.codec_context.codec.canonical_name, channels=a.codec_context.channels,
                       sample_rate=a.codec_context.sample_rate)
             for a in container.streams.audio
         )
-        rotation = _rotation(container, stream, name)
+        first = _first_frame(container, stream, name)
         declared = stream.frames
-        counted = _count_packets(container, stream, name)
-    if counted == 0:
+        timeline = _timeline(container, stream, name)
+        start_time = Fraction(container.start_time or 0, av.time_base)
+    packets, pts, end_pts = timeline
+    if not pts:
         raise InputError(f"no video frames in {name}")
-    if declared and counted < declared:
-        raise InputError(f"truncated video: {name} has {counted} of {declared} frames")
-    fps = Fraction(fps)
-    return VideoInfo(width=stream.codec_context.width, height=stream.codec_context.height,
-                     fps=fps, frames=counted, rotation=rotation,
-                     codec=stream.codec_context.name, duration=float(counted / fps), audio=audio)
+    if declared and packets < declared:
+        raise InputError(f"truncated video: {name} has {packets} of {declared} frames")
+    cc = stream.codec_context
+    time_base = Fraction(stream.time_base)
+    fmt = cc.format
+    colour = resolve(cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range, cc.width,
+                     cc.height, yuv=fmt is None or fmt.name.startswith(("yuv", "nv", "p0", "p2")))
+    interlaced = INTERLACED_FIELD_ORDERS.get(cc.field_order)
+    if interlaced is None and first is not None and first.interlaced_frame:
+        interlaced = "tff"
+    rotation = first.rotation if first is not None else _rotation_from_ffmpeg(path)
+    return VideoInfo(width=cc.width, height=cc.height, fps=Fraction(fps), frames=len(pts),
+                     rotation=int(round(rotation)) % 360, codec=cc.codec.canonical_name,
+                     duration=float((end_pts - pts[0]) * time_base), audio=audio,
+                     time_base=time_base, pts=tuple(pts), end_pts=end_pts,
+                     start_time=start_time, colour=colour, interlaced=interlaced,
+                     pix_fmt=fmt.name if fmt else "yuv420p")
 
 
-def _rotation(container, stream, name: str) -> int:
+def _first_frame(container, stream, name: str):
+    """The first decoded frame, or None when PyAV's own libraries have no decoder for the
+    codec (AV1: the ffmpeg binary we decode with has one)."""
     import av
 
     try:
         for frame in container.decode(stream):
-            return int(round(frame.rotation)) % 360
+            return frame
+    except av.codec.codec.UnknownCodecError:
+        return None
     except av.error.FFmpegError as e:
         raise InputError(f"cannot decode {name} ({_reason(e)})") from None
     raise InputError(f"no decodable video frames in {name}")
 
 
-def _count_packets(container, stream, name: str) -> int:
+def _timeline(container, stream, name: str) -> tuple[int, list[int], int]:
+    """(packets demuxed, sorted pts of the frames shown, end of the last frame)."""
     import av
 
     container.seek(0, stream=stream)
-    count = 0
+    packets, shown, end = 0, [], 0
+    missing_pts = False
     try:
         for packet in container.demux(stream):
-            if packet.size:  # the demuxer ends each stream with an empty flush packet
-                count += 1
+            if not packet.size:  # the demuxer ends each stream with an empty flush packet
+                continue
+            packets += 1
+            if packet.is_discard:  # hidden by an edit list: decoded only as a reference
+                continue
+            if packet.pts is None:
+                missing_pts = True
+                continue
+            shown.append(packet.pts)
+            end = max(end, packet.pts + (packet.duration or 0))
     except av.error.FFmpegError as e:
         raise InputError(f"truncated or corrupt video: {name} ({_reason(e)})") from None
-    return count
+    if missing_pts or not shown:  # raw streams and some old containers: ask the decoder
+        shown = _decoded_pts(container, stream, name)
+        end = 0
+    shown.sort()
+    if shown and end <= shown[-1]:
+        # no packet durations: the last frame lasts as long as the one before it, or 1/fps
+        step = shown[-1] - shown[-2] if len(shown) > 1 else \
+            round(1 / (Fraction(stream.average_rate or 25) * Fraction(stream.time_base)))
+        end = shown[-1] + max(1, step)
+    return packets, shown, end
+
+
+def _rotation_from_ffmpeg(path: str) -> float:
+    """The display matrix's rotation as ``ffmpeg -i`` reports it, the way PyAV does."""
+    import re
+    import subprocess
+
+    from .ffmpeg_exe import ffmpeg_exe
+
+    done = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", path], capture_output=True,
+                          text=True)
+    found = re.search(r"Display Matrix: rotation of (-?[\d.]+) degrees", done.stderr)
+    return float(found.group(1)) if found else 0.0
+
+
+def _decoded_pts(container, stream, name: str) -> list[int]:
+    import av
+
+    container.seek(0, stream=stream)
+    step = 1 / (Fraction(stream.average_rate or 25) * Fraction(stream.time_base))
+    pts = []
+    try:
+        for i, frame in enumerate(container.decode(stream)):
+            pts.append(frame.pts if frame.pts is not None else round(i * step))
+    except av.error.FFmpegError as e:
+        raise InputError(f"truncated or corrupt video: {name} ({_reason(e)})") from None
+    return pts
 
 
 def _reason(e: Exception) -> str:

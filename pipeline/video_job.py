@@ -14,15 +14,19 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import storage
 from .assemble import assemble_and_store
+from .colour import output_colour
 from .chunk_worker import ChunkRecord, ChunkTask, ChunkWorker, read_record
 from .cluster import connect, worker_pool
-from .decode import output_size
+from .decode import (DEINTERLACE_MODES, decode_window, fields_per_frame, output_size,
+                     shown_timeline)
 from .encode import EncodeSettings
 from .errors import InputError
+from .ffmpeg_exe import ffmpeg_exe
+from .formats import CHUNK_SUFFIX, output_format
 from .plan import (DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_FRAMES, Chunk, gop_size, plan_chunks,
                    plan_from_json, plan_to_json)
 from .inference import InferenceOptions
@@ -32,7 +36,8 @@ from .styles import StyleRef
 from .temporal import DEFAULT_STRENGTH
 
 # Bump when a change alters the pixels a job writes, so old chunks are not reused.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
+HDR_MODES = ("tonemap",)  # keeping HDR through the network is a later option
 WORK_DIR = ".framestyle"
 
 
@@ -47,6 +52,9 @@ class VideoJob:
     overlap: int = DEFAULT_OVERLAP_FRAMES
     temporal: float = DEFAULT_STRENGTH
     inference: InferenceOptions = InferenceOptions()
+    codec: str | None = None  # None: the output container's default
+    deinterlace: str = "frame"
+    hdr: str = "tonemap"
 
 
 def run_video_job(job: VideoJob, address: str | None = None, progress: bool = True) -> dict:
@@ -60,19 +68,30 @@ def run_video_job(job: VideoJob, address: str | None = None, progress: bool = Tr
         raise InputError(f"--max-tile must be at least 64, got {job.inference.max_tile}")
     if not 0 <= job.temporal < 1:
         raise InputError(f"--temporal must be in [0, 1), got {job.temporal}")
+    if job.deinterlace not in DEINTERLACE_MODES:
+        raise InputError(f"--deinterlace must be one of {', '.join(DEINTERLACE_MODES)}")
+    if job.hdr not in HDR_MODES:
+        raise InputError(f"--hdr must be one of {', '.join(HDR_MODES)}")
+    fmt = output_format(job.output, job.codec)
+    ffmpeg_exe()  # a FRAMESTYLE_FFMPEG we cannot use is reported before any work
     input_info = storage.require(job.input)
     storage.storage_for(job.output).check_writable(job.output)
     video = probe(storage.fetch(job.input, input_info), name=job.input)
+    timeline = shown_timeline(video, job.deinterlace)
+    rate = video.fps * fields_per_frame(video, job.deinterlace)
 
     width, height = output_size(video, job.height)
-    settings = EncodeSettings(width=width, height=height, fps=video.fps, gop=gop_size(video.fps),
-                              crf=job.crf)
-    work = work_prefix(job, input_info)
+    settings = EncodeSettings(width=width, height=height, fps=rate, gop=gop_size(rate),
+                              crf=job.crf, codec=fmt.codec_name,
+                              colour=output_colour(video.colour, job.hdr))
+    work = work_prefix(job, input_info, fmt.codec_name)
     connect(address)
-    chunks = load_or_make_plan(work, job, video)
-    tasks = [ChunkTask(input_uri=job.input, input_info=input_info, chunk=c, fps=video.fps,
-                       encode=settings, chunk_uri=storage.join(work, f"{c.name}.mp4"),
-                       temporal=job.temporal)
+    chunks = load_or_make_plan(work, job, len(timeline), rate)
+    slim = replace(video, pts=())  # each task needs only its seek time, not the whole timeline
+    tasks = [ChunkTask(input_uri=job.input, input_info=input_info, chunk=c, video=slim,
+                       seek=chunk_seek(video, c, job), encode=settings,
+                       chunk_uri=storage.join(work, f"{c.name}{CHUNK_SUFFIX}"),
+                       temporal=job.temporal, deinterlace=job.deinterlace, hdr=job.hdr)
              for c in chunks]
     reusable = {t.chunk.index for t in tasks if is_finished(t)}
     todo = [t for t in tasks if t.chunk.index not in reusable]
@@ -81,38 +100,48 @@ def run_video_job(job: VideoJob, address: str | None = None, progress: bool = Tr
               file=sys.stderr)
 
     done_frames = sum(t.chunk.frames for t in tasks if t.chunk.index in reusable)
-    bar = progress_bar(video.frames, "frame", storage.basename(job.input), progress,
+    bar = progress_bar(len(timeline), "frame", storage.basename(job.input), progress,
                        initial=done_frames)
     try:
         _run_chunks(todo, job.style, bar.update, job.inference)
     finally:
         bar.close()
-    result = _assemble_remote(job, [t.chunk_uri for t in tasks], input_info, video, settings)
+    result = _assemble_remote(job, [t.chunk_uri for t in tasks], input_info, video, timeline,
+                              fmt)
     storage.storage_for(work).delete_prefix(work)
     seconds = time.monotonic() - started
     return {
         "input": job.input, "output": job.output,
         "frames_in": video.frames, "frames_out": result["frames"],
         "chunks": len(tasks), "chunks_reused": len(reusable),
-        "seconds": round(seconds, 3), "fps": round(video.frames / seconds, 3),
-        "audio_streams": result["audio_streams"],
+        "seconds": round(seconds, 3), "fps": round(len(timeline) / seconds, 3),
+        "codec": fmt.codec_name, "audio_streams": result["audio_streams"],
+        "audio_reencoded": result["audio_reencoded"],
     }
 
 
-def work_prefix(job: VideoJob, input_info: storage.ObjectInfo) -> str:
+def chunk_seek(video: VideoInfo, chunk: Chunk, job: VideoJob):
+    """The -ss time for the first frame a chunk decodes (its warm-up frames included)."""
+    warmup = chunk.warmup if job.temporal > 0 else 0
+    first_input, _ = decode_window(video, chunk.start - warmup, job.deinterlace)
+    return video.seek_point(first_input)
+
+
+def work_prefix(job: VideoJob, input_info: storage.ObjectInfo, codec: str | None = None) -> str:
     identity = {
         "input": job.input if storage.is_s3(job.input) else os.path.abspath(job.input),
         "input_version": input_info.version, "input_size": input_info.size,
         "style": job.style.weights, "height": job.height, "crf": job.crf,
         "chunk_seconds": job.chunk_seconds, "overlap": job.overlap, "temporal": job.temporal,
         "dtype": job.inference.dtype, "max_tile": job.inference.max_tile,
-        "pipeline": PIPELINE_VERSION,
+        "codec": codec or output_format(job.output, job.codec).codec_name,
+        "deinterlace": job.deinterlace, "hdr": job.hdr, "pipeline": PIPELINE_VERSION,
     }
     job_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     return storage.join(storage.parent(job.output), WORK_DIR, job_id)
 
 
-def load_or_make_plan(work: str, job: VideoJob, video: VideoInfo) -> list[Chunk]:
+def load_or_make_plan(work: str, job: VideoJob, frames: int, rate) -> list[Chunk]:
     """The plan a previous run of this job stored, else a new one sized to this cluster.
 
     Storing it lets a resumed job reuse chunks even when the cluster has changed size since.
@@ -120,10 +149,10 @@ def load_or_make_plan(work: str, job: VideoJob, video: VideoInfo) -> list[Chunk]
     uri = storage.join(work, "plan.json")
     store = storage.storage_for(uri)
     stored = store.get_bytes(uri)
-    chunks = plan_from_json(stored, video.frames) if stored else None
+    chunks = plan_from_json(stored, frames) if stored else None
     if chunks is None:
         workers, _ = worker_pool()
-        chunks = plan_chunks(video.frames, video.fps, job.chunk_seconds, job.overlap, workers)
+        chunks = plan_chunks(frames, rate, job.chunk_seconds, job.overlap, workers)
         store.put_bytes(plan_to_json(chunks), uri)
     return chunks
 
@@ -191,14 +220,15 @@ def _run_chunks(tasks: list[ChunkTask], style: StyleRef, on_frames,
 
 
 def _assemble_remote(job: VideoJob, chunk_uris: list[str], input_info, video: VideoInfo,
-                     settings: EncodeSettings) -> dict:
+                     timeline: list[int], fmt) -> dict:
     import ray
 
     # assemble_and_store lives in a module that does not import torch: the task's fresh worker
     # process starts in a fraction of the time.
     task = ray.remote(num_cpus=1)(assemble_and_store)
     try:
-        return ray.get(task.remote(job.input, input_info, job.output, chunk_uris, video, settings))
+        return ray.get(task.remote(job.input, input_info, job.output, chunk_uris, video, timeline,
+                                   fmt))
     except Exception as e:  # noqa: BLE001
         raise _unwrap(e) from None
 

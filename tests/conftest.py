@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from framestyle.pipeline import storage
-from framestyle.pipeline.ffmpeg_exe import ffmpeg_exe
+from media import ffmpeg
 
 BUCKET = "framestyle-test"
 
@@ -55,11 +54,6 @@ def ray_session(s3_endpoint, tmp_path_factory):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run([ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
-                   check=True)
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,8 @@ from framestyle.pipeline.video_job import VideoJob, run_video_job
 def pair_errors(source, output) -> np.ndarray:
     src, out = probe(str(source)), probe(str(output))
     size = (out.width, out.height)
-    meter = warping_error(iter_frames(str(source), src.fps, 0, src.frames, size),
-                          iter_frames(str(output), out.fps, 0, out.frames, size))
+    meter = warping_error(iter_frames(str(source), src, 0, src.frames, size),
+                          iter_frames(str(output), out, 0, out.frames, size))
     assert meter.cuts == []
     return np.array(meter.pair_errors)
 

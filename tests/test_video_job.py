@@ -13,16 +13,10 @@ from framestyle.pipeline.probe import probe
 from framestyle.pipeline.styles import parse_style
 from framestyle.pipeline.video_job import VideoJob, run_video_job, work_prefix
 from helpers import kill_cli_when, run_cli
+from media import audio_packets
 
 SUMMARY_KEYS = {"input", "output", "frames_in", "frames_out", "chunks", "chunks_reused",
-                "seconds", "fps", "audio_streams"}
-
-
-def audio_packets(path) -> list[bytes]:
-    import av
-
-    with av.open(str(path)) as c:
-        return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+                "seconds", "fps", "codec", "audio_streams", "audio_reencoded"}
 
 
 def assert_same_video(out_path, in_path):
@@ -87,10 +81,10 @@ def test_resume_redoes_only_missing_or_damaged_chunks(ray_session, clips, tmp_pa
         run_video_job(job, progress=False)
     assert not (tmp_path / "bunny.mp4").exists()
     work = Path(work_prefix(job, storage.require(job.input)))
-    chunks = sorted(work.glob("chunk-*.mp4"))
+    chunks = sorted(work.glob("chunk-*.mkv"))
     assert len(chunks) == 4  # 0.5 s is 12 frames: 5 chunks -> 4 for 2 workers
-    (work / "chunk-00001.mp4").unlink()
-    damaged = work / "chunk-00003.mp4"
+    (work / "chunk-00001.mkv").unlink()
+    damaged = work / "chunk-00003.mkv"
     data = bytearray(damaged.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, different content: presence is not enough
     damaged.write_bytes(bytes(data))
