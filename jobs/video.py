@@ -19,6 +19,12 @@ examples:
   framestyle video clip.mp4 out/clip.mp4 --style builtin:7 --height 360
   framestyle video s3://bucket/in/clip.mp4 s3://bucket/out/clip.mp4 --style builtin:3=0.5,12=0.5
   framestyle video clip.mp4 out/ --style builtin:0 --json
+  framestyle video tape.mov master.mov --style builtin:7 --codec prores --deinterlace field
+  framestyle video phone-hdr.mov out/clip.webm --style builtin:12     # VP9, tone-mapped to SDR
+
+Frames keep the input's timestamps (variable frame rate too) and colours its matrix and range;
+the output is colour-tagged. Audio is copied, or re-encoded where OUT's container cannot carry
+it (the summary says so).
 
 Re-running the same command resumes: finished chunks under OUT's folder in .framestyle/ are
 checked and reused. Exit codes: 0 done, 2 bad input (nothing written), 1 other failure.
