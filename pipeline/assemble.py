@@ -40,7 +40,7 @@ def assemble(chunk_paths: list[str], original: str, info: VideoInfo, timeline: l
         video = out.add_stream_from_template(first.streams.video[0], opaque=True)
         video.time_base = info.time_base
         if fmt.codec.tag and fmt.container.format in ("mp4", "mov"):
-            video.codec_tag = fmt.codec.tag
+            video.codec_context.codec_tag = fmt.codec.tag
         if info.rotation:
             video.set_display_rotation(info.rotation)
         inputs = [(av.open(path), index) for path, index, _ in sources]

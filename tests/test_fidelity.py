@@ -5,7 +5,7 @@ was (across chunk seams), the A/V offset, the colour tags, and that audio packet
 where the container can carry them.
 
 Cases: constant, fractional (30000/1001) and variable rate with gaps; a stream-copy trim (edit
-list); video starting 0.8 s after its audio; rotation 90 (test_video_job), 180 and 270; odd
+list); video starting 0.8 s after its audio; rotation 90, 180 and 270; odd
 size; 10-bit; BT.601 SD, BT.709 HD, untagged HD, HDR PQ and HLG; two audio tracks; no audio;
 interlaced (frame and field rate); .mp4, .mov, .mkv and .webm outputs.
 """
@@ -53,8 +53,10 @@ def media(tmp_path_factory) -> dict[str, Path]:
     # 29.97 fps, no audio, upside down
     make("ntsc.mp4", "-f", "lavfi", "-i", TESTSRC.format(size="96x64", rate="30000/1001"),
          "-frames:v", 36, *x264)
-    ffmpeg("-display_rotation", 180, "-i", clips["ntsc.mp4"], "-c", "copy", d / "rot180.mp4")
-    clips["rot180.mp4"] = d / "rot180.mp4"
+    for angle in (90, 180):
+        ffmpeg("-display_rotation", angle, "-i", clips["ntsc.mp4"], "-c", "copy",
+               d / f"rot{angle}.mp4")
+        clips[f"rot{angle}.mp4"] = d / f"rot{angle}.mp4"
     # variable rate: irregular steps and a 1.5 s pause after frame 19 (a screen recording)
     make("vfr.mp4", "-f", "lavfi", "-i", TESTSRC.format(size="96x64", rate=25),
          "-f", "lavfi", "-i", sine.format(4), "-frames:v", 50,
@@ -238,11 +240,16 @@ def test_outputs_refused_before_any_work(media, tmp_path, capsys):
                                                   ("av1", ".webm", "yuv420p")])
 def test_codecs(ray_session, media, tmp_path, capsys, codec, suffix, pix_fmt):
     out = tmp_path / f"out{suffix}"
-    summary = stylize(capsys, media["ntsc.mp4"], out, "--codec", codec)
+    summary = stylize(capsys, media["rot90.mp4"], out, "--codec", codec)
     assert summary["codec"] == codec
     result = probe(str(out))
-    assert result.codec == codec and result.pix_fmt == pix_fmt
-    check_frames(media["ntsc.mp4"], out)
+    assert result.codec == codec and result.pix_fmt == pix_fmt and result.rotation == 90
+    check_frames(media["rot90.mp4"], out)
+    if codec == "hevc":  # hvc1, not hev1: what Apple's players open
+        import av
+
+        with av.open(str(out)) as c:
+            assert c.streams.video[0].codec_context.codec_tag == "hvc1"
 
 
 # Colour: flat patches through a network that changes nothing.
