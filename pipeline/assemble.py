@@ -2,7 +2,9 @@
 
 The chunks' video packets are copied one for one (no re-encoding) and each is given the
 timestamp of the input frame it came from, so a variable frame rate stays variable and a video
-that starts after its audio still does. The input's audio streams are copied packet for packet
+that starts after its audio still does. Every stream moves back by the input file's start time
+(an MPEG-TS broadcast recording starts at 1.4 s or hours in), as ffmpeg does, so the output
+starts at 0 with the streams' offsets unchanged. The input's audio streams are copied packet for packet
 with their own timestamps, so sound stays in sync; a stream the output container cannot carry
 playably (Vorbis in MP4, AAC in WebM) is re-encoded alone, and the summary says so. Streams are
 written interleaved by time, so memory stays small whatever the video's length.
@@ -47,7 +49,8 @@ def assemble(chunk_paths: list[str], original: str, info: VideoInfo, timeline: l
         try:
             feeds = [_video_packets(chunk_paths, timeline, info, video)]
             feeds += [_copied(container.streams.audio[index],
-                              out.add_stream_from_template(container.streams.audio[index]))
+                              out.add_stream_from_template(container.streams.audio[index]),
+                              info.start_time)
                       for container, index in inputs]
             for packet in heapq.merge(*feeds, key=_when):
                 out.mux(packet)
@@ -91,6 +94,7 @@ def _video_packets(chunk_paths: list[str], timeline: list[int], info: VideoInfo,
     import av
 
     ends = timeline[1:] + [info.end_pts]
+    shift = round(info.start_time / info.time_base)
     count = 0
     for path in chunk_paths:
         with av.open(path) as chunk:
@@ -102,7 +106,7 @@ def _video_packets(chunk_paths: list[str], timeline: list[int], info: VideoInfo,
                                           f"{len(timeline)}")
                 packet.stream = stream
                 packet.time_base = info.time_base
-                packet.pts = packet.dts = timeline[count]
+                packet.pts = packet.dts = timeline[count] - shift
                 packet.duration = max(1, ends[count] - timeline[count])
                 count += 1
                 yield packet
@@ -110,9 +114,14 @@ def _video_packets(chunk_paths: list[str], timeline: list[int], info: VideoInfo,
         raise FramestyleError(f"the chunks hold {count} frames, the input {len(timeline)}")
 
 
-def _copied(source, target) -> Iterator:
+def _copied(source, target, start_time: Fraction) -> Iterator:
+    shift = round(start_time / Fraction(source.time_base))
     for packet in source.container.demux(source):
         if packet.size:
+            if packet.pts is not None:
+                packet.pts -= shift
+            if packet.dts is not None:
+                packet.dts -= shift
             packet.stream = target
             yield packet
 

@@ -12,7 +12,6 @@ import queue
 import tempfile
 import threading
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -21,7 +20,7 @@ from .decode import iter_frames
 from .encode import EncodeSettings, FrameEncoder
 from .formats import CHUNK_SUFFIX
 from .plan import Chunk
-from .probe import VideoInfo
+from .probe import Seek, VideoInfo
 from .storage import ObjectInfo
 from .styles import StyleRef
 from .stylize import InferenceOptions, Stylizer
@@ -34,7 +33,7 @@ class ChunkTask:
     input_info: ObjectInfo
     chunk: Chunk
     video: VideoInfo  # the input, without its timeline (``seek`` is all a chunk needs of it)
-    seek: Fraction  # ffmpeg -ss time of the chunk's first decoded frame (decode.iter_frames)
+    seek: Seek | None  # how to land on the chunk's first decoded frame (decode.iter_frames)
     encode: EncodeSettings
     chunk_uri: str  # where the encoded chunk goes; its record sits beside it as .json
     temporal: float = 0.0  # strength of the temporal step; 0 stylizes each frame on its own

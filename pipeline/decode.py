@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-from fractions import Fraction
 from typing import Iterator
 
 import numpy as np
@@ -11,7 +10,7 @@ import numpy as np
 from .colour import to_rgb_filters
 from .errors import InputError
 from .ffmpeg_exe import read_error, spawn
-from .probe import VideoInfo
+from .probe import Seek, VideoInfo
 
 
 def output_size(info: VideoInfo, height: int | None) -> tuple[int, int]:
@@ -73,11 +72,12 @@ def decode_window(info: VideoInfo, start: int, deinterlace: str = "frame") -> tu
 
 def iter_frames(path: str, info: VideoInfo, start: int, count: int, size: tuple[int, int],
                 deinterlace: str = "frame", hdr: str = "tonemap",
-                seek: Fraction | None = None) -> Iterator[np.ndarray]:
+                seek: Seek | None = None) -> Iterator[np.ndarray]:
     """Yield ``count`` RGB frames (H, W, 3 uint8): output frames ``start``.. of ``path``.
 
     Frames are located by timestamp, not by index / fps: ffmpeg seeks to half-way between the
-    wanted frame's timestamp and the one before (``VideoInfo.seek_point``), decodes from the
+    wanted frame's timestamp and the one before (``VideoInfo.seek_point``, in the stream's own
+    clock), decodes from the
     keyframe before, and drops everything earlier, so the first frame is exact at any frame
     rate, with edit lists and start offsets. ``seek`` is that time when the caller has worked
     it out already (chunk tasks carry it instead of the whole timeline). Raises InputError if
@@ -87,16 +87,21 @@ def iter_frames(path: str, info: VideoInfo, start: int, count: int, size: tuple[
 
     width, height = size
     first_input, skip = decode_window(info, start, deinterlace)
-    if seek is None:
+    if seek is None and first_input > 0:
         seek = info.seek_point(first_input)
-    opts = {"noautorotate": None}
-    if seek > 0:
-        opts["ss"] = f"{float(seek):.6f}"
+    opts, filters = {"noautorotate": None}, decode_filters(info, size, deinterlace, hdr)
+    if seek is not None and seek.demux is not None:
+        # an absolute time: ffmpeg's own "file start" differs from the container's for some
+        # formats (MPEG-TS: the latest stream start), so a relative -ss would land off by that
+        opts.update(seek_timestamp=1, ss=f"{float(seek.demux):.6f}")
+    if seek is not None and seek.trim is not None:
+        # keep the streams' own timestamps and drop frames before the wanted one ourselves
+        opts.update(copyts=None, noaccurate_seek=None)
+        filters.insert(0, f"trim=start={float(seek.trim):.6f}")
     graph = (
         ffmpeg.input(path, **opts)
         .output("pipe:", format="rawvideo", pix_fmt="rgb24", map="0:v:0",
-                fps_mode="passthrough", vf=",".join(decode_filters(info, size, deinterlace, hdr)),
-                **{"frames:v": skip + count})
+                fps_mode="passthrough", vf=",".join(filters), **{"frames:v": skip + count})
     )
     proc, err = spawn(graph, stdout=subprocess.PIPE, bufsize=0)
     frame_bytes = width * height * 3

@@ -10,12 +10,15 @@ Chunks seek and count by this timeline, and the output is written with the same 
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 from .colour import Colour, resolve
 from .errors import InputError
 
+UNINDEXED_SEEK_MARGIN = Fraction(3)  # seconds; covers a transport stream's clock lead
+INDEXED_FORMATS = ("mov", "mp4", "matroska", "webm", "avi")
 INTERLACED_FIELD_ORDERS = {2: "tff", 3: "bff", 4: "tff", 5: "bff"}  # AVFieldOrder -> parity
 
 
@@ -39,10 +42,12 @@ class VideoInfo:
     time_base: Fraction = Fraction(1, 90000)
     pts: tuple[int, ...] = ()  # each shown frame's presentation time in time_base, ascending
     end_pts: int = 0  # when the last frame stops showing
-    start_time: Fraction = Fraction(0)  # the file's start in seconds (ffmpeg's -ss counts from it)
+    start_time: Fraction = Fraction(0)  # the file's start in seconds (the output's zero)
     colour: Colour = field(default_factory=lambda: resolve(2, 2, 2, 0, 0, 0))
     interlaced: str | None = None  # "tff" or "bff" when the video is interlaced
     pix_fmt: str = "yuv420p"
+    indexed: bool = True  # the container has an index to seek by (see Seek)
+    keyframes: tuple[int, ...] = ()  # pts of every keyframe packet, for seeking without one
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -55,13 +60,36 @@ class VideoInfo:
         """When frame ``index`` is shown, in the stream's clock (the file's start not removed)."""
         return (self.pts[index] if index < self.frames else self.end_pts) * self.time_base
 
-    def seek_point(self, index: int) -> Fraction:
-        """A time for ffmpeg's -ss that lands on frame ``index`` exactly: half-way from the
-        previous frame, relative to the file's start. Accurate seeking drops the frames before it."""
+    def seek_point(self, index: int) -> Seek | None:
+        """Where ffmpeg must seek to start decoding exactly at frame ``index`` (None for the
+        first frame: no seeking at all)."""
         if index == 0:
-            return Fraction(0)
-        middle = Fraction(self.pts[index - 1] + self.pts[index], 2) * self.time_base
-        return max(Fraction(0), middle - self.start_time)
+            return None
+        exact = Fraction(self.pts[index - 1] + self.pts[index], 2) * self.time_base
+        if self.indexed:
+            return Seek(demux=exact, trim=None)
+        # the latest keyframe at or before the frame, less a margin for the transport clock
+        at = bisect.bisect_right(self.keyframes, self.pts[index]) - 1
+        keyframe = self.keyframes[at] * self.time_base if at >= 0 else exact
+        demux = keyframe - UNINDEXED_SEEK_MARGIN
+        return Seek(demux=demux if demux > self.pts[0] * self.time_base else None, trim=exact)
+
+
+@dataclass(frozen=True)
+class Seek:
+    """How to land on one frame. Times are in the stream's own clock (ffmpeg -seek_timestamp).
+
+    Containers with an index (MP4/MOV, Matroska/WebM, AVI) seek straight to ``demux``, half-way
+    between the frame and the one before, and ffmpeg's accurate seeking drops what comes before
+    it. Containers without one (MPEG-TS, MPEG-PS, raw streams) seek by bisecting the file on a
+    clock that runs ahead of the frames' own (TS's PCR leads the PTS by up to a second), then
+    read on to the next keyframe: that can land *after* the frame. So there we seek a margin
+    before the latest keyframe (or not at all, near the start) and drop frames before ``trim``
+    ourselves, on the frames' own timestamps.
+    """
+
+    demux: Fraction | None
+    trim: Fraction | None
 
 
 def probe(path: str, name: str | None = None) -> VideoInfo:
@@ -94,7 +122,8 @@ def probe(path: str, name: str | None = None) -> VideoInfo:
         declared = stream.frames
         timeline = _timeline(container, stream, name)
         start_time = Fraction(container.start_time or 0, av.time_base)
-    packets, pts, end_pts = timeline
+        indexed = any(f in INDEXED_FORMATS for f in container.format.name.split(","))
+    packets, pts, end_pts, keyframes = timeline
     if not pts:
         raise InputError(f"no video frames in {name}")
     if declared and packets < declared:
@@ -113,7 +142,8 @@ def probe(path: str, name: str | None = None) -> VideoInfo:
                      duration=float((end_pts - pts[0]) * time_base), audio=audio,
                      time_base=time_base, pts=tuple(pts), end_pts=end_pts,
                      start_time=start_time, colour=colour, interlaced=interlaced,
-                     pix_fmt=fmt.name if fmt else "yuv420p")
+                     pix_fmt=fmt.name if fmt else "yuv420p", indexed=indexed,
+                     keyframes=() if indexed else tuple(sorted(keyframes)))
 
 
 def _first_frame(container, stream, name: str):
@@ -131,18 +161,20 @@ def _first_frame(container, stream, name: str):
     raise InputError(f"no decodable video frames in {name}")
 
 
-def _timeline(container, stream, name: str) -> tuple[int, list[int], int]:
-    """(packets demuxed, sorted pts of the frames shown, end of the last frame)."""
+def _timeline(container, stream, name: str) -> tuple[int, list[int], int, list[int]]:
+    """(packets demuxed, sorted pts of the frames shown, end of the last frame, keyframe pts)."""
     import av
 
     container.seek(0, stream=stream)
-    packets, shown, end = 0, [], 0
+    packets, shown, end, keyframes = 0, [], 0, []
     missing_pts = False
     try:
         for packet in container.demux(stream):
             if not packet.size:  # the demuxer ends each stream with an empty flush packet
                 continue
             packets += 1
+            if packet.is_keyframe and packet.pts is not None:
+                keyframes.append(packet.pts)
             if packet.is_discard:  # hidden by an edit list: decoded only as a reference
                 continue
             if packet.pts is None:
@@ -161,7 +193,7 @@ def _timeline(container, stream, name: str) -> tuple[int, list[int], int]:
         step = shown[-1] - shown[-2] if len(shown) > 1 else \
             round(1 / (Fraction(stream.average_rate or 25) * Fraction(stream.time_base)))
         end = shown[-1] + max(1, step)
-    return packets, shown, end
+    return packets, shown, end, keyframes
 
 
 def _rotation_from_ffmpeg(path: str) -> float:

@@ -7,7 +7,8 @@ where the container can carry them.
 Cases: constant, fractional (30000/1001) and variable rate with gaps; a stream-copy trim (edit
 list); video starting 0.8 s after its audio; rotation 90, 180 and 270; odd
 size; 10-bit; BT.601 SD, BT.709 HD, untagged HD, HDR PQ and HLG; two audio tracks; no audio;
-interlaced (frame and field rate); .mp4, .mov, .mkv and .webm outputs.
+an interlaced MPEG-TS broadcast recording (frame and field rate); .mp4, .mov, .mkv and .webm
+outputs.
 """
 
 from __future__ import annotations
@@ -77,11 +78,18 @@ def media(tmp_path_factory) -> dict[str, Path]:
          "-f", "lavfi", "-i", sine.format(1.2), "-frames:v", 30, "-vf", "format=yuv444p10le,crop=97:61",
          "-c:v", "libx264",
          "-preset", "ultrafast", "-pix_fmt", "yuv444p10le", "-c:a", "libvorbis", "-shortest")
-    # interlaced BT.601 SD, top field first, tagged
-    make("interlaced.mp4", "-f", "lavfi", "-i", TESTSRC.format(size="160x120", rate=25),
-         "-frames:v", 30, "-vf", "tinterlace=interleave_top,setfield=tff,"
+    # a broadcast recording: interlaced BT.601 SD MPEG-2, top field first, MP2 audio, in
+    # MPEG-TS (whose clock starts at 1.4 s, not 0)
+    make("broadcast.ts", "-f", "lavfi", "-i", TESTSRC.format(size="160x120", rate=25),
+         "-f", "lavfi", "-i", sine.format(1.2), "-frames:v", 30, "-vf",
+         "tinterlace=interleave_top,setfield=tff,"
          "setparams=colorspace=smpte170m:color_primaries=smpte170m:color_trc=smpte170m:range=tv",
-         "-flags", "+ildct+ilme", *x264, "-x264opts", "tff=1")
+         "-flags", "+ildct+ilme", "-c:v", "mpeg2video", "-q:v", 2, "-c:a", "mp2",
+         "-shortest")
+    # 12 s of MPEG-TS: long enough that chunks must really seek in a file without an index
+    make("long.ts", "-f", "lavfi", "-i", TESTSRC.format(size="96x64", rate=25),
+         "-f", "lavfi", "-i", sine.format(12), "-t", 12, "-c:v", "mpeg2video", "-g", 12,
+         "-q:v", 3, "-c:a", "mp2")
     return clips
 
 
@@ -121,10 +129,11 @@ def check_frames(src, out, deinterlace="frame", style=STYLE):
     assert best == list(range(len(outputs))), "output frames out of place"
     assert max(errors) < 8, errors
 
-    expected_times = [float(t * info.time_base) for t in timeline]
+    times = [t * info.time_base for t in timeline]
     if deinterlace == "frame":
-        assert np.allclose(frame_times(src), expected_times, atol=1e-6)  # the probe is right
-    assert np.allclose(frame_times(out), expected_times, atol=1.5e-3)
+        assert np.allclose(frame_times(src), [float(t) for t in times], atol=1e-6)  # the probe
+    # the output starts at 0 where the input file did (its start time, as ffmpeg does)
+    assert np.allclose(frame_times(out), [float(t - info.start_time) for t in times], atol=1.5e-3)
     return info, result
 
 
@@ -209,19 +218,36 @@ def test_odd_size_10_bit_and_vorbis_into_mp4(ray_session, media, tmp_path, capsy
 
 
 @pytest.mark.parametrize("mode", ["frame", "field"])
-def test_interlaced_sd_is_deinterlaced(ray_session, media, tmp_path, capsys, mode):
-    src = media["interlaced.mp4"]
+def test_interlaced_broadcast_is_deinterlaced(ray_session, media, tmp_path, capsys, mode):
+    src = media["broadcast.ts"]
     info = probe(str(src))
-    assert info.interlaced == "tff"
+    assert info.interlaced == "tff" and info.start_time > 1
     out = tmp_path / f"out-{mode}.mp4"
     summary = stylize(capsys, src, out, "--deinterlace", mode)
     assert summary["frames_out"] == info.frames * (2 if mode == "field" else 1)
+    assert summary["audio_reencoded"] == [
+        "audio stream 0: mp2 re-encoded to aac (.mp4 cannot carry mp2)"]
     check_frames(src, out, deinterlace=mode)
     assert colour_tags(out) == ("smpte170m", "smpte170m", "smpte170m", "tv")
+    assert av_offset(out) == pytest.approx(av_offset(src), abs=2e-3)
     # deinterlaced: no combing, i.e. adjacent rows agree about as well as rows two apart
     frame = next(iter_frames(str(out), probe(str(out)), 10, 1, (160, 120))).astype(float)
     comb = np.abs(frame[1:] - frame[:-1]).mean() / np.abs(frame[2:] - frame[:-2]).mean()
     assert comb < 1.2
+
+
+def test_seeking_in_mpeg_ts_lands_on_the_exact_frame(media):
+    """TS has no index: ffmpeg bisects the file on a clock that leads the frames' own and
+    then reads on to the next keyframe, so a plain -ss lands late. Every seeked decode must
+    still match the unbroken one frame for frame."""
+    src = str(media["long.ts"])
+    info = probe(src)
+    assert not info.indexed and info.frames == 300
+    full = list(iter_frames(src, info, 0, info.frames, (96, 64)))
+    for start in (100, 151, 206, 290):
+        assert info.seek_point(start).demux is not None  # really seeks
+        part = list(iter_frames(src, info, start, 5, (96, 64)))
+        assert all(np.array_equal(a, b) for a, b in zip(part, full[start:start + 5])), start
 
 
 def test_outputs_refused_before_any_work(media, tmp_path, capsys):
