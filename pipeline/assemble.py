@@ -4,8 +4,8 @@ The chunks' video packets are copied one for one (no re-encoding) and each is gi
 timestamp of the input frame it came from, so a variable frame rate stays variable and a video
 that starts after its audio still does. Every stream moves back by the input file's start time
 (an MPEG-TS broadcast recording starts at 1.4 s or hours in), as ffmpeg does, so the output
-starts at 0 with the streams' offsets unchanged. The input's audio streams are copied packet for packet
-with their own timestamps, so sound stays in sync; a stream the output container cannot carry
+starts at 0 with the streams' offsets unchanged. The input's audio streams are copied packet for
+packet with their own timestamps, so sound stays in sync; a stream the output container cannot carry
 playably (Vorbis in MP4, AAC in WebM) is re-encoded alone, and the summary says so. Streams are
 written interleaved by time, so memory stays small whatever the video's length.
 """
@@ -35,13 +35,13 @@ def assemble(chunk_paths: list[str], original: str, info: VideoInfo, timeline: l
     import av
 
     sources = _audio_sources(original, info, fmt, workdir)
-    options = {"movflags": "+faststart"} if fmt.container.format in ("mp4", "mov") else {}
+    options = {"movflags": "+faststart"} if fmt.container.quicktime else {}
     with av.open(out_path, "w", format=fmt.container.format, options=options) as out, \
             av.open(chunk_paths[0]) as first:
         # opaque: copy the codec parameters even where PyAV's libraries lack a decoder (AV1)
         video = out.add_stream_from_template(first.streams.video[0], opaque=True)
         video.time_base = info.time_base
-        if fmt.codec.tag and fmt.container.format in ("mp4", "mov"):
+        if fmt.codec.tag and fmt.container.quicktime:
             video.codec_context.codec_tag = fmt.codec.tag
         if info.rotation:
             video.set_display_rotation(info.rotation)

@@ -50,6 +50,10 @@ class Colour:
     def is_hdr(self) -> bool:
         return self.transfer in HDR_TRANSFERS
 
+    def tone_mapped(self, hdr: str) -> bool:
+        """Whether frames of this colour are tone-mapped to SDR under ``--hdr hdr``."""
+        return self.is_hdr and hdr == "tonemap"
+
     def output_params(self) -> dict:
         """ffmpeg ``setparams`` options that tag frames (and so the encoded stream) with these."""
         return {"colorspace": self.matrix, "color_primaries": self.primaries,
@@ -79,7 +83,7 @@ def resolve(matrix: int, primaries: int, transfer: int, colour_range: int, width
 def output_colour(source: Colour, hdr: str = "tonemap") -> Colour:
     """The colour the output is written and tagged with: the input's, or SDR BT.709 for HDR
     input that is tone-mapped."""
-    if source.is_hdr and hdr == "tonemap":
+    if source.tone_mapped(hdr):
         return SDR_BT709
     if source.matrix not in _SCALE_MATRIX:  # RGB or YCgCo sources: write standard YUV
         return Colour("bt709", source.primaries, source.transfer, "tv")
@@ -91,7 +95,7 @@ def to_rgb_filters(source: Colour, width: int, height: int, hdr: str = "tonemap"
     read with the input's own matrix and range (and tone-mapped first when HDR)."""
     filters = []
     matrix, colour_range = source.matrix, source.range
-    if source.is_hdr and hdr == "tonemap":
+    if source.tone_mapped(hdr):
         filters += tonemap_filters(source)
         matrix, colour_range = "bt709", "tv"
     scale = f"scale={width}:{height}:flags=area:out_range=pc"

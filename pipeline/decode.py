@@ -32,9 +32,13 @@ def output_size(info: VideoInfo, height: int | None) -> tuple[int, int]:
 DEINTERLACE_MODES = ("frame", "field", "off")  # field: one output frame per field (2x rate)
 
 
+def deinterlaces(info: VideoInfo, deinterlace: str) -> bool:
+    return bool(info.interlaced) and deinterlace != "off"
+
+
 def fields_per_frame(info: VideoInfo, deinterlace: str) -> int:
     """Output frames per input frame: 2 when an interlaced video is deinterlaced field by field."""
-    return 2 if info.interlaced and deinterlace == "field" else 1
+    return 2 if deinterlaces(info, deinterlace) and deinterlace == "field" else 1
 
 
 def shown_timeline(info: VideoInfo, deinterlace: str = "frame") -> list[int]:
@@ -54,7 +58,7 @@ def decode_filters(info: VideoInfo, size: tuple[int, int], deinterlace: str = "f
     """The ffmpeg filters from decoded frames to network-ready RGB24: deinterlace (bwdif, which
     looks one frame back and one ahead), tone-map HDR, then scale with the input's matrix."""
     filters = []
-    if info.interlaced and deinterlace != "off":
+    if deinterlaces(info, deinterlace):
         mode = "send_field" if deinterlace == "field" else "send_frame"
         filters.append(f"bwdif=mode={mode}:parity={info.interlaced}:deint=all")
     return filters + to_rgb_filters(info.colour, *size, hdr=hdr)
@@ -65,8 +69,7 @@ def decode_window(info: VideoInfo, start: int, deinterlace: str = "frame") -> tu
     deinterlacing, decoding starts one input frame early so bwdif sees the same neighbours as
     in an unbroken decode."""
     per_frame = fields_per_frame(info, deinterlace)
-    context = 1 if info.interlaced and deinterlace != "off" else 0
-    first_input = max(0, start // per_frame - context)
+    first_input = max(0, start // per_frame - deinterlaces(info, deinterlace))
     return first_input, start - first_input * per_frame
 
 
@@ -75,13 +78,11 @@ def iter_frames(path: str, info: VideoInfo, start: int, count: int, size: tuple[
                 seek: Seek | None = None) -> Iterator[np.ndarray]:
     """Yield ``count`` RGB frames (H, W, 3 uint8): output frames ``start``.. of ``path``.
 
-    Frames are located by timestamp, not by index / fps: ffmpeg seeks to half-way between the
-    wanted frame's timestamp and the one before (``VideoInfo.seek_point``, in the stream's own
-    clock), decodes from the
-    keyframe before, and drops everything earlier, so the first frame is exact at any frame
-    rate, with edit lists and start offsets. ``seek`` is that time when the caller has worked
-    it out already (chunk tasks carry it instead of the whole timeline). Raises InputError if
-    the file runs out early.
+    Frames are located by timestamp, not by index / fps (``VideoInfo.seek_point`` and ``Seek``
+    say how), so the first frame is exact at any frame rate, with edit lists, start offsets and
+    in containers without an index. ``seek`` is given when the caller has worked it out
+    already (chunk tasks carry it instead of the whole timeline). Raises InputError if the file
+    runs out early.
     """
     import ffmpeg
 

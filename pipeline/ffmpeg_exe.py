@@ -42,7 +42,7 @@ def check_ffmpeg(exe: str) -> None:
     """Raise FfmpegSetupError unless ``exe`` is an ffmpeg with what the pipeline uses."""
     where = f"{FFMPEG_ENV}={exe}"
     try:
-        version = _output(exe, "-version")
+        version = ffmpeg_output(exe, "-version")
     except OSError as e:
         raise FfmpegSetupError(f"{where} cannot be run ({e.strerror or e})") from None
     found = re.search(r"ffmpeg version n?(\d+)\.(\d+)", version)
@@ -53,7 +53,7 @@ def check_ffmpeg(exe: str) -> None:
         raise FfmpegSetupError(
             f"{where} is ffmpeg {have[0]}.{have[1]}; framestyle needs {MIN_VERSION[0]}.{MIN_VERSION[1]}"
             f" or newer (unset {FFMPEG_ENV} to use the bundled build)")
-    filters, encoders = _output(exe, "-filters"), _output(exe, "-encoders")
+    filters, encoders = ffmpeg_output(exe, "-filters"), ffmpeg_output(exe, "-encoders")
     missing = [f"filter {n}" for n in REQUIRED_FILTERS if not re.search(rf"\s{n}\s", filters)]
     missing += [f"encoder {n}" for n in REQUIRED_ENCODERS if not re.search(rf"\s{n}\s", encoders)]
     if missing:
@@ -61,8 +61,10 @@ def check_ffmpeg(exe: str) -> None:
                                f"(unset {FFMPEG_ENV} to use the bundled build)")
 
 
-def _output(exe: str, flag: str) -> str:
-    done = subprocess.run([exe, "-hide_banner", flag], capture_output=True, text=True, timeout=30)
+def ffmpeg_output(exe: str, *args: str) -> str:
+    """What ``exe -hide_banner ARGS`` prints (stdout and stderr), whatever its exit status."""
+    done = subprocess.run([exe, "-hide_banner", *args], capture_output=True, text=True,
+                          timeout=30)
     return done.stdout + done.stderr
 
 

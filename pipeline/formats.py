@@ -8,6 +8,7 @@ a keyframe at the start of every chunk (so chunks join by stream copy).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 from .errors import InputError
 
@@ -43,6 +44,11 @@ class Container:
     audio: frozenset[str] | None
     audio_fallback: str | None = None
 
+    @property
+    def quicktime(self) -> bool:
+        """MP4 and MOV: codec tags and +faststart apply."""
+        return self.format in ("mp4", "mov")
+
 
 _APPLE_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac"})
 CONTAINERS: dict[str, Container] = {
@@ -74,8 +80,7 @@ class OutputFormat:
 def output_format(output: str, codec: str | None = None) -> OutputFormat:
     """The container OUT's extension names and the codec for it; InputError for what we cannot
     write, raised before any work is done."""
-    base = output.rstrip("/").rsplit("/", 1)[-1]
-    suffix = "." + base.rsplit(".", 1)[-1].lower() if "." in base else ""
+    suffix = PurePosixPath(output.rstrip("/")).suffix.lower()
     container = CONTAINERS.get(suffix)
     if container is None:
         raise InputError(f"cannot write {output!r}: the extension must be one of "

@@ -11,11 +11,13 @@ Chunks seek and count by this timeline, and the output is written with the same 
 from __future__ import annotations
 
 import bisect
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 from .colour import Colour, resolve
 from .errors import InputError
+from .ffmpeg_exe import ffmpeg_exe, ffmpeg_output
 
 UNINDEXED_SEEK_MARGIN = Fraction(3)  # seconds; covers a transport stream's clock lead
 INDEXED_FORMATS = ("mov", "mp4", "matroska", "webm", "avi")
@@ -55,10 +57,6 @@ class VideoInfo:
         if self.rotation % 180:
             return self.height, self.width
         return self.width, self.height
-
-    def seconds(self, index: int) -> Fraction:
-        """When frame ``index`` is shown, in the stream's clock (the file's start not removed)."""
-        return (self.pts[index] if index < self.frames else self.end_pts) * self.time_base
 
     def seek_point(self, index: int) -> Seek | None:
         """Where ffmpeg must seek to start decoding exactly at frame ``index`` (None for the
@@ -132,7 +130,7 @@ def probe(path: str, name: str | None = None) -> VideoInfo:
     time_base = Fraction(stream.time_base)
     fmt = cc.format
     colour = resolve(cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range, cc.width,
-                     cc.height, yuv=fmt is None or fmt.name.startswith(("yuv", "nv", "p0", "p2")))
+                     cc.height, yuv=fmt is None or not fmt.is_rgb)
     interlaced = INTERLACED_FIELD_ORDERS.get(cc.field_order)
     if interlaced is None and first is not None and first.interlaced_frame:
         interlaced = "tff"
@@ -198,14 +196,8 @@ def _timeline(container, stream, name: str) -> tuple[int, list[int], int, list[i
 
 def _rotation_from_ffmpeg(path: str) -> float:
     """The display matrix's rotation as ``ffmpeg -i`` reports it, the way PyAV does."""
-    import re
-    import subprocess
-
-    from .ffmpeg_exe import ffmpeg_exe
-
-    done = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", path], capture_output=True,
-                          text=True)
-    found = re.search(r"Display Matrix: rotation of (-?[\d.]+) degrees", done.stderr)
+    found = re.search(r"Display Matrix: rotation of (-?[\d.]+) degrees",
+                      ffmpeg_output(ffmpeg_exe(), "-i", path))
     return float(found.group(1)) if found else 0.0
 
 

@@ -30,7 +30,7 @@ from .formats import CHUNK_SUFFIX, output_format
 from .plan import (DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_FRAMES, Chunk, gop_size, plan_chunks,
                    plan_from_json, plan_to_json)
 from .inference import InferenceOptions
-from .probe import VideoInfo, probe
+from .probe import Seek, VideoInfo, probe
 from .progress import progress_bar
 from .styles import StyleRef
 from .temporal import DEFAULT_STRENGTH
@@ -84,10 +84,10 @@ def run_video_job(job: VideoJob, address: str | None = None, progress: bool = Tr
     settings = EncodeSettings(width=width, height=height, fps=rate, gop=gop_size(rate),
                               crf=job.crf, codec=fmt.codec_name,
                               colour=output_colour(video.colour, job.hdr))
-    work = work_prefix(job, input_info, fmt.codec_name)
+    work = work_prefix(job, input_info)
     connect(address)
     chunks = load_or_make_plan(work, job, len(timeline), rate)
-    slim = replace(video, pts=())  # each task needs only its seek time, not the whole timeline
+    slim = replace(video, pts=(), keyframes=())  # a task needs only its Seek, not the timeline
     tasks = [ChunkTask(input_uri=job.input, input_info=input_info, chunk=c, video=slim,
                        seek=chunk_seek(video, c, job), encode=settings,
                        chunk_uri=storage.join(work, f"{c.name}{CHUNK_SUFFIX}"),
@@ -120,21 +120,21 @@ def run_video_job(job: VideoJob, address: str | None = None, progress: bool = Tr
     }
 
 
-def chunk_seek(video: VideoInfo, chunk: Chunk, job: VideoJob):
-    """The -ss time for the first frame a chunk decodes (its warm-up frames included)."""
+def chunk_seek(video: VideoInfo, chunk: Chunk, job: VideoJob) -> Seek | None:
+    """How to land on the first frame a chunk decodes (its warm-up frames included)."""
     warmup = chunk.warmup if job.temporal > 0 else 0
     first_input, _ = decode_window(video, chunk.start - warmup, job.deinterlace)
     return video.seek_point(first_input)
 
 
-def work_prefix(job: VideoJob, input_info: storage.ObjectInfo, codec: str | None = None) -> str:
+def work_prefix(job: VideoJob, input_info: storage.ObjectInfo) -> str:
     identity = {
         "input": job.input if storage.is_s3(job.input) else os.path.abspath(job.input),
         "input_version": input_info.version, "input_size": input_info.size,
         "style": job.style.weights, "height": job.height, "crf": job.crf,
         "chunk_seconds": job.chunk_seconds, "overlap": job.overlap, "temporal": job.temporal,
         "dtype": job.inference.dtype, "max_tile": job.inference.max_tile,
-        "codec": codec or output_format(job.output, job.codec).codec_name,
+        "codec": output_format(job.output, job.codec).codec_name,
         "deinterlace": job.deinterlace, "hdr": job.hdr, "pipeline": PIPELINE_VERSION,
     }
     job_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
