@@ -17,7 +17,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/framestyle demo
 
+# lint-imports checks the layer contract in pyproject.toml: a wrong-way import fails the build.
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

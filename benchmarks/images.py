@@ -86,10 +86,9 @@ class PeakMemory:
 
 def run_job(source: Path, destination: Path, style: str, max_side: int | None = None) -> dict:
     from framestyle.pipeline.image_job import ImageJob, run_image_job
-    from framestyle.pipeline.styles import parse_style
 
     job = ImageJob(sources=[str(source)], destination=str(destination),
-                   style=parse_style(style), max_side=max_side)
+                   style=style, max_side=max_side)
     return run_image_job(job, progress=False)
 
 

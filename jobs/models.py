@@ -1,4 +1,4 @@
-"""framestyle models list | export: what styles there are, and exporting one for other runtimes."""
+"""framestyle models list | publish | export: the model hub, and exporting for other runtimes."""
 
 from __future__ import annotations
 
@@ -7,17 +7,23 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..models.loading import BUILTIN_STYLES
-from ..pipeline import storage
-from ..pipeline.errors import InputError
-from ..pipeline.styles import REGISTRY_ENV, parse_style, registry_entries, registry_root
+from ..core import storage
+from ..core.errors import InputError
+from ..models import hub
 
-HELP = f"list styles (built-ins, models under ${REGISTRY_ENV}) or export one to ONNX/TorchScript"
-EPILOG = """examples:
+HELP = (f"list styles (built-ins, models published under ${hub.HUB_ENV}), publish a checkpoint "
+        "to the hub, or export a style to ONNX/TorchScript")
+EPILOG = f"""examples:
   framestyle models list --json
+  framestyle models publish latest_net_G_A.pth horse2zebra              # next version: 1, 2, ...
+  framestyle models publish s3://bucket/ckpt/candy.pth candy --version 2024-06
   framestyle models export builtin:7 starry.onnx --format onnx
   framestyle models export candy@2 candy-int8.onnx --format onnx --int8
   framestyle models export latest_net_G_A.pth horse2zebra.pt --format torchscript --dtype fp16
+
+The hub is ${hub.HUB_ENV}: a folder or s3:// prefix holding NAME/VERSION/model.safetensors and
+model.json (architecture, config, provenance, SHA-256). Published versions are immutable; a style
+NAME means its highest version, NAME@VERSION pins one.
 
 Exported models take float RGB in [0, 1], shape (N, 3, H, W), H and W multiples of 4 (of 256
 for a U-Net-256), and return the same. --int8 (ONNX only) quantizes convolutions statically for
@@ -26,9 +32,13 @@ CPU, calibrated on frames of the bundled sample clip or of --calibration VIDEO.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["list", "export"], help="what to do")
-    parser.add_argument("style", nargs="?", metavar="STYLE", help="export: the style to export")
-    parser.add_argument("output", nargs="?", metavar="OUT", help="export: the file to write")
+    parser.add_argument("action", choices=["list", "publish", "export"], help="what to do")
+    parser.add_argument("style", nargs="?", metavar="STYLE|CHECKPOINT",
+                        help="export: the style to export; publish: the checkpoint to publish")
+    parser.add_argument("output", nargs="?", metavar="OUT|NAME",
+                        help="export: the file to write; publish: the model's name")
+    parser.add_argument("--version", default=None,
+                        help="publish: the version (default: one more than the highest number)")
     parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
     parser.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32")
     parser.add_argument("--int8", action="store_true", help="static int8 quantization (ONNX)")
@@ -38,21 +48,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    if args.action == "publish":
+        if not args.style or not args.output:
+            raise InputError("models publish needs CHECKPOINT and NAME")
+        return hub.publish(args.style, args.output, version=args.version, arch=args.arch)
     return export(args) if args.action == "export" else list_models()
 
 
 def export(args: argparse.Namespace) -> dict:
+    import torch
+
     from ..models.export import UnitRangeModel, export_onnx, export_torchscript, quantize_int8
-    from ..pipeline.stylize import load_style
 
     if not args.style or not args.output:
         raise InputError("models export needs STYLE and OUT")
     if args.int8 and (args.format != "onnx" or args.dtype != "fp32"):
         raise InputError("--int8 makes an ONNX model from fp32: drop --dtype, use --format onnx")
-    style = parse_style(args.style, arch=args.arch, trust_code=args.trust_code)
-    model, io, condition = load_style(style)
-    wrapper = UnitRangeModel(model, io, condition)
-    size = (max(256, io.multiple),) * 2
+    style = hub.resolve(args.style, arch=args.arch, trust_code=args.trust_code)
+    condition = None if style.condition is None else torch.tensor(style.condition)
+    wrapper = UnitRangeModel(hub.load(style), style.arch.pixels, condition)
+    size = (max(256, style.multiple),) * 2
     with tempfile.TemporaryDirectory(prefix="framestyle-export-") as tmp:
         local = Path(tmp, "model" + Path(args.output).suffix)
         if args.format == "torchscript":
@@ -62,7 +77,7 @@ def export(args: argparse.Namespace) -> dict:
             if args.int8:
                 fp32 = local.with_name("fp32.onnx")
                 os.replace(local, fp32)
-                quantize_int8(fp32, local, calibration_frames(args.calibration, io.multiple))
+                quantize_int8(fp32, local, calibration_frames(args.calibration, style.multiple))
         storage.storage_for(args.output).upload(str(local), args.output)
         size_bytes = local.stat().st_size
     return {"style": style.text, "output": args.output, "format": args.format,
@@ -85,10 +100,10 @@ def calibration_frames(video: str | None, multiple: int, count: int = 10):
 
 
 def list_models() -> dict:
-    entries = registry_entries()
+    entries = hub.list_models()
     return {
-        "builtin": [f"builtin:{i}" for i in range(BUILTIN_STYLES)],
-        "registry": registry_root(),
+        "builtin": [f"builtin:{i}" for i in range(hub.BUILTIN_STYLES)],
+        "hub": hub.hub_root(),
         "models": [{"name": name, "versions": versions, "latest": versions[-1]}
                    for name, versions in entries.items()],
     }
@@ -98,12 +113,15 @@ def summary_line(result: dict) -> str:
     if "format" in result:
         return (f"{result['output']}: {result['style']} as {result['format']} "
                 f"({result['dtype']}, {result['bytes'] / 1e6:.1f} MB)")
+    if "version" in result:
+        return (f"published {result['name']}@{result['version']} ({result['arch']}, "
+                f"sha256 {result['sha256'][:12]}…) -> {result['uri']}")
     lines = [f"built-in: builtin:0 .. builtin:{len(result['builtin']) - 1} "
              "(mix them: builtin:3=0.5,12=0.5)"]
-    if result["registry"] is None:
-        lines.append(f"registry: ${REGISTRY_ENV} is not set")
+    if result["hub"] is None:
+        lines.append(f"model hub: ${hub.HUB_ENV} is not set")
     else:
-        lines.append(f"registry {result['registry']}: {len(result['models'])} model(s)")
+        lines.append(f"model hub {result['hub']}: {len(result['models'])} model(s)")
         lines += [f"  {m['name']:<24} {', '.join(m['versions'])} (latest {m['latest']})"
                   for m in result["models"]]
     return "\n".join(lines)

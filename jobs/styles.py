@@ -6,9 +6,8 @@ import argparse
 import os
 import tempfile
 
-from ..models.loading import BUILTIN_STYLES
-from ..pipeline import storage
-from .image import load_rgb
+from ..core import storage
+from ..models.hub import BUILTIN_STYLES
 
 HELP = "render a contact sheet of all built-in styles applied to one image"
 
@@ -24,16 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict:
     from PIL import Image, ImageDraw
 
-    from ..pipeline.styles import parse_style
+    from ..models.hub import resolve
+    from ..pipeline.image_file_job import load_rgb
     from ..pipeline.stylize import Stylizer
 
     photo = load_rgb(storage.fetch(args.image, storage.require(args.image)), args.image, args.tile)
     h, w = photo.shape[:2]
     label = 18
     tiles = [("original", photo)]
-    stylizer = Stylizer(parse_style("builtin:0"))  # one network, restyled 26 times
+    stylizer = Stylizer(resolve("builtin:0"))  # one network, restyled 26 times
     for i in range(BUILTIN_STYLES):
-        stylizer.restyle(parse_style(f"builtin:{i}"))
+        stylizer.restyle(resolve(f"builtin:{i}"))
         tiles.append((f"builtin:{i}", stylizer([photo])[0]))
     rows = -(-len(tiles) // args.columns)
     sheet = Image.new("RGB", (args.columns * w, rows * (h + label)), "white")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from ..pipeline import storage
+from ..models.hub import HUB_ENV
 from ..pipeline.decode import DEINTERLACE_MODES
 from ..pipeline.formats import CONTAINERS, VIDEO_CODECS
-from ..pipeline.plan import DEFAULT_CHUNK_SECONDS
-from ..pipeline.styles import parse_style
 from ..pipeline.inference import InferenceOptions
+from ..pipeline.plan import DEFAULT_CHUNK_SECONDS
 from ..pipeline.temporal import DEFAULT_STRENGTH
 from ..pipeline.video_job import HDR_MODES, VideoJob, run_video_job
+
+FLAGS = {"input": "IN", "output": "OUT"}  # job fields whose flag is not --field-name
 
 HELP = "stylize a video (local path or s3:// URI), keeping its audio, frame count and rotation"
 EPILOG = """\
@@ -27,7 +28,11 @@ the output is colour-tagged. Audio is copied, or re-encoded where OUT's containe
 it (the summary says so).
 
 Re-running the same command resumes: finished chunks under OUT's folder in .framestyle/ are
-checked and reused. Exit codes: 0 done, 2 bad input (nothing written), 1 other failure.
+checked and reused (only by the same input, model, output and settings). A stylizer that dies
+costs only its chunk, which is redone elsewhere. OUT must not be IN.
+
+Exit codes: 0 done, 2 bad input (nothing written), 4 this job is already running elsewhere,
+1 other failure.
 """
 
 
@@ -54,12 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    style = parse_style(args.style, arch=args.arch, trust_code=args.trust_code)
-    output = resolve_output(args.input, args.output, style.slug)
-    job = VideoJob(input=args.input, output=output, style=style, height=args.height, crf=args.crf,
+    job = VideoJob(input=args.input, output=args.output, height=args.height, crf=args.crf,
                    chunk_seconds=args.chunk_seconds, temporal=args.temporal,
                    inference=inference_options(args), codec=args.codec,
-                   deinterlace=args.deinterlace, hdr=args.hdr)
+                   deinterlace=args.deinterlace, hdr=args.hdr, **style_options(args))
     # The progress bar goes to stderr, so it shows with --json too without disturbing stdout.
     return run_video_job(job, address=args.address)
 
@@ -82,7 +85,7 @@ def add_style_arguments(parser: argparse.ArgumentParser) -> None:
                         help="builtin:N (0..25), a mix such as builtin:3=0.5,12=0.5, a checkpoint "
                         "(path or s3:// URI: .pth/.model from fast_neural_style or "
                         "pytorch-CycleGAN-and-pix2pix, .safetensors), or a model NAME[@VERSION] "
-                        "registered under $FRAMESTYLE_MODELS")
+                        f"published under ${HUB_ENV}")
     parser.add_argument("--arch", default=None,
                         help="architecture of a checkpoint whose keys do not say it "
                         "(transformer_net, resnet_generator, unet_generator)")
@@ -106,19 +109,15 @@ def inference_options(args: argparse.Namespace) -> InferenceOptions:
     return InferenceOptions(dtype=args.dtype, compile=args.compile, max_tile=args.max_tile)
 
 
-def resolve_output(input_uri: str, output: str, style_slug: str) -> str:
-    """OUT as given, or ``OUT/<input stem>-<style>.mp4`` when OUT names a folder or prefix."""
-    import os
-
-    is_folder = output.endswith("/") or (not storage.is_s3(output) and os.path.isdir(output))
-    if not is_folder:
-        return output
-    stem = storage.basename(input_uri).rsplit(".", 1)[0]
-    return storage.join(output, f"{stem}-{style_slug}.mp4")
+def style_options(args: argparse.Namespace) -> dict:
+    """The job fields that ``add_style_arguments`` fills."""
+    return {"style": args.style, "arch": args.arch, "trust_code": args.trust_code}
 
 
 def summary_line(result: dict) -> str:
     reused = f", {result['chunks_reused']} reused" if result["chunks_reused"] else ""
+    if result["chunks_retried"]:
+        reused += f", {result['chunks_retried']} retried after losing a worker"
     notes = "".join(f"; {note}" for note in result["audio_reencoded"])
     return (f"{result['output']}: {result['frames_out']} frames in {result['seconds']:.1f} s "
             f"({result['fps']:.1f} frames/s), {result['chunks']} chunks{reused}, "

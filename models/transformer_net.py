@@ -70,3 +70,10 @@ class TransformerNet(nn.Module):
         y = F.relu(self.in4(self.deconv1(y)))
         y = F.relu(self.in5(self.deconv2(y)))
         return self.deconv3(y)
+
+
+def recognise(state: dict[str, torch.Tensor]) -> dict | None:
+    """The constructor config of a state dict with this network's keys, else None."""
+    if "conv1.conv2d.weight" not in state or "res1.conv1.conv2d.weight" not in state:
+        return None
+    return {"width": state["conv1.conv2d.weight"].shape[0] / 32}

@@ -18,8 +18,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
-from . import storage
-from .errors import FramestyleError
+from ..core import storage
+from ..core.errors import FramestyleError
 from .ffmpeg_exe import run_ffmpeg
 from .formats import AUDIO_ENCODERS, CHUNK_SUFFIX, OutputFormat
 from .probe import VideoInfo, probe

@@ -15,20 +15,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from . import storage
+from ..core import storage
+from ..core.hashing import file_sha256, identity_hash
+from ..core.storage import ObjectInfo
+from ..models.hub import ModelRef
 from .decode import iter_frames
 from .encode import EncodeSettings, FrameEncoder
 from .formats import CHUNK_SUFFIX
+from .inference import InferenceOptions
 from .plan import Chunk
 from .probe import Seek, VideoInfo
-from .storage import ObjectInfo
-from .styles import StyleRef
-from .stylize import InferenceOptions, Stylizer
 from .temporal import TemporalBlender, with_motion
 
 
 @dataclass(frozen=True)
 class ChunkTask:
+    model: ModelRef
+    inference: InferenceOptions
     input_uri: str
     input_info: ObjectInfo
     chunk: Chunk
@@ -70,15 +73,25 @@ def read_record(chunk_uri: str) -> ChunkRecord | None:
 
 
 class ChunkWorker:
-    """Holds one loaded model; processes chunks one after another. Used as a Ray actor."""
+    """Processes chunks one after another, keeping the model of the last chunk loaded: a pool
+    of these serves the chunks of many videos. Used as a Ray actor (``scheduler``)."""
 
-    def __init__(self, style: StyleRef, options: InferenceOptions = InferenceOptions(),
-                 batch_size: int | None = None):
+    def __init__(self, batch_size: int | None = None):
         import cv2
 
         cv2.setNumThreads(1)  # one actor per CPU: OpenCV's own pool would oversubscribe it
-        self.stylizer = Stylizer(style, options)
-        self.batch_size = batch_size or (16 if self.stylizer.device.type == "cuda" else 4)
+        self._batch_size = batch_size
+        self._loaded: tuple[str, object] | None = None  # (model key, Stylizer)
+
+    def stylizer_for(self, task: ChunkTask):
+        """The task's model, loaded once and kept while the following chunks use it too."""
+        from .stylize import Stylizer
+
+        key = identity_hash({"model": task.model.identity, "run": task.inference.model_dump()})
+        if self._loaded is None or self._loaded[0] != key:
+            self._loaded = None  # free the previous model before loading the next
+            self._loaded = (key, Stylizer(task.model, task.inference))
+        return self._loaded[1]
 
     def process(self, task: ChunkTask) -> Iterator[int | ChunkRecord]:
         """Yield the number of frames written after each batch, then the chunk's record.
@@ -88,6 +101,8 @@ class ChunkWorker:
         left it, so the seam does not show; they are not written.
         """
         chunk, settings = task.chunk, task.encode
+        stylizer = self.stylizer_for(task)
+        batch_size = self._batch_size or (16 if stylizer.device.type == "cuda" else 4)
         warmup = chunk.warmup if task.temporal > 0 else 0
         source = storage.fetch(task.input_uri, task.input_info)
         frames = iter_frames(source, task.video, chunk.start - warmup, warmup + chunk.frames,
@@ -102,9 +117,8 @@ class ChunkWorker:
                 writer = _BackgroundWriter(encoder.write)
                 seen = 0
                 try:
-                    for batch in _batched(_read_ahead(paired, 2 * self.batch_size),
-                                          self.batch_size):
-                        stylized = self.stylizer([frame for frame, _ in batch])
+                    for batch in _batched(_read_ahead(paired, 2 * batch_size), batch_size):
+                        stylized = stylizer([frame for frame, _ in batch])
                         if blend is not None:
                             stylized = [blend(s, m) for s, (_, m) in zip(stylized, batch)]
                         keep = stylized[max(0, warmup - seen):]
@@ -115,7 +129,7 @@ class ChunkWorker:
                 finally:
                     writer.finish()
             record = ChunkRecord(index=chunk.index, frames=encoder.frames,
-                                 size=Path(local).stat().st_size, sha256=storage.file_sha256(local))
+                                 size=Path(local).stat().st_size, sha256=file_sha256(local))
             if record.frames != chunk.frames:
                 raise RuntimeError(f"{chunk.name}: encoded {record.frames} of {chunk.frames} frames")
             target = storage.storage_for(task.chunk_uri)

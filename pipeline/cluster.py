@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 
-from .errors import InputError, first_line
+from ..core.errors import InputError, first_line
+
+VERBOSE = True  # the CLI turns Ray's own messages off unless --verbose
 
 
 def connect(address: str | None = None) -> None:
@@ -23,11 +25,12 @@ def connect(address: str | None = None) -> None:
 
     if ray.is_initialized():
         return
+    level = logging.INFO if VERBOSE else logging.ERROR
     if not address:
-        ray.init(logging_level=logging.WARNING, log_to_driver=False, include_dashboard=False)
+        ray.init(logging_level=level, log_to_driver=VERBOSE, include_dashboard=False)
         return
     try:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        ray.init(address=address, logging_level=level, log_to_driver=VERBOSE)
     except (ConnectionError, RuntimeError) as e:
         raise InputError(f"cannot join the Ray cluster at {address}: {first_line(e)}") from None
 

@@ -8,7 +8,7 @@ from typing import Iterator
 import numpy as np
 
 from .colour import to_rgb_filters
-from .errors import InputError
+from ..core.errors import InputError
 from .ffmpeg_exe import read_error, spawn
 from .probe import Seek, VideoInfo
 

@@ -14,7 +14,7 @@ from fractions import Fraction
 import numpy as np
 
 from .colour import Colour, SDR_BT709, from_rgb_filters
-from .errors import FramestyleError
+from ..core.errors import FramestyleError
 from .ffmpeg_exe import read_error, spawn
 from .formats import VIDEO_CODECS
 

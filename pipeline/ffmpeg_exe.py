@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from functools import lru_cache
 
-from .errors import FramestyleError, InputError
+from ..core.errors import FramestyleError, InputError
 
 FFMPEG_ENV = "FRAMESTYLE_FFMPEG"
 MIN_VERSION = (6, 0)  # -display_rotation (used by our test fixtures) and current filter options

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from .errors import InputError
+from ..core.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -17,21 +17,23 @@ import logging
 import time
 import warnings
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Literal
 
 import numpy as np
+from pydantic import Field, PositiveInt, model_validator
 
-from . import storage
+from ..core import storage
+from ..core.errors import FieldError, first_line
+from ..core.spec import Spec
+from ..models import hub
+from ..models.hub import ModelRef
 from .cluster import connect, worker_pool
-from .errors import first_line
 from .image_decode import ImageError, decode_image
-from .image_encode import encode_image, output_format
+from .image_encode import OUTPUT_FORMATS, encode_image, output_format
 from .image_sink import Destination, pack_archive, write_failures, write_image
-from .image_source import SourceItem, SourceUnit, read_unit, resolve_sources
+from .image_source import SourceItem, SourceUnit, read_unit, resolve_sources, source_overlaps
 from .inference import InferenceOptions
 from .progress import progress_bar
-from .styles import StyleRef
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 PREVIEW_IMAGES, PREVIEW_SIDE = 6, 256
@@ -47,24 +49,45 @@ STYLIZER_CPU_SHARE = 0.75
 IO_CPU_SHARE = 0.25
 
 
-@dataclass(frozen=True)
-class ImageJob:
-    sources: list[str]
-    destination: str
-    style: StyleRef
-    format: str = "same"  # same, png, jpg, webp
-    max_side: int | None = None
+class ImageSettings(Spec):
+    """What ``framestyle image`` and ``framestyle images`` share, validated alike."""
+
+    style: str = Field(min_length=1)  # anything ``models.hub.resolve`` takes
+    arch: str | None = None
+    trust_code: bool = False
+    max_side: PositiveInt | None = None  # shrink so the longer side is at most this
+    inference: InferenceOptions = InferenceOptions()
+
+    def resolve_style(self) -> ModelRef:
+        """The model, checked on the driver: a bad checkpoint fails here, before any work."""
+        return hub.resolve(self.style, arch=self.arch, trust_code=self.trust_code)
+
+
+class ImageJob(ImageSettings):
+    """Many images: prefixes, folders, globs or archives -> a prefix, folder or archive."""
+
+    sources: list[str] = Field(min_length=1)
+    destination: str = Field(min_length=1)
+    format: Literal[("same", *OUTPUT_FORMATS)] = "same"  # png, jpg, webp; same: as each input
     overwrite: bool = False
-    inference: InferenceOptions = field(default_factory=InferenceOptions)
     preview: str | None = None  # PNG path/URI: before/after of a few images of this run
+
+    @model_validator(mode="after")
+    def _outputs_do_not_touch_inputs(self):
+        destination = Destination.parse(self.destination)
+        for src in self.sources:
+            if any(source_overlaps(src, d) for d in {destination.uri, destination.root}):
+                raise FieldError("destination", f"{self.destination} overlaps the input {src}: "
+                                 "outputs would overwrite or mix with the inputs")
+        return self
 
 
 def run_image_job(job: ImageJob, address: str | None = None, progress: bool = True) -> dict:
     started = time.monotonic()
     destination = Destination.parse(job.destination)
     destination.check(job.overwrite)
-    units = resolve_sources(job.sources, exclude=destination.root)
-    _check_style(job.style)
+    units = resolve_sources(job.sources)
+    style = job.resolve_style()
     finished = destination.prepare(job.overwrite)
     todo, skipped, failures = _plan(units, finished, job.format)
 
@@ -76,7 +99,7 @@ def run_image_job(job: ImageJob, address: str | None = None, progress: bool = Tr
     bar.update(skipped + len(failures))
     samples: list[tuple[str, str]] = []  # (source, key) of a few images done in this run
     if todo:
-        for row in _rows(_dataset(job, destination, todo)):
+        for row in _rows(_dataset(job, style, destination, todo)):
             counts[row["status"]] += 1
             if row["status"] == FAILED:
                 failures.append({"key": row["key"], "source": row["source"],
@@ -94,7 +117,7 @@ def run_image_job(job: ImageJob, address: str | None = None, progress: bool = Tr
         pack_archive(destination)
     seconds = time.monotonic() - started
     return {
-        "sources": job.sources, "destination": job.destination, "style": job.style.text,
+        "sources": job.sources, "destination": job.destination, "style": job.style,
         "ok": counts[OK], "failed": counts[FAILED], "skipped": counts[SKIPPED],
         "seconds": round(seconds, 3),
         "images_per_second": round(counts[OK] / seconds, 3) if seconds > 0 else 0.0,
@@ -121,15 +144,6 @@ def _write_preview(uri: str, root: str, samples: list[tuple[str, str]]) -> None:
         storage.storage_for(uri).put_bytes(buffer.getvalue(), uri)
 
 
-def _check_style(style: StyleRef) -> None:
-    """Load a checkpoint once here, so a bad one is one clear error before any work (built-in
-    styles ship with the package and are checked by ``parse_style``)."""
-    if style.weights is None:
-        from .stylize import load_style
-
-        load_style(style)
-
-
 def _plan(units: list[SourceUnit], finished: dict[str, int], fmt: str
           ) -> tuple[list[SourceUnit], int, list[dict]]:
     """Units still to read, plain files skipped as finished, and output-name collisions."""
@@ -151,7 +165,7 @@ def _plan(units: list[SourceUnit], finished: dict[str, int], fmt: str
     return todo, skipped, failures
 
 
-def _dataset(job: ImageJob, destination: Destination, units: list[SourceUnit]):
+def _dataset(job: ImageJob, style: ModelRef, destination: Destination, units: list[SourceUnit]):
     import ray
     from ray.data import ActorPoolStrategy, DataContext
 
@@ -180,7 +194,7 @@ def _dataset(job: ImageJob, destination: Destination, units: list[SourceUnit]):
                                             "max_side": job.max_side})
         .map_batches(StylizeImages, batch_size=STYLIZE_BATCH,
                      compute=ActorPoolStrategy(size=actors),
-                     fn_constructor_kwargs={"style": job.style, "options": job.inference},
+                     fn_constructor_kwargs={"style": style, "options": job.inference},
                      **actor_resources)
         .map_batches(EncodeAndWrite, batch_size=STYLIZE_BATCH, **io_pool,
                      fn_constructor_kwargs={"root": destination.root})
@@ -268,7 +282,7 @@ def _columns(rows: list[dict]) -> dict:
 class StylizeImages:
     """The actor-pool stage: one model per actor; images of one size run as one batch."""
 
-    def __init__(self, style: StyleRef, options: InferenceOptions):
+    def __init__(self, style: ModelRef, options: InferenceOptions):
         from .stylize import Stylizer
 
         self.stylizer = Stylizer(style, options)

@@ -18,8 +18,8 @@ import time
 import zipfile
 from dataclasses import dataclass
 
-from . import storage
-from .errors import InputError
+from ..core import storage
+from ..core.errors import InputError
 from .image_source import archive_kind
 
 FAILURES_NAME = "_failures.jsonl"

@@ -21,8 +21,8 @@ import zlib
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterator
 
-from . import storage
-from .errors import InputError
+from ..core import storage
+from ..core.errors import InputError
 
 ARCHIVE_SUFFIXES = {".tar": "tar", ".tar.gz": "tar", ".tgz": "tar", ".zip": "zip"}
 MAX_IMAGE_BYTES = 256 * 2**20  # a member larger than this is refused, not read into memory
@@ -79,16 +79,13 @@ def safe_key(name: str) -> str | None:
     return "/".join(parts)
 
 
-def resolve_sources(sources: list[str], exclude: str | None = None) -> list[SourceUnit]:
+def resolve_sources(sources: list[str]) -> list[SourceUnit]:
     """SourceUnits for the SRC arguments. With several SRCs, each prefix, glob or archive puts
     its outputs under a folder named after it, so two sources cannot write to the same key
-    (a plain file keeps its own name).
-
-    ``exclude`` (the destination) is left out, in case it lies inside a source prefix.
-    """
+    (a plain file keeps its own name)."""
     units: list[SourceUnit] = []
     for src in sources:
-        found = _resolve_one(src, exclude)
+        found = _resolve_one(src)
         if not found:
             raise InputError(f"no files found at {src}")
         plain_file = found == [SourceUnit(src, "file", storage.basename(src))]
@@ -99,16 +96,32 @@ def resolve_sources(sources: list[str], exclude: str | None = None) -> list[Sour
     return units
 
 
-def _resolve_one(src: str, exclude: str | None) -> list[SourceUnit]:
+def source_overlaps(src: str, destination: str) -> bool:
+    """Whether outputs written under ``destination`` could overwrite what SRC reads, or be read
+    by SRC on a re-run: the same object, either inside the other, or inside a recursive glob."""
+    if not GLOB_CHARS.search(src):
+        return storage.overlaps(src, destination)
+    root = _glob_root(src)
+    return storage.contains(destination, root) or ("**" in src
+                                                   and storage.contains(root, destination))
+
+
+def _glob_root(pattern: str) -> str:
+    """The folder before a glob's first wildcard; its keys are relative to it."""
+    head = pattern[:GLOB_CHARS.search(pattern).start()]
+    return head.rsplit("/", 1)[0] if "/" in head else "."
+
+
+def _resolve_one(src: str) -> list[SourceUnit]:
     if GLOB_CHARS.search(src):
-        return _resolve_glob(src, exclude)
+        return _resolve_glob(src)
     if storage.is_s3(src):
         info = None if src.endswith("/") else storage.storage_for(src).stat(src)
         if info is not None:
             return [_single(src)]
-        return _resolve_prefix(src, exclude)
+        return _resolve_prefix(src)
     if os.path.isdir(src):
-        return _resolve_prefix(src, exclude)
+        return _resolve_prefix(src)
     if os.path.isfile(src):
         return [_single(src)]
     raise InputError(f"input not found: {src}")
@@ -119,14 +132,13 @@ def _single(uri: str) -> SourceUnit:
     return SourceUnit(uri, kind or "file", "" if kind else storage.basename(uri))
 
 
-def _resolve_prefix(prefix: str, exclude: str | None) -> list[SourceUnit]:
-    return _found(prefix, storage.storage_for(prefix).list_files(prefix), exclude)
+def _resolve_prefix(prefix: str) -> list[SourceUnit]:
+    return _found(prefix, storage.storage_for(prefix).list_files(prefix))
 
 
-def _resolve_glob(pattern: str, exclude: str | None) -> list[SourceUnit]:
+def _resolve_glob(pattern: str) -> list[SourceUnit]:
     """Glob over keys or paths; keys are relative to the folder before the first wildcard."""
-    head = pattern[:GLOB_CHARS.search(pattern).start()]
-    root = head.rsplit("/", 1)[0] if "/" in head else "."
+    root = _glob_root(pattern)
     if storage.is_s3(pattern):
         matcher = glob_regex(pattern)
         rels = [rel for rel in storage.storage_for(root).list_files(root)
@@ -134,7 +146,7 @@ def _resolve_glob(pattern: str, exclude: str | None) -> list[SourceUnit]:
     else:
         rels = sorted(os.path.relpath(p, root) for p in glob.glob(pattern, recursive=True)
                       if os.path.isfile(p))
-    return _found(root, rels, exclude)
+    return _found(root, rels)
 
 
 def glob_regex(pattern: str) -> re.Pattern:
@@ -166,25 +178,15 @@ def glob_regex(pattern: str) -> re.Pattern:
     return re.compile("".join(out))
 
 
-def _found(root: str, rels, exclude: str | None) -> list[SourceUnit]:
+def _found(root: str, rels) -> list[SourceUnit]:
     """Units for files ``rels`` found under ``root``; an archive there expands into a folder
     named after it."""
     units = []
     for rel in rels:
-        uri = storage.join(root, rel)
-        if not _excluded(uri, exclude):
-            kind = archive_kind(rel)
-            units.append(SourceUnit(uri, kind, archive_stem(rel) + "/") if kind
-                         else SourceUnit(uri, "file", rel))
+        uri, kind = storage.join(root, rel), archive_kind(rel)
+        units.append(SourceUnit(uri, kind, archive_stem(rel) + "/") if kind
+                     else SourceUnit(uri, "file", rel))
     return units
-
-
-def _excluded(uri: str, exclude: str | None) -> bool:
-    if not exclude:
-        return False
-    if not storage.is_s3(uri):
-        uri, exclude = os.path.abspath(uri), os.path.abspath(exclude)
-    return uri == exclude or uri.startswith(exclude.rstrip("/") + "/")
 
 
 def read_unit(unit: SourceUnit, is_done: Callable[[str], bool]) -> Iterator[SourceItem]:

@@ -3,17 +3,22 @@ job modules that carry these options to Ray workers do not load torch where it i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field
+
+from ..core.spec import Spec
+
+MIN_TILE = 64
 
 
-@dataclass(frozen=True)
-class InferenceOptions:
+class InferenceOptions(Spec):
     """How to run the network: precision, torch.compile, and tiling for big frames."""
 
-    dtype: str = "auto"  # auto: fp16 on a GPU, fp32 on a CPU; or fp32, fp16, bf16
+    dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # auto: fp16 on a GPU, else fp32
     compile: bool = False  # torch.compile: faster after a one-off compile per frame size
     # (ignored with max_tile)
-    max_tile: int | None = None  # frames larger than this run in tiles (models.tiling)
+    max_tile: int | None = Field(None, ge=MIN_TILE)  # larger frames run in tiles (models.tiling)
 
     def torch_dtype(self, device):
         import torch

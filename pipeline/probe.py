@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from .colour import Colour, resolve
-from .errors import InputError
+from ..core.errors import InputError
 from .ffmpeg_exe import ffmpeg_exe, ffmpeg_output
 
 UNINDEXED_SEEK_MARGIN = Fraction(3)  # seconds; covers a transport stream's clock lead

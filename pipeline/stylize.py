@@ -1,29 +1,14 @@
-"""The stylizer: batches of frames through whichever network a style names."""
+"""The stylizer: batches of frames through whichever network a resolved style names."""
 
 from __future__ import annotations
-
 
 import numpy as np
 import torch
 
-from ..models.checkpoints import load_model
-from ..models.loading import load_builtin_multistyle
-from ..models.registry import IO_CONVENTIONS, IOConvention
+from ..models import hub
+from ..models.hub import ModelRef
 from ..models.tiling import tiled_forward
 from .inference import InferenceOptions
-from .styles import StyleRef, fetch_checkpoint
-
-
-def load_style(style: StyleRef) -> tuple[torch.nn.Module, IOConvention, torch.Tensor | None]:
-    """The network for ``style``, its pixel convention, and its condition (built-in weights)."""
-    if style.weights is not None:
-        return load_builtin_multistyle(), IO_CONVENTIONS["multistyle"], torch.tensor(style.weights)
-    model, card = load_model(fetch_checkpoint(style.source), arch=style.arch,
-                             trust_code=style.trust_code)
-    io = IO_CONVENTIONS.get(card.arch, IO_CONVENTIONS["torchscript"])
-    if card.arch == "unet_generator":
-        io = IOConvention(io.low, io.high, multiple=2 ** card.config.get("num_downs", 8))
-    return model, io, None
 
 
 def pick_device() -> torch.device:
@@ -40,26 +25,29 @@ class Stylizer:
     (``models.tiling``).
     """
 
-    def __init__(self, style: StyleRef, options: InferenceOptions = InferenceOptions(),
+    def __init__(self, style: ModelRef, options: InferenceOptions = InferenceOptions(),
                  device: torch.device | None = None):
         self.device = device or pick_device()
         self.max_tile = options.max_tile
         self.dtype = options.torch_dtype(self.device)
-        model, self.io, condition = load_style(style)
-        model = model.to(self.device, self.dtype)
+        self.low, self.high = style.arch.pixels
+        self.multiple = style.multiple
+        model = hub.load(style).to(self.device, self.dtype)
         self.model = model.to(memory_format=torch.channels_last) if self.device.type == "cuda" \
             else model
         # Tiling hooks the module's norm layers, which a compiled graph would not see: tiled
         # runs stay eager.
         compiled = options.compile and not options.max_tile
         self.forward = torch.compile(self.model, dynamic=False) if compiled else self.model
-        self.condition = None if condition is None else condition.to(self.device, self.dtype)
+        self.condition = None
+        if style.condition is not None:
+            self.restyle(style)
 
-    def restyle(self, style: StyleRef) -> None:
+    def restyle(self, style: ModelRef) -> None:
         """Switch to another mix of the built-in styles without reloading the network."""
-        if style.weights is None or self.condition is None:
+        if style.condition is None:
             raise ValueError("restyle works between built-in styles only")
-        self.condition = torch.tensor(style.weights, device=self.device, dtype=self.dtype)
+        self.condition = torch.tensor(style.condition, device=self.device, dtype=self.dtype)
 
     @torch.inference_mode()
     def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
@@ -67,23 +55,23 @@ class Stylizer:
             return []
         batch = torch.from_numpy(np.stack(frames)).to(self.device)
         h, w = batch.shape[1:3]
-        scale = (self.io.high - self.io.low) / 255
-        x = batch.permute(0, 3, 1, 2).to(self.dtype).mul_(scale).add_(self.io.low)
+        scale = (self.high - self.low) / 255
+        x = batch.permute(0, 3, 1, 2).to(self.dtype).mul_(scale).add_(self.low)
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         if self.max_tile and max(h, w) > self.max_tile:
             y = tiled_forward(self._run, self.model, x, self.max_tile,
-                              multiple=self.io.multiple)
+                              multiple=self.multiple)
         else:
             y = self._run(x)
-        y = y.float().sub_(self.io.low).div_(scale)
+        y = y.float().sub_(self.low).div_(scale)
         out = y.add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
         return list(out.numpy())
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         """The network on ``x``, padded to its size multiple and cropped back."""
         h, w = x.shape[-2:]
-        m = self.io.multiple
+        m = self.multiple
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:
             # reflect padding needs pad < size; replicate covers the rest (tiny frames, U-Nets)

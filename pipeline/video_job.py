@@ -1,38 +1,48 @@
 """The video job on Ray: probe, plan, stylize chunks on an actor pool, assemble, resume.
 
 Finished chunks live under a work prefix beside the output (``.framestyle/<job-id>/``); the job
-id is a hash of the input's identity and every setting that changes the pixels, so re-running the
-same command finds them again and only does what is missing.
+id is a hash of the input's identity, the model's content hash, the output and every setting that
+changes the pixels, so re-running the same command finds them again and only does what is
+missing, and no other job (another model, another output) ever reuses them. A lease in the work
+prefix refuses a second run of the same job while the first is alive.
+
+``run_video_jobs`` runs many videos on one pool of loaded models (``scheduler``); each video is
+assembled as soon as its own chunks are in.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
-import threading
 import time
-from collections import deque
-from dataclasses import dataclass, replace
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
-from . import storage
+from pydantic import Field, model_validator
+
+from ..core import storage
+from ..core.errors import FieldError
+from ..core.hashing import file_sha256, identity_hash
+from ..core.lease import Lease
+from ..core.spec import Spec
+from ..models import hub
+from ..models.hub import ModelRef
 from .assemble import assemble_and_store
-from .colour import output_colour
-from .chunk_worker import ChunkRecord, ChunkTask, ChunkWorker, read_record
+from .chunk_worker import ChunkTask, read_record
 from .cluster import connect, worker_pool
+from .colour import output_colour
 from .decode import (DEINTERLACE_MODES, decode_window, fields_per_frame, output_size,
                      shown_timeline)
 from .encode import EncodeSettings
-from .errors import InputError
 from .ffmpeg_exe import ffmpeg_exe
-from .formats import CHUNK_SUFFIX, output_format
+from .formats import CHUNK_SUFFIX, VIDEO_CODECS, OutputFormat, output_format
+from .inference import InferenceOptions
 from .plan import (DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_FRAMES, Chunk, gop_size, plan_chunks,
                    plan_from_json, plan_to_json)
-from .inference import InferenceOptions
 from .probe import Seek, VideoInfo, probe
 from .progress import progress_bar
-from .styles import StyleRef
+from .scheduler import run_chunks
 from .temporal import DEFAULT_STRENGTH
 
 # Bump when a change alters the pixels a job writes, so old chunks are not reused.
@@ -41,83 +51,165 @@ HDR_MODES = ("tonemap",)  # keeping HDR through the network is a later option
 WORK_DIR = ".framestyle"
 
 
-@dataclass(frozen=True)
-class VideoJob:
-    input: str
-    output: str
-    style: StyleRef
-    height: int | None = None
-    crf: int = 20
-    chunk_seconds: float = DEFAULT_CHUNK_SECONDS
-    overlap: int = DEFAULT_OVERLAP_FRAMES
-    temporal: float = DEFAULT_STRENGTH
+class VideoJob(Spec):
+    """One video to stylize, and how. Constructing it validates every field (``FieldError``)."""
+
+    input: str = Field(min_length=1)
+    output: str = Field(min_length=1)  # a file, or a folder/prefix ending in / (IN-STYLE.mp4)
+    style: str = Field(min_length=1)  # anything ``models.hub.resolve`` takes
+    arch: str | None = None  # for checkpoints whose keys do not say it
+    trust_code: bool = False  # allow TorchScript programs
+    height: int | None = Field(None, ge=2)
+    crf: int = Field(20, ge=0, le=51)
+    chunk_seconds: float = Field(DEFAULT_CHUNK_SECONDS, gt=0)
+    overlap: int = Field(DEFAULT_OVERLAP_FRAMES, ge=0)
+    temporal: float = Field(DEFAULT_STRENGTH, ge=0, lt=1)
     inference: InferenceOptions = InferenceOptions()
-    codec: str | None = None  # None: the output container's default
-    deinterlace: str = "frame"
-    hdr: str = "tonemap"
+    codec: Literal[tuple(VIDEO_CODECS)] | None = None  # None: the output container's default
+    deinterlace: Literal[DEINTERLACE_MODES] = "frame"
+    hdr: Literal[HDR_MODES] = "tonemap"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _output_in_folder(cls, data):
+        """OUT naming a folder or prefix becomes ``OUT/<input stem>-<style>.mp4``."""
+        if isinstance(data, dict) and all(isinstance(data.get(k), str)
+                                          for k in ("input", "output", "style")):
+            output = data["output"]
+            if output.endswith("/") or (not storage.is_s3(output) and os.path.isdir(output)):
+                stem = storage.basename(data["input"]).rsplit(".", 1)[0]
+                data = {**data, "output": storage.join(
+                    output, f"{stem}-{hub.style_slug(data['style'])}.mp4")}
+        return data
+
+    @model_validator(mode="after")
+    def _output_is_not_the_input(self):
+        output_format(self.output, self.codec)  # a container or codec we cannot write
+        if storage.contains(self.input, self.output):
+            raise FieldError("output", f"{self.output} is the input video: refusing to "
+                             "overwrite it")
+        return self
+
+
+@dataclass
+class _Video:
+    """One job on its way through ``run_video_jobs``."""
+
+    job: VideoJob
+    model: ModelRef
+    input_info: storage.ObjectInfo
+    info: VideoInfo
+    timeline: list[int]
+    fmt: OutputFormat
+    settings: EncodeSettings
+    work: str
+    tasks: list[ChunkTask] = field(default_factory=list)
+    todo: list[ChunkTask] = field(default_factory=list)  # the tasks not finished before
+    reused_chunks: set[int] = field(default_factory=set)
+    remaining: int = 0  # todo chunks not done yet
+    assembled: object = None  # the assemble task's ObjectRef
+    lease: Lease | None = None
 
 
 def run_video_job(job: VideoJob, address: str | None = None, progress: bool = True) -> dict:
     """Run ``job`` to completion and return its summary (what ``--json`` prints)."""
+    return run_video_jobs([job], address, progress)[0]
+
+
+def run_video_jobs(jobs: list[VideoJob], address: str | None = None,
+                   progress: bool = True) -> list[dict]:
+    """Run ``jobs`` on one pool of stylizer actors; their summaries, in order.
+
+    Every job is checked (style, input, output) before any work starts anywhere.
+    """
     started = time.monotonic()
-    if job.height is not None and job.height < 2:
-        raise InputError(f"--height must be at least 2, got {job.height}")
-    if not 0 <= job.crf <= 51:
-        raise InputError(f"--crf must be in 0..51, got {job.crf}")
-    if job.inference.max_tile is not None and job.inference.max_tile < 64:
-        raise InputError(f"--max-tile must be at least 64, got {job.inference.max_tile}")
-    if not 0 <= job.temporal < 1:
-        raise InputError(f"--temporal must be in [0, 1), got {job.temporal}")
-    if job.deinterlace not in DEINTERLACE_MODES:
-        raise InputError(f"--deinterlace must be one of {', '.join(DEINTERLACE_MODES)}")
-    if job.hdr not in HDR_MODES:
-        raise InputError(f"--hdr must be one of {', '.join(HDR_MODES)}")
-    fmt = output_format(job.output, job.codec)
     ffmpeg_exe()  # a FRAMESTYLE_FFMPEG we cannot use is reported before any work
+    models: dict[tuple, ModelRef] = {}
+    videos = [_prepare(job, models) for job in jobs]
+    with ExitStack() as leases:
+        for video in videos:  # before Ray starts: a run that must wait is told at once
+            video.lease = leases.enter_context(Lease(video.work))
+        connect(address)
+        for video in videos:
+            _make_tasks(video)
+        total = sum(len(v.timeline) for v in videos)
+        done = sum(t.chunk.frames for v in videos for t in v.tasks
+                   if t.chunk.index in v.reused_chunks)
+        name = storage.basename(jobs[0].input) if len(jobs) == 1 else f"{len(jobs)} videos"
+        bar = progress_bar(total, "frame", name, progress, initial=done)
+        by_task = {id(t): v for v in videos for t in v.todo}
+
+        def chunk_done(task: ChunkTask, record) -> None:
+            video = by_task[id(task)]
+            video.remaining -= 1
+            if video.remaining == 0:
+                video.assembled = _assemble(video)
+
+        for video in videos:
+            if video.remaining == 0:
+                video.assembled = _assemble(video)
+        try:
+            report = run_chunks([t for v in videos for t in v.todo],
+                                on_frames=lambda task, n: bar.update(n), on_done=chunk_done)
+        finally:
+            bar.close()
+        results = [_result(v) for v in videos]
+        for video in videos:
+            video.lease.release()  # stop renewing before the prefix goes
+            storage.storage_for(video.work).delete_prefix(video.work)
+    seconds = time.monotonic() - started
+    summaries = []
+    for video, result in zip(videos, results):
+        summaries.append({
+            "input": video.job.input, "output": video.job.output, "style": video.job.style,
+            "model_sha256": video.model.sha256,
+            "frames_in": video.info.frames, "frames_out": result["frames"],
+            "chunks": len(video.tasks), "chunks_reused": len(video.reused_chunks),
+            "chunks_retried": sum(1 for t in report.retried if by_task[id(t)] is video),
+            "seconds": round(seconds, 3), "fps": round(len(video.timeline) / seconds, 3),
+            "codec": video.fmt.codec_name, "audio_streams": result["audio_streams"],
+            "audio_reencoded": result["audio_reencoded"],
+        })
+    return summaries
+
+
+def _prepare(job: VideoJob, models: dict) -> _Video:
+    """Everything checked and probed on the driver, before any work prefix is written."""
+    key = (job.style, job.arch, job.trust_code)
+    if key not in models:
+        models[key] = hub.resolve(job.style, arch=job.arch, trust_code=job.trust_code)
+    model = models[key]
+    fmt = output_format(job.output, job.codec)
     input_info = storage.require(job.input)
     storage.storage_for(job.output).check_writable(job.output)
-    video = probe(storage.fetch(job.input, input_info), name=job.input)
-    timeline = shown_timeline(video, job.deinterlace)
-    rate = video.fps * fields_per_frame(video, job.deinterlace)
-
-    width, height = output_size(video, job.height)
+    info = probe(storage.fetch(job.input, input_info), name=job.input)
+    timeline = shown_timeline(info, job.deinterlace)
+    rate = info.fps * fields_per_frame(info, job.deinterlace)
+    width, height = output_size(info, job.height)
     settings = EncodeSettings(width=width, height=height, fps=rate, gop=gop_size(rate),
                               crf=job.crf, codec=fmt.codec_name,
-                              colour=output_colour(video.colour, job.hdr))
-    work = work_prefix(job, input_info)
-    connect(address)
-    chunks = load_or_make_plan(work, job, len(timeline), rate)
-    slim = replace(video, pts=(), keyframes=())  # a task needs only its Seek, not the timeline
-    tasks = [ChunkTask(input_uri=job.input, input_info=input_info, chunk=c, video=slim,
-                       seek=chunk_seek(video, c, job), encode=settings,
-                       chunk_uri=storage.join(work, f"{c.name}{CHUNK_SUFFIX}"),
-                       temporal=job.temporal, deinterlace=job.deinterlace, hdr=job.hdr)
-             for c in chunks]
-    reusable = {t.chunk.index for t in tasks if is_finished(t)}
-    todo = [t for t in tasks if t.chunk.index not in reusable]
-    if reusable:
-        print(f"framestyle: reusing {len(reusable)} of {len(tasks)} finished chunks",
-              file=sys.stderr)
+                              colour=output_colour(info.colour, job.hdr))
+    return _Video(job=job, model=model, input_info=input_info, info=info, timeline=timeline,
+                  fmt=fmt, settings=settings, work=work_prefix(job, model, input_info))
 
-    done_frames = sum(t.chunk.frames for t in tasks if t.chunk.index in reusable)
-    bar = progress_bar(len(timeline), "frame", storage.basename(job.input), progress,
-                       initial=done_frames)
-    try:
-        _run_chunks(todo, job.style, bar.update, job.inference)
-    finally:
-        bar.close()
-    result = _assemble_remote(job, [t.chunk_uri for t in tasks], input_info, video, timeline,
-                              fmt)
-    storage.storage_for(work).delete_prefix(work)
-    seconds = time.monotonic() - started
-    return {
-        "input": job.input, "output": job.output,
-        "frames_in": video.frames, "frames_out": result["frames"],
-        "chunks": len(tasks), "chunks_reused": len(reusable),
-        "seconds": round(seconds, 3), "fps": round(len(timeline) / seconds, 3),
-        "codec": fmt.codec_name, "audio_streams": result["audio_streams"],
-        "audio_reencoded": result["audio_reencoded"],
-    }
+
+def _make_tasks(video: _Video) -> None:
+    job, info = video.job, video.info
+    rate = info.fps * fields_per_frame(info, job.deinterlace)
+    chunks = load_or_make_plan(video.work, job, len(video.timeline), rate)
+    slim = replace(info, pts=(), keyframes=())  # a task needs only its Seek, not the timeline
+    video.tasks = [ChunkTask(model=video.model, inference=job.inference, input_uri=job.input,
+                             input_info=video.input_info, chunk=c, video=slim,
+                             seek=chunk_seek(info, c, job), encode=video.settings,
+                             chunk_uri=storage.join(video.work, f"{c.name}{CHUNK_SUFFIX}"),
+                             temporal=job.temporal, deinterlace=job.deinterlace, hdr=job.hdr)
+                   for c in chunks]
+    video.reused_chunks = {t.chunk.index for t in video.tasks if is_finished(t)}
+    video.todo = [t for t in video.tasks if t.chunk.index not in video.reused_chunks]
+    video.remaining = len(video.todo)
+    if video.reused_chunks:
+        print(f"framestyle: {storage.basename(job.input)}: reusing {len(video.reused_chunks)} "
+              f"of {len(video.tasks)} finished chunks", file=sys.stderr)
 
 
 def chunk_seek(video: VideoInfo, chunk: Chunk, job: VideoJob) -> Seek | None:
@@ -127,18 +219,19 @@ def chunk_seek(video: VideoInfo, chunk: Chunk, job: VideoJob) -> Seek | None:
     return video.seek_point(first_input)
 
 
-def work_prefix(job: VideoJob, input_info: storage.ObjectInfo) -> str:
+def work_prefix(job: VideoJob, model: ModelRef, input_info: storage.ObjectInfo) -> str:
+    """``.framestyle/<job id>`` beside the output; the id covers everything that decides the
+    chunks' content: the input's identity, the model's, the output, every pixel setting."""
     identity = {
-        "input": job.input if storage.is_s3(job.input) else os.path.abspath(job.input),
-        "input_version": input_info.version, "input_size": input_info.size,
-        "style": job.style.weights, "height": job.height, "crf": job.crf,
+        "input": storage.canonical(job.input), "input_version": input_info.version,
+        "input_size": input_info.size, "model": model.identity,
+        "output": storage.canonical(job.output), "height": job.height, "crf": job.crf,
         "chunk_seconds": job.chunk_seconds, "overlap": job.overlap, "temporal": job.temporal,
         "dtype": job.inference.dtype, "max_tile": job.inference.max_tile,
         "codec": output_format(job.output, job.codec).codec_name,
         "deinterlace": job.deinterlace, "hdr": job.hdr, "pipeline": PIPELINE_VERSION,
     }
-    job_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    return storage.join(storage.parent(job.output), WORK_DIR, job_id)
+    return storage.join(storage.parent(job.output), WORK_DIR, identity_hash(identity))
 
 
 def load_or_make_plan(work: str, job: VideoJob, frames: int, rate) -> list[Chunk]:
@@ -167,73 +260,29 @@ def is_finished(task: ChunkTask) -> bool:
         return False
     if storage.is_s3(task.chunk_uri):
         return info.metadata.get("sha256") == record.sha256
-    return storage.file_sha256(task.chunk_uri) == record.sha256
+    return file_sha256(task.chunk_uri) == record.sha256
 
 
-def _run_chunks(tasks: list[ChunkTask], style: StyleRef, on_frames,
-                inference: InferenceOptions = InferenceOptions()) -> list[ChunkRecord]:
-    """Process ``tasks`` on a pool of stylizer actors; one driver thread per actor keeps it fed.
-
-    After the first failure no new chunk starts; chunks in flight finish (and are kept for the
-    next run), then the error is raised.
-    """
-    import ray
-
-    if not tasks:
-        return []
-    workers, options = worker_pool()
-    count = min(workers, len(tasks))
-    actor_cls = ray.remote(ChunkWorker).options(**options)
-    actors = [actor_cls.remote(style, inference) for _ in range(count)]
-    pending, done, errors = deque(tasks), [], []
-    lock = threading.Lock()
-
-    def feed(actor) -> None:
-        while True:
-            with lock:
-                if errors or not pending:
-                    return
-                task = pending.popleft()
-            try:
-                for ref in actor.process.remote(task):
-                    item = ray.get(ref)
-                    if isinstance(item, ChunkRecord):
-                        with lock:
-                            done.append(item)
-                    else:
-                        on_frames(item)
-            except Exception as e:  # noqa: BLE001 - re-raised below on the driver thread
-                with lock:
-                    errors.append(_unwrap(e))
-                return
-
-    threads = [threading.Thread(target=feed, args=(a,), daemon=True) for a in actors]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for a in actors:
-        ray.kill(a)
-    if errors:
-        raise errors[0]
-    return done
-
-
-def _assemble_remote(job: VideoJob, chunk_uris: list[str], input_info, video: VideoInfo,
-                     timeline: list[int], fmt) -> dict:
+def _assemble(video: _Video):
+    """Start assembling ``video`` from its chunks on the cluster; the task's ObjectRef."""
     import ray
 
     # assemble_and_store lives in a module that does not import torch: the task's fresh worker
-    # process starts in a fraction of the time.
-    task = ray.remote(num_cpus=1)(assemble_and_store)
+    # process starts in a fraction of the time. It asks for no CPU: it mostly copies packets, and
+    # must not wait behind the stylizer actors holding every CPU while other videos still run.
+    task = ray.remote(num_cpus=0)(assemble_and_store)
+    job = video.job
+    return task.remote(job.input, video.input_info, job.output,
+                       [t.chunk_uri for t in video.tasks], video.info, video.timeline, video.fmt)
+
+
+def _result(video: _Video) -> dict:
+    import ray
+
+    if video.assembled is None:  # only when the run stopped early
+        raise RuntimeError(f"{video.job.input} was not assembled")
     try:
-        return ray.get(task.remote(job.input, input_info, job.output, chunk_uris, video, timeline,
-                                   fmt))
+        return ray.get(video.assembled)
     except Exception as e:  # noqa: BLE001
-        raise _unwrap(e) from None
-
-
-def _unwrap(error: Exception) -> Exception:
-    """The user-facing exception inside a Ray task error, if there is one."""
-    cause = getattr(error, "cause", None)
-    return cause if isinstance(cause, Exception) else error
+        cause = getattr(e, "cause", None)
+        raise (cause if isinstance(cause, Exception) else e) from None

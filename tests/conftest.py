@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from framestyle.pipeline import storage
+from framestyle.core import storage
 from media import ffmpeg
 
 BUCKET = "framestyle-test"
@@ -51,7 +51,8 @@ def ray_session(s3_endpoint, tmp_path_factory):
     import ray
 
     os.environ["FRAMESTYLE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # the dashboard serves Ray's state API, which the fault-tolerance tests use to find workers
+    ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False)
     yield
     ray.shutdown()
 

@@ -12,9 +12,8 @@ from typing import Callable
 import torch
 
 from framestyle.jobs.cli import main
-from framestyle.models.checkpoints import save_checkpoint
+from framestyle.models import hub
 from framestyle.models.transformer_net import TransformerNet
-from framestyle.pipeline import storage
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
@@ -47,11 +46,13 @@ def seeded(model: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torch.n
     return model.eval()
 
 
-def publish(root: str, name: str, version: str, width: float, tmp_path) -> None:
-    """Register a slim TransformerNet as NAME/VERSION under a registry root (folder or s3://)."""
-    local = tmp_path / f"{name}-{version}"
-    save_checkpoint(seeded(TransformerNet(width=width)), "transformer_net", {"width": width},
-                    local, style=name)
-    for suffix, target in ((".safetensors", "model.safetensors"), (".json", "model.json")):
-        dest = storage.join(root, name, version, target)
-        storage.storage_for(dest).upload(str(local.with_suffix(suffix)), dest)
+def publish(root: str, name: str, version: str, width: float) -> dict:
+    """Publish a slim seeded TransformerNet as NAME@VERSION to the hub at ``root``."""
+    return hub.publish_module(seeded(TransformerNet(width=width)), "transformer_net",
+                              {"width": width}, name, version, root=root)
+
+
+def load_checkpoint(path, arch: str | None = None, trust_code: bool = False):
+    """(module, ModelRef) for a checkpoint file, through the hub as every job loads one."""
+    ref = hub.resolve(str(path), arch=arch, trust_code=trust_code)
+    return hub.load(ref), ref

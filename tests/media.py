@@ -127,3 +127,20 @@ def frame_identity(outputs: list[np.ndarray], expected: list[np.ndarray],
         best.append(min(diffs, key=diffs.get))
         errors.append(diffs.get(i, float("inf")))
     return best, errors
+
+
+def decoded_frames(path) -> list[np.ndarray]:
+    """Every shown frame of a video as RGB, at its stored size (through the pipeline's decoder,
+    whose own frame placement the fidelity tests check)."""
+    from framestyle.pipeline.decode import iter_frames
+    from framestyle.pipeline.probe import probe
+
+    info = probe(str(path))
+    return list(iter_frames(str(path), info, 0, info.frames, (info.width, info.height)))
+
+
+def frame_errors(outputs: list[np.ndarray], expected: list[np.ndarray]) -> np.ndarray:
+    """Mean absolute difference of output frame i and expected frame i, for every i."""
+    assert len(outputs) == len(expected)
+    return np.array([np.abs(o.astype(float) - e.astype(float)).mean()
+                     for o, e in zip(outputs, expected)])

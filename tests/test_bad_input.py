@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from framestyle.jobs.cli import main
-from framestyle.pipeline import storage
+from framestyle.core import storage
 from helpers import run_cli
 
 
@@ -84,3 +86,87 @@ def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["video", "only-one-arg"])
     assert exit_info.value.code == 2
+
+
+# --- nothing the user gave us is overwritten -----------------------------------------------------
+
+def _spellings(path, tmp_path) -> dict[str, str]:
+    """Ways to name ``path`` again: as is, with ./ and .. in it, and through a symlink."""
+    link = tmp_path / f"link-{path.name}"
+    link.symlink_to(path)
+    return {"same": str(path), "dots": f"{tmp_path}/./sub/../{path.name}", "symlink": str(link)}
+
+
+@pytest.mark.parametrize("spelling", ["same", "dots", "symlink"])
+def test_video_and_image_outputs_that_are_the_input_are_refused(clips, tmp_path, capsys,
+                                                                spelling):
+    (tmp_path / "sub").mkdir()
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(clips["bunny"].read_bytes())
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(photo)
+    before = {p: p.read_bytes() for p in (video, photo)}
+    for command, source in (("video", video), ("image", photo)):
+        target = _spellings(source, tmp_path)[spelling]
+        code, out, err = run_cli(capsys, command, source, target, "--style", "builtin:1")
+        assert_clean_failure(code, out, err, "refusing to overwrite")
+        assert err.startswith("framestyle: error: OUT: ")  # the field, named as the CLI names it
+    assert {p: p.read_bytes() for p in before} == before
+    assert not (tmp_path / ".framestyle").exists()
+
+
+def test_s3_outputs_that_are_the_input_are_refused(clips, bucket, capsys):
+    s3 = storage.S3Storage()
+    for command, key, data in (("video", "same/clip.mp4", clips["bunny"].read_bytes()),
+                               ("image", "same/photo.png", _png_bytes())):
+        uri = f"s3://{bucket}/{key}"
+        s3.put_bytes(data, uri)
+        code, out, err = run_cli(capsys, command, uri, uri, "--style", "builtin:1")
+        assert_clean_failure(code, out, err, "refusing to overwrite")
+        assert s3.get_bytes(uri) == data
+    assert not s3.list_sizes(f"s3://{bucket}/.framestyle/")
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_images_destination_inside_a_source_is_refused(bucket, tmp_path, capsys, where):
+    root = str(tmp_path) if where == "local" else f"s3://{bucket}/overlap"
+    source = storage.join(root, "photos")
+    storage.storage_for(source).put_bytes(_png_bytes(), storage.join(source, "a.png"))
+    for destination in (storage.join(source, "styled") + "/", source + "/",
+                        storage.join(source, "styled.tar"), root + "/"):
+        code, out, err = run_cli(capsys, "images", source + "/", destination,
+                                 "--style", "builtin:1")
+        assert_clean_failure(code, out, err, "overlaps the input")
+        assert err.startswith("framestyle: error: DST: ")
+    assert storage.storage_for(source).list_sizes(source) == {"a.png": len(_png_bytes())}
+
+
+def test_image_and_images_validate_alike(tmp_path, capsys):
+    photo = tmp_path / "p.png"
+    photo.write_bytes(_png_bytes())
+    lines = []
+    for argv in (["image", photo, tmp_path / "o.png"], ["images", photo, tmp_path / "o/"]):
+        code, out, err = run_cli(capsys, *argv, "--style", "builtin:1", "--max-side", "0")
+        assert_clean_failure(code, out, err, "--max-side")
+        lines.append(err)
+    assert lines[0] == lines[1] == ("framestyle: error: --max-side: input should be greater "
+                                    "than 0 (got 0)\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png"]
+
+
+def test_bad_checkpoint_fails_before_any_work_prefix(clips, tmp_path, capsys):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code, out, err = run_cli(capsys, "video", clips["bunny"], out_dir, "--style", bad)
+    assert_clean_failure(code, out, err, "bad.pth")
+    assert list(out_dir.iterdir()) == []
+
+
+def _png_bytes() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,14 +1,17 @@
-"""framestyle image, styles sheet and models list."""
+"""framestyle image, styles sheet, models list and publish, and --help."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
+import sys
 
 import numpy as np
 from PIL import Image
 
-from framestyle.pipeline import storage
-from helpers import publish, run_cli
+from framestyle.core import storage
+from helpers import publish, run_cli, seeded
 
 
 def photo(path, size=(96, 64), exif_orientation=None):
@@ -64,11 +67,11 @@ def test_styles_sheet_shows_every_builtin_style(tmp_path, capsys):
     assert not np.array_equal(tiles[0], tiles[1]) and not np.array_equal(tiles[1], tiles[2])
 
 
-def test_models_list_shows_builtins_and_registry(tmp_path, capsys, monkeypatch):
+def test_models_list_shows_builtins_and_hub_models(tmp_path, capsys, monkeypatch):
     root = tmp_path / "models"
-    publish(str(root), "candy", "1", 0.25, tmp_path)
-    publish(str(root), "candy", "2", 0.25, tmp_path)
-    publish(str(root), "udnie", "0.1", 0.25, tmp_path)
+    publish(str(root), "candy", "1", 0.25)
+    publish(str(root), "candy", "2", 0.25)
+    publish(str(root), "udnie", "0.1", 0.25)
     monkeypatch.setenv("FRAMESTYLE_MODELS", str(root))
     code, out, _ = run_cli(capsys, "models", "list", "--json")
     result = json.loads(out)
@@ -77,3 +80,57 @@ def test_models_list_shows_builtins_and_registry(tmp_path, capsys, monkeypatch):
                                 {"name": "udnie", "versions": ["0.1"], "latest": "0.1"}]
     code, out, _ = run_cli(capsys, "models", "list")
     assert "candy" in out and "latest 2" in out
+
+
+def test_help_answers_without_importing_torch_or_ray():
+    """`--help` of the command and every subcommand: argparse alone, no torch, no Ray."""
+    script = """
+import sys
+from framestyle.jobs.cli import JOBS, main
+for argv in [["--help"]] + [[name, "--help"] for name in JOBS]:
+    try:
+        main(argv)
+    except SystemExit as e:
+        assert e.code == 0, argv
+print(sorted(m for m in ("torch", "ray") if m in sys.modules))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    assert "usage: framestyle models" in proc.stdout and "publish" in proc.stdout
+
+
+def test_models_publish_versions_an_immutable_hub(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from framestyle.models.transformer_net import TransformerNet
+
+    hub_root = tmp_path / "hub"
+    monkeypatch.setenv("FRAMESTYLE_MODELS", str(hub_root))
+    checkpoint = tmp_path / "mosaic.pth"
+    torch.save(seeded(TransformerNet(width=0.25)).state_dict(), checkpoint)
+    versions = []
+    for extra in ([], [], ["--version", "2024-06"]):
+        code, out, err = run_cli(capsys, "models", "publish", checkpoint, "mosaic", *extra,
+                                 "--json")
+        assert code == 0, err
+        card = json.loads(out)
+        versions.append(card["version"])
+        assert card["arch"] == "transformer_net" and card["config"] == {"width": 0.25}
+        assert card["provenance"]["source"] == str(checkpoint)
+    assert versions == ["1", "2", "2024-06"]
+    code, out, err = run_cli(capsys, "models", "publish", checkpoint, "mosaic", "--version", "2")
+    assert code == 2 and "immutable" in err and out == ""
+    # the published card's hash is what loading checks, and the name works as a style
+    stored = json.loads((hub_root / "mosaic" / "1" / "model.json").read_text())
+    assert stored["sha256"] == hashlib.sha256(
+        (hub_root / "mosaic" / "1" / "model.safetensors").read_bytes()).hexdigest()
+    photo_path = photo(tmp_path / "p.png")
+    code, _, err = run_cli(capsys, "image", photo_path, tmp_path / "s1.png", "--style", "mosaic@1")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "image", photo_path, tmp_path / "s2.png", "--style",
+                           str(checkpoint))
+    assert code == 0, err
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "s1.png")),
+                          np.asarray(Image.open(tmp_path / "s2.png")))

@@ -11,18 +11,18 @@ import pytest
 import torch
 
 from framestyle.jobs.cli import main
-from framestyle.models.checkpoints import load_model
+from framestyle.models import hub
 from framestyle.models.export import UnitRangeModel
 from framestyle.models.transformer_net import TransformerNet
-from framestyle.pipeline.styles import parse_style
-from framestyle.pipeline.stylize import load_style
-from helpers import seeded
+from helpers import load_checkpoint, seeded
 
 
 def reference(style_text: str, image: np.ndarray) -> np.ndarray:
-    model, io, condition = load_style(parse_style(style_text))
+    ref = hub.resolve(style_text)
+    condition = None if ref.condition is None else torch.tensor(ref.condition)
     with torch.inference_mode():
-        return UnitRangeModel(model, io, condition)(torch.from_numpy(image)).numpy()
+        model = UnitRangeModel(hub.load(ref), ref.arch.pixels, condition)
+        return model(torch.from_numpy(image)).numpy()
 
 
 def ort_run(path, image: np.ndarray) -> np.ndarray:
@@ -62,10 +62,10 @@ def test_fp16_onnx_and_torchscript_round_trip(tmp_path, capsys):
     weights = onnx.load(str(tmp_path / "half.onnx")).graph.initializer
     assert {w.data_type for w in weights if len(w.dims) == 4} == {onnx.TensorProto.FLOAT16}
     export(capsys, "builtin:2", tmp_path / "b2.pt", "--format", "torchscript")
-    scripted, card = load_model(tmp_path / "b2.pt", trust_code=True)
+    scripted, card = load_checkpoint(tmp_path / "b2.pt", trust_code=True)
     with torch.inference_mode():
         got = scripted(torch.from_numpy(IMAGE)).numpy()
-    assert card.arch == "torchscript"
+    assert card.arch.name == "torchscript"
     assert np.abs(got - reference("builtin:2", IMAGE)).max() < 1e-4
 
 

@@ -22,7 +22,7 @@ import torch
 
 from framestyle.pipeline.decode import iter_frames, output_size, shown_timeline
 from framestyle.pipeline.probe import probe
-from framestyle.pipeline.styles import parse_style
+from framestyle.models.hub import resolve
 from framestyle.pipeline.stylize import Stylizer
 from helpers import run_cli
 from media import (audio_packets, audio_start, colour_tags, ffmpeg, frame_identity, frame_times,
@@ -121,7 +121,7 @@ def check_frames(src, out, deinterlace="frame", style=STYLE):
     assert size == output_size(info, None)
     timeline = shown_timeline(info, deinterlace)
     inputs = list(iter_frames(str(src), info, 0, len(timeline), size, deinterlace))
-    stylizer = Stylizer(parse_style(style))
+    stylizer = Stylizer(resolve(style))
     expected = [s for f in inputs for s in stylizer([f])]
     outputs = list(iter_frames(str(out), result, 0, result.frames, size))
     assert len(outputs) == len(expected)

@@ -14,9 +14,9 @@ from helpers import kill_cli_when, run_cli
 from image_zoo import bad_and_awkward, encoded, photo, tar_bytes
 from PIL import Image
 
-from framestyle.pipeline import storage
+from framestyle.core import storage
 from framestyle.pipeline.image_job import ImageJob, run_image_job
-from framestyle.pipeline.styles import parse_style
+from framestyle.models.hub import resolve
 from framestyle.pipeline.stylize import Stylizer
 
 STYLE = "builtin:7"
@@ -66,7 +66,7 @@ def test_prefix_of_200_images_keeps_structure(ray_session, photo_prefix, capsys)
     assert set(written) == set(photo_prefix)  # same relative keys, nothing else
     # Every output has its input's size and format, and is really stylized: a PNG output is
     # (losslessly) what the stylizer makes of that input on its own.
-    stylizer = Stylizer(parse_style(STYLE))
+    stylizer = Stylizer(resolve(STYLE))
     for key in ("2020/home/day0/img000.png", "2021/trip/day1/img001.jpg"):
         source = Image.open(io.BytesIO(photo_prefix[key]))
         out_img = image_at(s3(f"archive-styled/{key}"))
@@ -81,7 +81,7 @@ def test_prefix_of_200_images_keeps_structure(ray_session, photo_prefix, capsys)
 def test_resume_skips_finished_images_and_overwrite_redoes_them(ray_session, photo_prefix,
                                                                  capsys):
     job = ImageJob(sources=[s3("archive-photos/2020/")], destination=s3("resume/"),
-                   style=parse_style(STYLE), format="webp", preview=s3("resume-preview.png"))
+                   style=STYLE, format="webp", preview=s3("resume-preview.png"))
     first = run_image_job(job, progress=False)
     assert (first["ok"], first["skipped"]) == (72, 0)
     sheet = image_at(first["preview"])  # six before/after rows of thumbnails, labelled
@@ -117,7 +117,7 @@ def test_killed_run_finishes_only_what_is_missing(ray_session, tmp_path):
     assert 5 <= len(done) < 60
 
     result = run_image_job(ImageJob(sources=[str(source)], destination=str(output),
-                                    style=parse_style(STYLE)), progress=False)
+                                    style=STYLE), progress=False)
     assert result["skipped"] >= len(done) and result["ok"] + result["skipped"] == 60
     # Exactly one output per input: no duplicates, and no half-written file left behind.
     files = sorted(p.relative_to(output) for p in output.rglob("*") if p.is_file())
@@ -195,7 +195,7 @@ def test_bad_inputs_are_reported_never_fatal(ray_session, capsys):
 
 def test_glob_selects_keys(ray_session, photo_prefix, tmp_path):
     result = run_image_job(ImageJob(sources=[s3("archive-photos/2021/*/day1/*.jpg")],
-                                    destination=str(tmp_path / "g"), style=parse_style(STYLE)),
+                                    destination=str(tmp_path / "g"), style=STYLE),
                            progress=False)
     expected = {k[len("2021/"):] for k in photo_prefix
                 if k.startswith("2021/") and "/day1/" in k and k.endswith(".jpg")}
@@ -204,7 +204,7 @@ def test_glob_selects_keys(ray_session, photo_prefix, tmp_path):
             for p in (tmp_path / "g").rglob("*.jpg")} == expected
     # A local glob (quoted on the command line, so it is ours to expand), ** across folders.
     again = run_image_job(ImageJob(sources=[f"{tmp_path}/g/**/*.jpg"],
-                                   destination=str(tmp_path / "g2"), style=parse_style(STYLE),
+                                   destination=str(tmp_path / "g2"), style=STYLE,
                                    format="png"), progress=False)
     assert again["ok"] == len(expected)
     assert {p.relative_to(tmp_path / "g2").as_posix() for p in (tmp_path / "g2").rglob("*")

@@ -3,7 +3,7 @@ from fractions import Fraction
 
 import pytest
 
-from framestyle.pipeline.errors import InputError
+from framestyle.core.errors import InputError
 from framestyle.pipeline.probe import probe
 
 

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from framestyle.pipeline import storage
-from framestyle.pipeline.errors import InputError
+from framestyle.core import storage
+from framestyle.core.errors import InputError
 
 
 def test_local_upload_is_atomic_and_leaves_no_temp_files(tmp_path):

@@ -1,4 +1,4 @@
-"""Style references: built-ins, checkpoint files, S3 URIs, and the model registry."""
+"""Style references: built-ins, checkpoint files, S3 URIs, and the model hub."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import torch
 
 from framestyle.models.cycle_gan import ResnetGenerator
 from framestyle.models.transformer_net import TransformerNet
-from framestyle.pipeline.errors import InputError
-from framestyle.pipeline.styles import parse_style, registry_entries
+from framestyle.core.errors import InputError
+from framestyle.models.hub import list_models, resolve
 from framestyle.pipeline.stylize import Stylizer
 from helpers import publish, seeded
 
@@ -22,7 +22,7 @@ def test_transformer_net_checkpoint_gets_0_255_pixels(tmp_path):
     net = seeded(TransformerNet(width=0.25))
     path = tmp_path / "candy.pth"
     torch.save(net.state_dict(), path)
-    style = parse_style(str(path))
+    style = resolve(str(path))
     assert style.source == str(path) and style.slug == "candy"
     batch = frames()
     got = Stylizer(style)(batch)
@@ -38,7 +38,7 @@ def test_cyclegan_generator_gets_minus_one_to_one(tmp_path):
     path = tmp_path / "latest_net_G_A.pth"
     torch.save(net.state_dict(), path)
     batch = frames(h=32, w=32)
-    got = Stylizer(parse_style(str(path)))(batch)
+    got = Stylizer(resolve(str(path)))(batch)
     x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float() / 127.5 - 1
     with torch.no_grad():
         expected = ((net(x) + 1) * 127.5).add(0.5).clamp(0, 255).to(torch.uint8)
@@ -47,37 +47,37 @@ def test_cyclegan_generator_gets_minus_one_to_one(tmp_path):
 
 def test_missing_checkpoints_and_unknown_names_are_input_errors(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="style checkpoint not found"):
-        parse_style(str(tmp_path / "absent.pth"))
+        resolve(str(tmp_path / "absent.pth"))
     monkeypatch.delenv("FRAMESTYLE_MODELS", raising=False)
     with pytest.raises(InputError, match="FRAMESTYLE_MODELS"):
-        parse_style("starry-night")
+        resolve("starry-night")
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
-def test_registry_names_resolve_to_the_highest_version(where, bucket, tmp_path, monkeypatch):
-    root = str(tmp_path / "models") if where == "local" else f"s3://{bucket}/registry-{where}"
+def test_hub_names_resolve_to_the_highest_version(where, bucket, tmp_path, monkeypatch):
+    root = str(tmp_path / "models") if where == "local" else f"s3://{bucket}/hub-{where}"
     for version, width in (("1", 0.25), ("2", 0.125), ("10", 0.5)):
-        publish(root, "candy", version, width, tmp_path)
+        publish(root, "candy", version, width)
     monkeypatch.setenv("FRAMESTYLE_MODELS", root)
     monkeypatch.setenv("FRAMESTYLE_CACHE", str(tmp_path / "cache"))
-    assert registry_entries() == {"candy": ["1", "2", "10"]}
-    latest = parse_style("candy")
+    assert list_models() == {"candy": ["1", "2", "10"]}
+    latest = resolve("candy")
     assert latest.source.endswith("candy/10/model.safetensors")
-    pinned = parse_style("candy@2")
+    pinned = resolve("candy@2")
     stylizer = Stylizer(pinned)
     assert stylizer.model.conv1.conv2d.out_channels == 4  # width 0.125 of 32
     assert stylizer(frames(n=1))[0].shape == (30, 42, 3)
     with pytest.raises(InputError, match="no version '3'"):
-        parse_style("candy@3")
+        resolve("candy@3")
 
 
-def test_video_job_with_a_registry_model_on_s3(ray_session, clips, bucket, tmp_path, monkeypatch,
+def test_video_job_with_a_hub_model_on_s3(ray_session, clips, bucket, tmp_path, monkeypatch,
                                                capsys):
     from framestyle.jobs.cli import main
     from framestyle.pipeline.probe import probe
 
-    root = f"s3://{bucket}/registry-video"
-    publish(root, "slim", "1", 0.25, tmp_path)
+    root = f"s3://{bucket}/hub-video"
+    publish(root, "slim", "1", 0.25)
     monkeypatch.setenv("FRAMESTYLE_MODELS", root)
     out_dir = tmp_path / "out"
     out_dir.mkdir()

@@ -10,7 +10,6 @@ from framestyle.jobs.cli import main
 from framestyle.pipeline.decode import iter_frames
 from framestyle.pipeline.flicker import warping_error
 from framestyle.pipeline.probe import probe
-from framestyle.pipeline.styles import parse_style
 from framestyle.pipeline.video_job import VideoJob, run_video_job
 
 
@@ -25,7 +24,7 @@ def pair_errors(source, output) -> np.ndarray:
 
 def stylize(clip, out, chunk_seconds, overlap, temporal=0.7):
     # crf 0 (lossless) so that what is measured is the temporal step, not keyframe pumping
-    job = VideoJob(input=str(clip), output=str(out), style=parse_style("builtin:7"),
+    job = VideoJob(input=str(clip), output=str(out), style="builtin:7",
                    chunk_seconds=chunk_seconds, overlap=overlap, temporal=temporal, crf=0)
     return run_video_job(job, progress=False)
 

@@ -7,7 +7,7 @@ import torch
 
 from framestyle.models.tiling import _own, _starts
 from framestyle.models.transformer_net import TransformerNet
-from framestyle.pipeline.styles import parse_style
+from framestyle.models.hub import resolve
 from framestyle.pipeline.stylize import InferenceOptions, Stylizer
 from helpers import seeded
 
@@ -24,7 +24,7 @@ def test_tiles_cover_the_image_once():
 def test_tiled_matches_untiled_on_1024_square(tmp_path):
     net = seeded(TransformerNet(width=0.25), scale=0.2)
     torch.save(net.state_dict(), tmp_path / "slim.pth")
-    style = parse_style(str(tmp_path / "slim.pth"))
+    style = resolve(str(tmp_path / "slim.pth"))
     rng = np.random.default_rng(0)
     coarse = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
     image = np.kron(coarse, np.ones((64, 64, 1), np.uint8))  # 1024x1024, big flat areas + edges

@@ -8,15 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from framestyle.pipeline import storage, video_job
+from framestyle.core import storage
+from framestyle.models.hub import resolve
+from framestyle.pipeline import video_job
 from framestyle.pipeline.probe import probe
-from framestyle.pipeline.styles import parse_style
 from framestyle.pipeline.video_job import VideoJob, run_video_job, work_prefix
-from helpers import kill_cli_when, run_cli
+from helpers import run_cli
 from media import audio_packets
 
-SUMMARY_KEYS = {"input", "output", "frames_in", "frames_out", "chunks", "chunks_reused",
-                "seconds", "fps", "codec", "audio_streams", "audio_reencoded"}
+SUMMARY_KEYS = {"input", "output", "style", "model_sha256", "frames_in", "frames_out", "chunks",
+                "chunks_reused", "chunks_retried", "seconds", "fps", "codec", "audio_streams",
+                "audio_reencoded"}
+
+
+def job_work(job: VideoJob) -> Path:
+    return Path(work_prefix(job, resolve(job.style), storage.require(job.input)))
 
 
 def assert_same_video(out_path, in_path):
@@ -75,12 +81,12 @@ def _crash_before_assembly(*args, **kwargs):
 
 def test_resume_redoes_only_missing_or_damaged_chunks(ray_session, clips, tmp_path, monkeypatch):
     job = VideoJob(input=str(clips["bunny"]), output=str(tmp_path / "bunny.mp4"),
-                   style=parse_style("builtin:5"), chunk_seconds=0.5)
-    monkeypatch.setattr(video_job, "_assemble_remote", _crash_before_assembly)
+                   style="builtin:5", chunk_seconds=0.5)
+    monkeypatch.setattr(video_job, "_assemble", _crash_before_assembly)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_video_job(job, progress=False)
     assert not (tmp_path / "bunny.mp4").exists()
-    work = Path(work_prefix(job, storage.require(job.input)))
+    work = job_work(job)
     chunks = sorted(work.glob("chunk-*.mkv"))
     assert len(chunks) == 4  # 0.5 s is 12 frames: 5 chunks -> 4 for 2 workers
     (work / "chunk-00001.mkv").unlink()
@@ -91,31 +97,13 @@ def test_resume_redoes_only_missing_or_damaged_chunks(ray_session, clips, tmp_pa
 
     monkeypatch.undo()
     calls = []
-    real = video_job._run_chunks
-    monkeypatch.setattr(video_job, "_run_chunks",
-                        lambda tasks, *a: calls.append([t.chunk.index for t in tasks])
-                        or real(tasks, *a))
+    real = video_job.run_chunks
+    monkeypatch.setattr(video_job, "run_chunks",
+                        lambda tasks, *a, **kw: calls.append([t.chunk.index for t in tasks])
+                        or real(tasks, *a, **kw))
     result = run_video_job(job, progress=False)
     assert calls == [[1, 3]]
     assert result["chunks"] == 4 and result["chunks_reused"] == 2
     assert result["frames_out"] == 50
     assert_same_video(tmp_path / "bunny.mp4", clips["bunny"])
     assert not work.exists()
-
-
-def test_killed_job_loses_only_chunks_in_flight(ray_session, clips, tmp_path):
-    """SIGKILL a real `framestyle video` process mid-job, then re-run: finished chunks are kept."""
-    output = tmp_path / "killed.mp4"
-    args = ["video", str(clips["bunny"]), str(output), "--style", "builtin:9",
-            "--chunk-seconds", "0.2", "--height", "360"]
-    job = VideoJob(input=str(clips["bunny"]), output=str(output), style=parse_style("builtin:9"),
-                   height=360, chunk_seconds=0.2)
-    work = Path(work_prefix(job, storage.require(job.input)))
-    kill_cli_when(lambda: len(list(work.glob("chunk-*.json"))) >= 2, *args, "--json",
-                  timeout=120)
-    finished = len(list(work.glob("chunk-*.json")))
-    assert 2 <= finished < 10 and not output.exists()
-
-    result = run_video_job(job, progress=False)
-    assert result["chunks"] == 10 and result["chunks_reused"] >= finished
-    assert_same_video(output, clips["bunny"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import InputError
+from .hashing import identity_hash
 
 S3_SCHEME = "s3://"
 PARTIAL_SUFFIX = ".partial"  # a local write in progress (or killed): never a finished file
@@ -59,6 +59,28 @@ def parent(uri: str) -> str:
 
 def basename(uri: str) -> str:
     return uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+def canonical(uri: str) -> str:
+    """One spelling per object: a local path absolute with ``.``, ``..`` and symlinks resolved
+    (also for paths that do not exist yet); an S3 URI as given, since S3 keys are literal."""
+    return uri if is_s3(uri) else os.path.realpath(uri)
+
+
+def contains(prefix: str, uri: str) -> bool:
+    """Whether ``uri`` is ``prefix`` or lies under it (a folder, or an S3 prefix taken as one),
+    however either is spelled; hard links to one file count as the same file."""
+    if is_s3(prefix) != is_s3(uri):
+        return False
+    p, u = canonical(prefix).rstrip("/"), canonical(uri).rstrip("/")
+    if u == p or u.startswith(p + "/"):
+        return True
+    return not is_s3(u) and os.path.isfile(p) and os.path.isfile(u) and os.path.samefile(p, u)
+
+
+def overlaps(a: str, b: str) -> bool:
+    """Whether one of two files or prefixes lies inside (or is) the other."""
+    return contains(a, b) or contains(b, a)
 
 
 class LocalStorage:
@@ -196,9 +218,22 @@ class S3Storage:
         self._call("write", uri, self.client.upload_file, local_path, bucket, key,
                    ExtraArgs=extra, Config=_transfer_config())
 
-    def put_bytes(self, data: bytes, uri: str) -> None:
+    def put_bytes(self, data: bytes, uri: str, if_absent: bool = False) -> bool:
+        """Write ``data``; with ``if_absent`` only if no object exists (a conditional put):
+        False when one did."""
+        import botocore.exceptions as bce
+
         bucket, key = split_s3(uri)
-        self._call("write", uri, self.client.put_object, Bucket=bucket, Key=key, Body=data)
+        condition = {"IfNoneMatch": "*"} if if_absent else {}
+        try:
+            self._call("write", uri, self.client.put_object, Bucket=bucket, Key=key, Body=data,
+                       **condition)
+        except bce.ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("PreconditionFailed",
+                                                           "ConditionalRequestConflict"):
+                return False
+            raise
+        return True
 
     def get_bytes(self, uri: str) -> bytes | None:
         bucket, key = split_s3(uri)
@@ -275,14 +310,6 @@ def require(uri: str) -> ObjectInfo:
     return info
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def cache_dir() -> Path:
     root = os.environ.get("FRAMESTYLE_CACHE") or Path(tempfile.gettempdir(), "framestyle-cache")
     path = Path(root)
@@ -299,7 +326,7 @@ def fetch(uri: str, info: ObjectInfo | None = None) -> str:
     if not is_s3(uri):
         return uri
     info = info or require(uri)
-    digest = hashlib.sha256(f"{uri}\0{info.version}".encode()).hexdigest()[:24]
+    digest = identity_hash({"uri": uri, "version": info.version}, 24)
     target = cache_dir() / "inputs" / f"{digest}{Path(basename(uri)).suffix}"
     target.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(target.with_suffix(".lock")):

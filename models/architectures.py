@@ -1,0 +1,81 @@
+"""The architecture table: everything the rest of framestyle needs to know about a network.
+
+A new network is one new file (its ``nn.Module`` and a function that recognises its checkpoint
+keys) plus one entry here, like junyanz's ``--model cycle_gan`` -> ``cycle_gan_model.py``.
+Loading, detection, padding, pixel scaling, export and the jobs all read this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from . import cycle_gan, multistyle, pix2pix, transformer_net
+
+StateDict = dict[str, torch.Tensor]
+
+
+def two_stride_2_stages(config: dict) -> int:
+    return 4
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One kind of network.
+
+    ``pixels`` is the value range it takes and returns RGB in; frames are padded to a multiple
+    of ``multiple(config)`` pixels (its stride-2 stages); ``recognise(state)`` returns the
+    constructor config when a state dict's keys and shapes are this network's, else None;
+    a ``conditioned`` network is called ``module(x, condition)`` (the built-in multi-style
+    network's style weights); ``stylizes`` is false for networks that are not image-to-image
+    (discriminators), which cannot be a style.
+    """
+
+    name: str
+    module: type[nn.Module] | None
+    pixels: tuple[float, float]
+    multiple: Callable[[dict], int] = two_stride_2_stages
+    recognise: Callable[[StateDict], dict | None] | None = None
+    conditioned: bool = False
+    stylizes: bool = True
+
+    def build(self, config: dict) -> nn.Module:
+        if self.module is None:
+            raise ValueError(f"{self.name} networks are loaded whole, not built")
+        return self.module(**config)
+
+
+ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
+    Architecture("multistyle", multistyle.MultiStyleNet, (0.0, 1.0),
+                 recognise=multistyle.recognise, conditioned=True),
+    Architecture("transformer_net", transformer_net.TransformerNet, (0.0, 255.0),
+                 recognise=transformer_net.recognise),
+    Architecture("unet_generator", pix2pix.UnetGenerator, (-1.0, 1.0),
+                 multiple=pix2pix.size_multiple, recognise=pix2pix.recognise),
+    Architecture("resnet_generator", cycle_gan.ResnetGenerator, (-1.0, 1.0),
+                 recognise=cycle_gan.recognise_resnet_generator),
+    Architecture("patchgan_discriminator", cycle_gan.NLayerDiscriminator, (-1.0, 1.0),
+                 stylizes=False),
+    # a TorchScript program carries its own code; `framestyle models export` writes this contract
+    Architecture("torchscript", None, (0.0, 1.0)),
+)}
+
+
+def get(name: str) -> Architecture:
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        known = ", ".join(sorted(a.name for a in ARCHITECTURES.values() if a.module))
+        raise ValueError(f"unknown architecture {name!r}; known: {known}") from None
+
+
+def recognise(state: StateDict) -> tuple[Architecture, dict] | None:
+    """The architecture whose keys ``state`` has, and its config; None if none matches."""
+    for arch in ARCHITECTURES.values():
+        config = arch.recognise(state) if arch.recognise else None
+        if config is not None:
+            return arch, config
+    return None

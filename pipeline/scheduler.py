@@ -1,0 +1,125 @@
+"""The chunk scheduler: chunks of any number of videos on one pool of stylizer actors.
+
+Built on Ray's own primitives: each chunk is a streaming-generator call on an actor
+(``ChunkWorker.process`` yields frame counts, then the chunk's record), and one driver loop
+``ray.wait``s on all calls in flight. Models stay loaded in the actors from one chunk to the next,
+so a batch of videos shares one pool.
+
+Faults cost only the chunk in flight. When an actor's process dies (killed, out of memory, node
+lost), Ray restarts the actor (``max_restarts``) and the loop puts its chunk back at the front of
+the queue for whichever actor is free next, up to ``max_attempts`` tries per chunk; an actor that
+cannot be restarted any more is replaced by a new one while the replacement budget lasts. A chunk
+that fails by itself (a bad input, a full disk) is not retried: no new chunk starts, the chunks
+in flight finish (so their work is kept for the next run), and its error is raised.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .chunk_worker import ChunkRecord, ChunkTask, ChunkWorker
+from ..core.errors import first_line
+from .cluster import worker_pool
+
+ACTOR_RESTARTS = 2  # per actor, by Ray
+MAX_ATTEMPTS = 3  # per chunk
+
+
+class ChunkFailed(RuntimeError):
+    """A chunk kept losing its actor."""
+
+
+@dataclass
+class Report:
+    """What the scheduler did: chunks finished, chunks retried after losing their actor."""
+
+    done: list[ChunkRecord] = field(default_factory=list)
+    retried: list[ChunkTask] = field(default_factory=list)  # once per retry
+    actors_replaced: int = 0
+
+
+def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], None],
+               on_done: Callable[[ChunkTask, ChunkRecord], None] = lambda task, record: None,
+               max_attempts: int = MAX_ATTEMPTS) -> Report:
+    """Process ``tasks`` on a pool of stylizer actors sized to the cluster.
+
+    ``on_frames(task, n)`` is called as frames are written (``n`` is negative when a chunk's
+    frames are taken back because its actor died and it starts over); ``on_done(task, record)``
+    when a chunk is stored, on the driver thread, so a caller can assemble a video as soon as its
+    last chunk is in.
+    """
+    import ray
+
+    report = Report()
+    if not tasks:
+        return report
+    workers, resources = worker_pool()
+    actor_cls = ray.remote(ChunkWorker).options(max_restarts=ACTOR_RESTARTS, max_task_retries=0,
+                                                **resources)
+    size = min(workers, len(tasks))
+    actors = [actor_cls.remote() for _ in range(size)]
+    idle, pending = deque(actors), deque(tasks)
+    running: dict = {}  # generator -> [actor, task, frames reported]
+    attempts: dict[int, int] = {}
+    error: BaseException | None = None
+    try:
+        while running or (pending and error is None):
+            while idle and pending and error is None:
+                actor, task = idle.popleft(), pending.popleft()
+                attempts[id(task)] = attempts.get(id(task), 0) + 1
+                running[actor.process.remote(task)] = [actor, task, 0]
+            (generator,), _ = ray.wait(list(running), num_returns=1)
+            actor, task, reported = running[generator]
+            try:
+                item = ray.get(next(generator))
+            except StopIteration:
+                del running[generator]
+                idle.append(actor)
+                continue
+            except ray.exceptions.RayActorError as e:
+                del running[generator]
+                on_frames(task, -reported)
+                if isinstance(e, ray.exceptions.ActorDiedError):  # no restarts left
+                    actors.remove(actor)
+                    if report.actors_replaced < 2 * size:
+                        report.actors_replaced += 1
+                        actor = actor_cls.remote()
+                        actors.append(actor)
+                    else:
+                        actor = None
+                if actor is not None:
+                    idle.append(actor)  # calls to a restarting actor wait for it
+                if attempts[id(task)] >= max_attempts or not actors:
+                    error = error or ChunkFailed(f"{task.chunk.name} of {task.input_uri} lost "
+                                                 f"its worker {attempts[id(task)]} times: "
+                                                 f"{first_line(e)}")
+                elif error is None:
+                    report.retried.append(task)
+                    pending.appendleft(task)
+                continue
+            except Exception as e:  # noqa: BLE001 - the chunk's own failure: raised below
+                del running[generator]
+                idle.append(actor)
+                error = error or _unwrap(e)
+                continue
+            if isinstance(item, ChunkRecord):
+                report.done.append(item)
+                on_done(task, item)
+            else:
+                running[generator][2] += item
+                on_frames(task, item)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+    if error is not None:
+        raise error
+    return report
+
+
+def _unwrap(error: BaseException) -> BaseException:
+    """The user-facing exception inside a Ray task error, if there is one."""
+    cause = getattr(error, "cause", None)
+    return cause if isinstance(cause, Exception) else error
+

@@ -1,0 +1,54 @@
+"""The chunk scheduler: one pool of stylizer actors serves several videos, and a stylizer that
+dies costs only its chunk in flight."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+from framestyle.models.hub import resolve
+from framestyle.pipeline.stylize import Stylizer
+from framestyle.pipeline.video_job import VideoJob, run_video_jobs
+from media import decoded_frames, ffmpeg, frame_identity
+
+
+def test_killed_stylizer_costs_one_chunk_and_videos_share_a_pool(ray_session, clips, tmp_path):
+    from ray.util.state import list_actors
+
+    moving = tmp_path / "moving.mp4"  # every frame differs: frame identity is unambiguous
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=128x72:rate=25", "-frames:v", "50",
+           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", moving)
+    inputs = {"moving": moving, "rotated": clips["rotated"]}
+    jobs = [VideoJob(input=str(path), output=str(tmp_path / "out" / f"{name}.mp4"),
+                     style="builtin:4", chunk_seconds=0.3, temporal=0)
+            for name, path in inputs.items()]
+    results, errors = [], []
+
+    def run() -> None:
+        try:
+            results.extend(run_video_jobs(jobs, progress=False))
+        except Exception as e:  # noqa: BLE001 - reported by the assertion below
+            errors.append(e)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("out/.framestyle/*/chunk-*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the pool is warm and one chunk is in
+    workers = list_actors(filters=[("class_name", "=", "ChunkWorker"), ("state", "=", "ALIVE")])
+    assert len(workers) == 2  # one pool for both videos: one actor per CPU
+    os.kill(workers[0].pid, signal.SIGKILL)  # mid-chunk: more chunks wait than there are actors
+    thread.join(timeout=240)
+    assert not errors, errors
+    assert sum(r["chunks_retried"] for r in results) == 1
+    assert [r["frames_out"] for r in results] == [50, 45]
+    stylizer = Stylizer(resolve("builtin:4"))
+    for name, path in inputs.items():
+        frames = decoded_frames(path)
+        best, errors = frame_identity(decoded_frames(tmp_path / "out" / f"{name}.mp4"),
+                                      stylizer(frames))
+        assert best == list(range(len(frames)))  # every frame is its own input frame, stylized
+        assert max(errors) < 10, errors  # within H.264's loss on these tiny busy frames
+    assert not list(tmp_path.glob("out/.framestyle/*"))
