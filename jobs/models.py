@@ -100,9 +100,12 @@ def calibration_frames(video: str | None, multiple: int, count: int = 10):
 
 
 def list_models() -> dict:
+    from ..models.architectures import ARCHITECTURES
+
     entries = hub.list_models()
     return {
         "builtin": [f"builtin:{i}" for i in range(hub.BUILTIN_STYLES)],
+        "architectures": [a.name for a in ARCHITECTURES.values() if a.stylizes and a.module],
         "hub": hub.hub_root(),
         "models": [{"name": name, "versions": versions, "latest": versions[-1]}
                    for name, versions in entries.items()],
@@ -117,7 +120,8 @@ def summary_line(result: dict) -> str:
         return (f"published {result['name']}@{result['version']} ({result['arch']}, "
                 f"sha256 {result['sha256'][:12]}…) -> {result['uri']}")
     lines = [f"built-in: builtin:0 .. builtin:{len(result['builtin']) - 1} "
-             "(mix them: builtin:3=0.5,12=0.5)"]
+             "(mix them: builtin:3=0.5,12=0.5)",
+             f"architectures (--arch): {', '.join(result['architectures'])}"]
     if result["hub"] is None:
         lines.append(f"model hub: ${hub.HUB_ENV} is not set")
     else:

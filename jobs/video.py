@@ -88,7 +88,7 @@ def add_style_arguments(parser: argparse.ArgumentParser) -> None:
                         f"published under ${HUB_ENV}")
     parser.add_argument("--arch", default=None,
                         help="architecture of a checkpoint whose keys do not say it "
-                        "(transformer_net, resnet_generator, unet_generator)")
+                        "(`framestyle models list` names them)")
     parser.add_argument("--trust-code", action="store_true",
                         help="allow TorchScript checkpoints, which run code when loaded")
 

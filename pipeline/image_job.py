@@ -27,6 +27,7 @@ from ..core.errors import FieldError, first_line
 from ..core.spec import Spec
 from ..models import hub
 from ..models.hub import ModelRef
+from . import cluster
 from .cluster import connect, worker_pool
 from .image_decode import ImageError, decode_image
 from .image_encode import OUTPUT_FORMATS, encode_image, output_format
@@ -171,7 +172,7 @@ def _dataset(job: ImageJob, style: ModelRef, destination: Destination, units: li
 
     context = DataContext.get_current()
     context.enable_progress_bars = False  # ours counts images, not blocks
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.WARNING if cluster.VERBOSE else logging.ERROR)
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
     actors, actor_resources = worker_pool()
     if "num_gpus" not in actor_resources:

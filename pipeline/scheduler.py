@@ -33,9 +33,8 @@ class ChunkFailed(RuntimeError):
 
 @dataclass
 class Report:
-    """What the scheduler did: chunks finished, chunks retried after losing their actor."""
+    """What the scheduler did: chunks retried after losing their actor, actors replaced."""
 
-    done: list[ChunkRecord] = field(default_factory=list)
     retried: list[ChunkTask] = field(default_factory=list)  # once per retry
     actors_replaced: int = 0
 
@@ -105,7 +104,6 @@ def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], Non
                 error = error or _unwrap(e)
                 continue
             if isinstance(item, ChunkRecord):
-                report.done.append(item)
                 on_done(task, item)
             else:
                 running[generator][2] += item

@@ -77,6 +77,8 @@ def test_pth_files_load_with_architecture_detected_and_identical_outputs(tmp_pat
     assert (ref.arch.name, ref.config) == (arch, config)
     size = 256 if arch == "unet_generator" else 64
     assert torch.equal(outputs(loaded, size), outputs(reference, size))
+    named, ref = load_model(path, arch=arch)  # --arch names it: the norm is still detected
+    assert ref.config == config and torch.equal(outputs(named, size), outputs(reference, size))
 
 
 def test_fast_neural_style_legacy_instance_norm_keys_and_dataparallel_prefix(tmp_path):

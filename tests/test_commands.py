@@ -76,6 +76,8 @@ def test_models_list_shows_builtins_and_hub_models(tmp_path, capsys, monkeypatch
     code, out, _ = run_cli(capsys, "models", "list", "--json")
     result = json.loads(out)
     assert code == 0 and len(result["builtin"]) == 26
+    assert {"transformer_net", "resnet_generator", "unet_generator"} <= set(
+        result["architectures"])
     assert result["models"] == [{"name": "candy", "versions": ["1", "2"], "latest": "2"},
                                 {"name": "udnie", "versions": ["0.1"], "latest": "0.1"}]
     code, out, _ = run_cli(capsys, "models", "list")
