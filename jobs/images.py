@@ -7,8 +7,8 @@ import argparse
 
 from ..pipeline.image_encode import OUTPUT_FORMATS
 from ..pipeline.image_job import ImageJob, run_image_job
-from .image import add_max_side_argument
-from .video import add_inference_arguments, add_style_arguments, inference_options, style_options
+from .image import add_image_arguments, image_options
+from .video import add_inference_arguments, add_style_arguments
 
 FLAGS = {"sources": "SRC", "destination": "DST"}
 HELP = "stylize many images: a prefix, folder, glob, or .tar/.tar.gz/.zip archives"
@@ -17,12 +17,22 @@ EPILOG = f"""\
 examples:
   framestyle images s3://bucket/photos/ s3://bucket/styled/ --style builtin:7
   framestyle images 'photos/**/*.jpg' out/ --style builtin:3 --format webp --max-side 1024
+  framestyle images iphone/ shared/ --style builtin:5 --format jpg --strip-metadata   # HEIC in
   framestyle images s3://bucket/a.tar s3://bucket/b.zip s3://bucket/styled.tar.gz --style NAME
 
 Outputs keep their paths relative to SRC (with several SRCs, each under a folder named after
 it; archive members under the archive's name when found in a prefix). A DST ending in .tar,
-.tar.gz, .tgz or .zip is written as one archive at the end. Re-running skips images already
-written (writes are atomic, so a present output is a complete one); --overwrite redoes them.
+.tar.gz, .tgz or .zip is written as one archive at the end.
+
+Formats: JPEG, PNG, WebP, HEIC/HEIF, AVIF, TIFF, GIF, BMP… in; --format same (each keeps its
+own), png, jpg, webp, heic or avif out. Animated GIF, WebP and APNG are stylized frame by frame
+with the temporal step, keeping frame durations and loop count. EXIF (capture date, camera, lens,
+GPS) and XMP are kept with the orientation reset; --strip-metadata drops them.
+
+Re-running the same job skips images already written (writes are atomic, so a present output is
+a complete one). DST records which job made its images (DST/_framestyle.json: style, model hash,
+format and every pixel setting); a run with other settings stops with one line naming the
+difference (exit 2) instead of mixing two jobs' images; --overwrite redoes them.
 Images that cannot be processed (corrupt, empty, not an image, over Pillow's pixel limit,
 unsafe archive paths) are listed with their reason in DST/_failures.jsonl (OUT.tar.failures.jsonl
 for an archive) and never stop the job.
@@ -44,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=["same", *OUTPUT_FORMATS], default="same",
                         help="output format (default: same as each input; formats Pillow "
                         "cannot write become PNG)")
-    add_max_side_argument(parser)
+    add_image_arguments(parser)
     parser.add_argument("--preview", metavar="PNG", default=None,
                         help="also write a before/after sheet of a few images stylized in this "
                         "run (local path or s3:// URI)")
@@ -57,8 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     job = ImageJob(sources=args.sources, destination=args.destination, format=args.format,
-                   max_side=args.max_side, overwrite=args.overwrite,
-                   inference=inference_options(args), preview=args.preview, **style_options(args))
+                   overwrite=args.overwrite, preview=args.preview, **image_options(args))
     return run_image_job(job, address=args.address)
 
 

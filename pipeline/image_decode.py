@@ -1,20 +1,28 @@
-"""Decode one image file into upright 8-bit RGB pixels (plus its alpha plane, if any).
+"""Decode one image file into upright 8-bit RGB pixels, its alpha, frames and metadata.
 
-Photos arrive in every shape a camera, scanner or editor produces: EXIF-rotated JPEGs, CMYK
-print files, 16-bit PNGs and TIFFs, grayscale scans, logos with transparency. All of them become
-the same thing here, ``DecodedImage``: (H, W, 3) uint8 RGB the right way up, and the alpha plane
-kept aside so the encoder can put it back. Anything that cannot be decoded raises
-``ImageError`` with a short reason; callers record it and move on.
+Photos arrive in every shape a camera, scanner or editor produces: EXIF-rotated JPEGs, iPhone
+HEIC, AVIF, CMYK print files, 16-bit PNGs and TIFFs, grayscale scans, logos with transparency,
+animated GIF, WebP and APNG. All of them become the same thing here, ``DecodedImage``: frames of
+(H, W, 3) uint8 RGB the right way up (one for a still image), the alpha planes kept aside so the
+encoder can put them back, an animation's frame durations and loop count, and the EXIF and XMP
+metadata with the orientation reset (the pixels are upright now). Anything that cannot be
+decoded raises ``ImageError`` with a short reason; callers record it and move on.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+import pillow_heif
+from PIL import Image, ImageCms, ImageOps, ImageSequence, UnidentifiedImageError
+
+pillow_heif.register_heif_opener()  # HEIC/HEIF; Pillow reads and writes AVIF itself
+EXIF_ORIENTATION = 0x0112
+_XMP_ORIENTATION = re.compile(rb"(tiff:Orientation(?:\s*=\s*[\"']|>))\s*\d")
 
 
 class ImageError(Exception):
@@ -22,10 +30,35 @@ class ImageError(Exception):
 
 
 @dataclass(frozen=True)
+class Metadata:
+    """What a photo says about itself, to carry over to its stylized copy."""
+
+    exif: bytes = b""  # capture date, camera, lens, GPS…, orientation reset to 1
+    xmp: bytes = b""
+
+
+@dataclass(frozen=True)
+class Animation:
+    durations: tuple[int, ...]  # milliseconds each frame shows
+    loop: int | None  # 0 forever, N times, None: the file did not say (play once)
+
+
+@dataclass(frozen=True)
 class DecodedImage:
-    rgb: np.ndarray  # (H, W, 3) uint8, EXIF orientation applied
-    alpha: np.ndarray | None  # (H, W) uint8, or None for opaque images
-    format: str  # Pillow's name for the source format: JPEG, PNG, WEBP, TIFF…
+    frames: tuple[np.ndarray, ...]  # (H, W, 3) uint8 each, EXIF orientation applied
+    alphas: tuple[np.ndarray, ...] | None  # (H, W) uint8 per frame, or None when opaque
+    format: str  # Pillow's name for the source format: JPEG, PNG, WEBP, HEIF, AVIF…
+    metadata: Metadata = Metadata()
+    animation: Animation | None = None  # set for images with more than one frame
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """The (first) frame."""
+        return self.frames[0]
+
+    @property
+    def alpha(self) -> np.ndarray | None:
+        return None if self.alphas is None else self.alphas[0]
 
 
 def max_pixels() -> int:
@@ -42,11 +75,18 @@ def decode_image(data: bytes, max_side: int | None = None) -> DecodedImage:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 source_format = img.format or "PNG"
-                if max_side:
+                animated = getattr(img, "n_frames", 1) > 1 and source_format in (
+                    "GIF", "WEBP", "PNG", "AVIF")
+                if max_side and not animated:
                     img.draft("RGB", (max_side, max_side))  # JPEG: decode at reduced scale
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                rgb, alpha = _to_rgb(img)
+                pages = ImageSequence.Iterator(img) if animated else [img]
+                decoded, durations = [], []
+                for page in pages:
+                    page.load()
+                    durations.append(int(page.info.get("duration", 100) or 100))
+                    decoded.append(_upright(page.copy() if animated else page, max_side))
+                loop = img.info.get("loop")
+                metadata = _metadata(img)  # after decoding: it resets the orientation in place
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"decompression bomb: more than {max_pixels()} pixels "
                          "(Pillow's limit, Image.MAX_IMAGE_PIXELS)") from None
@@ -54,13 +94,36 @@ def decode_image(data: bytes, max_side: int | None = None) -> DecodedImage:
         raise ImageError("not an image (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"corrupt or truncated image ({e})") from None
+    frames = tuple(np.asarray(rgb) for rgb, _ in decoded)
+    alphas = tuple(np.asarray(a) if a is not None else np.full(f.shape[:2], 255, np.uint8)
+                   for (_, a), f in zip(decoded, frames))
+    opaque = all(a is None for _, a in decoded)
+    animation = Animation(tuple(durations), loop) if animated else None
+    return DecodedImage(frames, None if opaque else alphas, source_format, metadata, animation)
+
+
+def _upright(img: Image.Image, max_side: int | None) -> tuple[Image.Image, Image.Image | None]:
+    """One frame as (RGB, alpha or None): EXIF orientation applied, shrunk to ``max_side``."""
+    img = ImageOps.exif_transpose(img)
+    rgb, alpha = _to_rgb(img)
     if max_side and max(rgb.size) > max_side:
         scale = max_side / max(rgb.size)
         size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
         rgb = rgb.resize(size, Image.LANCZOS)
         alpha = alpha.resize(size, Image.LANCZOS) if alpha is not None else None
-    return DecodedImage(np.asarray(rgb), None if alpha is None else np.asarray(alpha),
-                        source_format)
+    return rgb, alpha
+
+
+def _metadata(img: Image.Image) -> Metadata:
+    """EXIF and XMP as the file has them, with the orientation set to upright (1)."""
+    exif = img.getexif()
+    if EXIF_ORIENTATION in exif:
+        exif[EXIF_ORIENTATION] = 1
+    xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp") or b""
+    if isinstance(xmp, str):
+        xmp = xmp.encode()
+    return Metadata(exif=exif.tobytes() if len(exif) else b"",
+                    xmp=_XMP_ORIENTATION.sub(rb"\g<1>1", xmp))
 
 
 def _to_rgb(img: Image.Image) -> tuple[Image.Image, Image.Image | None]:

@@ -1,17 +1,16 @@
-"""One image, on this machine: read -> decode -> stylize -> encode -> write."""
+"""One image, on this machine: read -> decode -> stylize -> encode -> write, through the same
+decode, stylize and encode functions as the images job, so both write the same bytes."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
-from pathlib import Path
 
 from pydantic import Field, model_validator
 
 from ..core import storage
 from ..core.errors import FieldError, InputError
-from .image_decode import ImageError, decode_image
+from .image_decode import DecodedImage, ImageError, decode_image
+from .image_encode import encode_image, format_of
 from .image_job import ImageSettings
 
 
@@ -23,12 +22,9 @@ class ImageFileJob(ImageSettings):
 
     @model_validator(mode="after")
     def _writable_output(self):
-        from PIL import Image
-
-        suffix = Path(storage.basename(self.output)).suffix.lower()
-        if suffix not in Image.registered_extensions():
+        if format_of(storage.basename(self.output)) is None:
             raise FieldError("output", f"cannot tell the image format of {self.output}: use "
-                             ".png, .jpg, .webp…")
+                             ".png, .jpg, .webp, .heic, .avif…")
         if storage.contains(self.input, self.output):
             raise FieldError("output", f"{self.output} is the input image: refusing to "
                              "overwrite it")
@@ -36,30 +32,34 @@ class ImageFileJob(ImageSettings):
 
 
 def run_image_file_job(job: ImageFileJob) -> dict:
-    from PIL import Image
-
-    from .stylize import Stylizer
+    from .stylize import Stylizer, stylize_frames
 
     started = time.monotonic()
     style = job.resolve_style()
     storage.storage_for(job.output).check_writable(job.output)
     source = storage.fetch(job.input, storage.require(job.input))
-    pixels = load_rgb(source, job.input, job.max_side)
-    out = Stylizer(style, job.inference)([pixels])[0]
-    with tempfile.TemporaryDirectory(prefix="framestyle-image-") as tmp:
-        local = os.path.join(tmp, "out" + Path(storage.basename(job.output)).suffix.lower())
-        Image.fromarray(out).save(local)
-        storage.storage_for(job.output).upload(local, job.output)
-    return {"input": job.input, "output": job.output, "width": int(out.shape[1]),
-            "height": int(out.shape[0]), "style": job.style,
+    image = load_image(source, job.input, job.max_side)
+    frames = stylize_frames(Stylizer(style, job.inference), list(image.frames), job.temporal)
+    data = encode_image(frames, format_of(storage.basename(job.output)),
+                        None if image.alphas is None else list(image.alphas), image.animation,
+                        None if job.strip_metadata else image.metadata)
+    storage.storage_for(job.output).put_bytes(data, job.output)
+    return {"input": job.input, "output": job.output, "width": int(frames[0].shape[1]),
+            "height": int(frames[0].shape[0]), "frames": len(frames), "style": job.style,
             "seconds": round(time.monotonic() - started, 3)}
+
+
+def load_image(path: str, name: str, max_side: int | None) -> DecodedImage:
+    """The decoded image at local ``path``; a one-line InputError naming ``name`` if it is not
+    one."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return decode_image(data, max_side)
+    except ImageError as e:
+        raise InputError(f"not a readable image: {name} ({e})") from None
 
 
 def load_rgb(path: str, name: str, max_side: int | None):
     """An RGB array, upright (EXIF orientation applied), alpha composited on white."""
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        return decode_image(data, max_side).rgb
-    except ImageError as e:
-        raise InputError(f"not a readable image: {name} ({e})") from None
+    return load_image(path, name, max_side).rgb

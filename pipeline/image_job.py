@@ -13,6 +13,7 @@ Finished images are skipped on a re-run (``image_sink``).
 from __future__ import annotations
 
 import io
+import json
 import logging
 import time
 import warnings
@@ -24,19 +25,22 @@ from pydantic import Field, PositiveInt, model_validator
 
 from ..core import storage
 from ..core.errors import FieldError, first_line
+from ..core.hashing import identity_hash
 from ..core.spec import Spec
 from ..models import hub
 from ..models.hub import ModelRef
 from . import cluster
 from .cluster import connect, worker_pool
-from .image_decode import ImageError, decode_image
+from .image_decode import Animation, ImageError, Metadata, decode_image
 from .image_encode import OUTPUT_FORMATS, encode_image, output_format
 from .image_sink import Destination, pack_archive, write_failures, write_image
 from .image_source import SourceItem, SourceUnit, read_unit, resolve_sources, source_overlaps
 from .inference import InferenceOptions
 from .progress import progress_bar
+from .temporal import DEFAULT_STRENGTH
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+IMAGES_VERSION = 2  # bump when a change alters what the job writes for the same settings
 PREVIEW_IMAGES, PREVIEW_SIDE = 6, 256
 STYLIZE_BATCH = 8  # images per actor call; same-size images within it run as one tensor
 # Source units per read call, and images per block leaving it (one block feeds one stylizer
@@ -58,6 +62,8 @@ class ImageSettings(Spec):
     trust_code: bool = False
     max_side: PositiveInt | None = None  # shrink so the longer side is at most this
     inference: InferenceOptions = InferenceOptions()
+    temporal: float = Field(DEFAULT_STRENGTH, ge=0, lt=1)  # for animations, as for videos
+    strip_metadata: bool = False  # drop EXIF (GPS included) and XMP instead of keeping them
 
     def resolve_style(self) -> ModelRef:
         """The model, checked on the driver: a bad checkpoint fails here, before any work."""
@@ -89,6 +95,7 @@ def run_image_job(job: ImageJob, address: str | None = None, progress: bool = Tr
     destination.check(job.overwrite)
     units = resolve_sources(job.sources)
     style = job.resolve_style()
+    destination.claim(*job_identity(job, style), job.overwrite)
     finished = destination.prepare(job.overwrite)
     todo, skipped, failures = _plan(units, finished, job.format)
 
@@ -124,6 +131,16 @@ def run_image_job(job: ImageJob, address: str | None = None, progress: bool = Tr
         "images_per_second": round(counts[OK] / seconds, 3) if seconds > 0 else 0.0,
         "failures": failures_uri, "preview": job.preview if job.preview and samples else None,
     }
+
+
+def job_identity(job: ImageJob, style: ModelRef) -> tuple[dict, str]:
+    """The settings that decide an output's pixels and bytes (readable), and their hash (which
+    includes the model's content hash)."""
+    settings = {"style": job.style, "model_sha256": style.sha256, "format": job.format,
+                "max_side": job.max_side, "dtype": job.inference.dtype,
+                "max_tile": job.inference.max_tile, "temporal": job.temporal,
+                "strip_metadata": job.strip_metadata, "pipeline": IMAGES_VERSION}
+    return settings, identity_hash({**settings, "model": style.identity})
 
 
 def _write_preview(uri: str, root: str, samples: list[tuple[str, str]]) -> None:
@@ -195,10 +212,12 @@ def _dataset(job: ImageJob, style: ModelRef, destination: Destination, units: li
                                             "max_side": job.max_side})
         .map_batches(StylizeImages, batch_size=STYLIZE_BATCH,
                      compute=ActorPoolStrategy(size=actors),
-                     fn_constructor_kwargs={"style": style, "options": job.inference},
+                     fn_constructor_kwargs={"style": style, "options": job.inference,
+                                            "temporal": job.temporal},
                      **actor_resources)
         .map_batches(EncodeAndWrite, batch_size=STYLIZE_BATCH, **io_pool,
-                     fn_constructor_kwargs={"root": destination.root})
+                     fn_constructor_kwargs={"root": destination.root,
+                                            "strip_metadata": job.strip_metadata})
     )
 
 
@@ -251,9 +270,12 @@ def _units(batch: dict) -> Iterator[SourceUnit]:
 
 
 def _decoded_row(item, fmt: str, max_side: int | None) -> dict:
+    """One image as a row: every frame's pixels (and alpha) back to back, with what the encoder
+    needs to write it again (frame durations and loop of an animation, EXIF, XMP)."""
     out_fmt, key = output_format(item.key, fmt)
     row = {"key": key, "source": item.source, "format": out_fmt, "status": OK, "reason": "",
-           "pixels": b"", "alpha": b"", "height": 0, "width": 0}
+           "pixels": b"", "alpha": b"", "height": 0, "width": 0, "frames": 0,
+           "durations": "", "loop": -1, "exif": b"", "xmp": b""}
     if item.failure:
         return {**row, "key": item.key, "status": FAILED, "reason": item.failure}
     if item.skipped:
@@ -263,8 +285,20 @@ def _decoded_row(item, fmt: str, max_side: int | None) -> dict:
     except ImageError as e:
         return {**row, "key": item.key, "status": FAILED, "reason": str(e)}
     h, w = image.rgb.shape[:2]
-    return {**row, "pixels": image.rgb.tobytes(), "height": h, "width": w,
-            "alpha": b"" if image.alpha is None else image.alpha.tobytes()}
+    animation = image.animation
+    return {**row, "pixels": b"".join(f.tobytes() for f in image.frames), "height": h,
+            "width": w, "frames": len(image.frames),
+            "alpha": b"" if image.alphas is None else b"".join(a.tobytes() for a in image.alphas),
+            "durations": json.dumps(animation.durations) if animation else "",
+            "loop": -1 if animation is None or animation.loop is None else animation.loop,
+            "exif": image.metadata.exif, "xmp": image.metadata.xmp}
+
+
+def _frames(batch: dict, i: int, column: str = "pixels") -> list[np.ndarray]:
+    """Row ``i``'s frames (or alpha planes, with ``column="alpha"``) as arrays."""
+    h, w, n = int(batch["height"][i]), int(batch["width"][i]), int(batch["frames"][i])
+    shape = (n, h, w, 3) if column == "pixels" else (n, h, w)
+    return list(np.frombuffer(batch[column][i], np.uint8).reshape(shape))
 
 
 def _columns(rows: list[dict]) -> dict:
@@ -281,19 +315,29 @@ def _columns(rows: list[dict]) -> dict:
 
 
 class StylizeImages:
-    """The actor-pool stage: one model per actor; images of one size run as one batch."""
+    """The actor-pool stage: one model per actor; still images of one size run as one batch,
+    an animation's frames in order with the temporal step."""
 
-    def __init__(self, style: ModelRef, options: InferenceOptions):
+    def __init__(self, style: ModelRef, options: InferenceOptions, temporal: float):
         from .stylize import Stylizer
 
         self.stylizer = Stylizer(style, options)
+        self.temporal = temporal
 
     def __call__(self, batch: dict) -> dict:
+        from .stylize import stylize_frames
+
         by_size = defaultdict(list)
-        for i, status in enumerate(batch["status"]):
-            if status == OK:
-                by_size[(int(batch["height"][i]), int(batch["width"][i]))].append(i)
         pixels, status, reason = (batch[k].copy() for k in ("pixels", "status", "reason"))
+        for i, state in enumerate(batch["status"]):
+            if state == OK and batch["frames"][i] > 1:
+                try:
+                    frames = stylize_frames(self.stylizer, _frames(batch, i), self.temporal)
+                    pixels[i] = b"".join(f.tobytes() for f in frames)
+                except (RuntimeError, MemoryError) as e:
+                    status[i], reason[i] = FAILED, f"stylize failed ({first_line(e)})"
+            elif state == OK:
+                by_size[(int(batch["height"][i]), int(batch["width"][i]))].append(i)
         for (h, w), indices in by_size.items():
             step = max(1, MAX_BATCH_PIXELS // (h * w))
             for start in range(0, len(indices), step):
@@ -314,20 +358,24 @@ class StylizeImages:
 class EncodeAndWrite:
     """Stylized pixels in; one written object per image out, and a status row."""
 
-    def __init__(self, root: str):
-        self.root = root
+    def __init__(self, root: str, strip_metadata: bool):
+        self.root, self.strip_metadata = root, strip_metadata
 
     def __call__(self, batch: dict) -> dict:
         status, reason = batch["status"].copy(), batch["reason"].copy()
         for i in range(len(status)):
             if status[i] != OK:
                 continue
-            h, w = int(batch["height"][i]), int(batch["width"][i])
-            rgb = np.frombuffer(batch["pixels"][i], np.uint8).reshape(h, w, 3)
-            alpha = (np.frombuffer(batch["alpha"][i], np.uint8).reshape(h, w)
-                     if batch["alpha"][i] else None)
+            durations = str(batch["durations"][i])
+            loop = int(batch["loop"][i])
+            animation = (Animation(tuple(json.loads(durations)), None if loop < 0 else loop)
+                         if durations else None)
+            metadata = None if self.strip_metadata else Metadata(bytes(batch["exif"][i]),
+                                                                 bytes(batch["xmp"][i]))
             try:
-                data = encode_image(rgb, alpha, str(batch["format"][i]))
+                data = encode_image(_frames(batch, i), str(batch["format"][i]),
+                                    _frames(batch, i, "alpha") if batch["alpha"][i] else None,
+                                    animation, metadata)
                 write_image(self.root, str(batch["key"][i]), data)
             except (OSError, ValueError) as e:
                 status[i], reason[i] = FAILED, f"cannot write output ({first_line(e)})"

@@ -23,6 +23,7 @@ from ..core.errors import InputError
 from .image_source import archive_kind
 
 FAILURES_NAME = "_failures.jsonl"
+MANIFEST_NAME = "_framestyle.json"  # which job made the images under DST
 PARTS_SUFFIX = ".parts"
 
 
@@ -68,7 +69,31 @@ class Destination:
     def written(self) -> dict[str, int]:
         """{key: size} of the images under ``root``."""
         sizes = storage.storage_for(self.root).list_sizes(self.root)
-        return {k: s for k, s in sizes.items() if s > 0 and k != FAILURES_NAME}
+        return {k: s for k, s in sizes.items()
+                if s > 0 and k not in (FAILURES_NAME, MANIFEST_NAME)}
+
+    def claim(self, settings: dict, identity: str, overwrite: bool) -> None:
+        """Record the job writing here (its ``settings`` for people, ``identity`` the hash of
+        everything that decides the pixels) before any work, so a later run knows whose the
+        outputs are. Without ``overwrite``, refuse a DST holding another job's outputs, or
+        outputs no job recorded, with a one-line error naming the difference."""
+        uri = storage.join(self.root, MANIFEST_NAME)
+        store = storage.storage_for(uri)
+        stored = _json_or_none(store.get_bytes(uri))
+        if not overwrite:
+            if stored is not None and stored.get("identity") != identity:
+                old = stored.get("settings", {})
+                changed = [f"{k} {old.get(k)!r} -> {v!r}" for k, v in settings.items()
+                           if old.get(k) != v] or ["the model's weights"]
+                raise InputError(f"{self.uri} holds the outputs of another job "
+                                 f"({'; '.join(changed)}): pass --overwrite to redo them, or "
+                                 "choose another DST")
+            if stored is None and self.written():
+                raise InputError(f"{self.uri} holds {len(self.written())} files that no "
+                                 "framestyle job recorded making: pass --overwrite to replace "
+                                 "them, or choose another DST")
+        record = {"identity": identity, "settings": settings}
+        store.put_bytes(json.dumps(record, indent=2, sort_keys=True).encode(), uri)
 
 
 def write_image(root: str, key: str, data: bytes) -> None:
@@ -130,3 +155,13 @@ class _archive_writer:
 
     def __exit__(self, *exc) -> None:
         self.archive.close()
+
+
+def _json_or_none(data: bytes | None) -> dict | None:
+    if data is None:
+        return None
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return {}  # damaged: belongs to no job we can name
+    return value if isinstance(value, dict) else {}

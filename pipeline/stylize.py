@@ -79,3 +79,21 @@ class Stylizer:
             x = torch.nn.functional.pad(x, [0, pw, 0, ph], mode=mode)
         y = self.forward(x) if self.condition is None else self.forward(x, self.condition)
         return y[:, :, :h, :w]
+
+
+def stylize_frames(stylizer: Stylizer, frames: list[np.ndarray], temporal: float,
+                   batch: int = 8) -> list[np.ndarray]:
+    """An image's frames, stylized: one for a still image; an animation's in order, each blended
+    along the motion from the one before (``pipeline.temporal``) so it does not flicker, as a
+    video's frames are."""
+    from .temporal import TemporalBlender, with_motion
+
+    if len(frames) == 1 or temporal <= 0:
+        return [s for i in range(0, len(frames), batch) for s in stylizer(frames[i:i + batch])]
+    blend = TemporalBlender(temporal)
+    paired = list(with_motion(frames))
+    out: list[np.ndarray] = []
+    for i in range(0, len(paired), batch):
+        group = paired[i:i + batch]
+        out.extend(blend(s, m) for s, (_, m) in zip(stylizer([f for f, _ in group]), group))
+    return out

@@ -68,8 +68,8 @@ def test_alpha_goes_back_where_the_format_can_hold_it():
     decoded = decode_image(encoded(rgba, "PNG"))
     assert decoded.alpha is None  # fully opaque: no plane to carry
     alpha = np.full((8, 8), 128, np.uint8)
-    assert Image.open(io.BytesIO(encode_image(decoded.rgb, alpha, "PNG"))).mode == "RGBA"
-    assert Image.open(io.BytesIO(encode_image(decoded.rgb, alpha, "JPEG"))).mode == "RGB"
+    assert Image.open(io.BytesIO(encode_image([decoded.rgb], "PNG", [alpha]))).mode == "RGBA"
+    assert Image.open(io.BytesIO(encode_image([decoded.rgb], "JPEG", [alpha]))).mode == "RGB"
 
 
 def test_a_killed_write_is_neither_finished_nor_kept(tmp_path):

@@ -20,6 +20,7 @@ from framestyle.models.hub import resolve
 from framestyle.pipeline.stylize import Stylizer
 
 STYLE = "builtin:7"
+MANIFEST = "_framestyle.json"  # which job made DST's images
 SIZES = [(32, 24), (24, 32), (28, 28)]
 
 
@@ -63,7 +64,8 @@ def test_prefix_of_200_images_keeps_structure(ray_session, photo_prefix, capsys)
     assert (result["ok"], result["failed"], result["skipped"]) == (216, 0, 0)
     assert result["images_per_second"] > 0 and result["failures"] is None
     written = listing("archive-styled/")
-    assert set(written) == set(photo_prefix)  # same relative keys, nothing else
+    # same relative keys, and the record of which job made them
+    assert set(written) == set(photo_prefix) | {MANIFEST}
     # Every output has its input's size and format, and is really stylized: a PNG output is
     # (losslessly) what the stylizer makes of that input on its own.
     stylizer = Stylizer(resolve(STYLE))
@@ -87,6 +89,9 @@ def test_resume_skips_finished_images_and_overwrite_redoes_them(ray_session, pho
     sheet = image_at(first["preview"])  # six before/after rows of thumbnails, labelled
     assert sheet.format == "PNG" and sheet.width >= 2 * 24 and sheet.height >= 6 * 24
     before = listing("resume/")
+    assert json.loads(storage.S3Storage().get_bytes(s3(f"resume/{MANIFEST}")))["settings"][
+        "format"] == "webp"
+    before.pop(MANIFEST)
     assert all(k.endswith(".webp") for k in before) and len(before) == 72
     gone = sorted(before)[:5]
     for key in gone:
@@ -95,7 +100,7 @@ def test_resume_skips_finished_images_and_overwrite_redoes_them(ray_session, pho
     second = run_image_job(job, progress=False)
     assert (second["ok"], second["skipped"], second["failed"]) == (5, 67, 0)
     after = listing("resume/")
-    assert set(after) == set(before)
+    assert set(after) == set(before) | {MANIFEST}
     untouched = [k for k in before if k not in gone]
     assert all(after[k]["ETag"] == before[k]["ETag"] and
                after[k]["LastModified"] == before[k]["LastModified"] for k in untouched)
@@ -120,7 +125,8 @@ def test_killed_run_finishes_only_what_is_missing(ray_session, tmp_path):
                                     style=STYLE), progress=False)
     assert result["skipped"] >= len(done) and result["ok"] + result["skipped"] == 60
     # Exactly one output per input: no duplicates, and no half-written file left behind.
-    files = sorted(p.relative_to(output) for p in output.rglob("*") if p.is_file())
+    files = sorted(p.relative_to(output) for p in output.rglob("*")
+                   if p.is_file() and p.name != MANIFEST)
     assert files == sorted(p.relative_to(source) for p in source.rglob("*.png"))
 
 
@@ -184,7 +190,7 @@ def test_bad_inputs_are_reported_never_fatal(ray_session, capsys):
         assert failure["source"].startswith(s3("zoo/"))
 
     written = listing("zoo-out/")
-    assert set(written) == {"_failures.jsonl", "pack/inner/good.png",
+    assert set(written) == {"_failures.jsonl", MANIFEST, "pack/inner/good.png",
                             *(k for k in files if k.startswith("ok/"))}
     assert not listing("escape") and not listing("abs/")  # nothing outside the destination
     rotated = image_at(s3("zoo-out/ok/rotated.jpg"))
@@ -208,7 +214,7 @@ def test_glob_selects_keys(ray_session, photo_prefix, tmp_path):
                                    format="png"), progress=False)
     assert again["ok"] == len(expected)
     assert {p.relative_to(tmp_path / "g2").as_posix() for p in (tmp_path / "g2").rglob("*")
-            if p.is_file()} == {k[:-len(".jpg")] + ".png" for k in expected}
+            if p.is_file() and p.name != MANIFEST} == {k[:-len(".jpg")] + ".png" for k in expected}
 
 
 def test_bad_arguments_are_one_line_errors(ray_session, tmp_path, capsys):
