@@ -113,9 +113,10 @@ def load(ref: ModelRef) -> "nn.Module":
 
 def _checked(text: str, source: str, arch: str | None, trust_code: bool) -> ModelRef:
     from . import architectures
-    from .checkpoints import CheckpointError, inspect
+    from .checkpoints import CheckpointError, inspect, load_module
 
-    card = inspect(fetch_checkpoint(source), arch, trust_code)
+    local = fetch_checkpoint(source)
+    card = inspect(local, arch, trust_code)
     try:
         architecture = architectures.get(card.arch)
     except ValueError as e:
@@ -124,7 +125,9 @@ def _checked(text: str, source: str, arch: str | None, trust_code: bool) -> Mode
         raise CheckpointError(f"{text} is a {card.arch}, which cannot stylize images")
     ref = ModelRef(text=text, arch=architecture, config=card.config, sha256=card.sha256,
                    source=source)
-    load(ref)  # a checkpoint that does not load fails here, before any job starts
+    # A checkpoint that does not load fails here, before any job starts. ``inspect`` has just
+    # hashed this file, so it is not hashed again (workers check the hash when they load).
+    load_module(local, architecture, card.config)
     return ref
 
 

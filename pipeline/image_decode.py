@@ -95,11 +95,12 @@ def decode_image(data: bytes, max_side: int | None = None) -> DecodedImage:
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"corrupt or truncated image ({e})") from None
     frames = tuple(np.asarray(rgb) for rgb, _ in decoded)
-    alphas = tuple(np.asarray(a) if a is not None else np.full(f.shape[:2], 255, np.uint8)
-                   for (_, a), f in zip(decoded, frames))
-    opaque = all(a is None for _, a in decoded)
+    alphas = None
+    if any(a is not None for _, a in decoded):  # an opaque frame among transparent ones: 255
+        alphas = tuple(np.asarray(a) if a is not None else np.full(f.shape[:2], 255, np.uint8)
+                       for (_, a), f in zip(decoded, frames))
     animation = Animation(tuple(durations), loop) if animated else None
-    return DecodedImage(frames, None if opaque else alphas, source_format, metadata, animation)
+    return DecodedImage(frames, alphas, source_format, metadata, animation)
 
 
 def _upright(img: Image.Image, max_side: int | None) -> tuple[Image.Image, Image.Image | None]:

@@ -88,8 +88,9 @@ class Destination:
                 raise InputError(f"{self.uri} holds the outputs of another job "
                                  f"({'; '.join(changed)}): pass --overwrite to redo them, or "
                                  "choose another DST")
-            if stored is None and self.written():
-                raise InputError(f"{self.uri} holds {len(self.written())} files that no "
+            unrecorded = self.written() if stored is None else {}
+            if unrecorded:
+                raise InputError(f"{self.uri} holds {len(unrecorded)} files that no "
                                  "framestyle job recorded making: pass --overwrite to replace "
                                  "them, or choose another DST")
         record = {"identity": identity, "settings": settings}

@@ -195,8 +195,7 @@ def _prepare(job: VideoJob, models: dict) -> _Video:
 
 def _make_tasks(video: _Video) -> None:
     job, info = video.job, video.info
-    rate = info.fps * fields_per_frame(info, job.deinterlace)
-    chunks = load_or_make_plan(video.work, job, len(video.timeline), rate)
+    chunks = load_or_make_plan(video.work, job, len(video.timeline), video.settings.fps)
     slim = replace(info, pts=(), keyframes=())  # a task needs only its Seek, not the timeline
     video.tasks = [ChunkTask(model=video.model, inference=job.inference, input_uri=job.input,
                              input_info=video.input_info, chunk=c, video=slim,
