@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
 from ..core.errors import FieldError, FramestyleError
-from . import demo, eval, image, images, models, styles, video
+from . import demo, eval, image, images, models, styles, train, video
 
 # subcommand -> module with HELP, add_arguments(parser), run(args) -> dict, summary_line(dict),
-# and optionally EPILOG, FLAGS (job field -> flag, where it is not --field-name) and
-# exit_code(result) -> int (default 0 once run returns).
+# and optionally EPILOG, FLAGS (job field -> flag, where it is not --field-name),
+# exit_code(result) -> int (default 0 once run returns), EXTRA_ARGS (flags it parses itself,
+# handed over as args.extra) and ADD_HELP = False (it adds its own -h).
 # These modules import neither torch nor Ray at the top, so --help answers at once.
 JOBS = {
     "video": video,
@@ -21,11 +23,19 @@ JOBS = {
     "eval": eval,
     "models": models,
     "styles": styles,
+    "train": train,
 }
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """Usage mistakes as one line on stderr and exit 2, like every other bad input."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="framestyle",
         description="Distributed style transfer for videos and image archives on Ray.",
         epilog="exit codes: 0 success, 1 failure, 2 bad input or usage, 3 some images failed, "
@@ -35,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, job in JOBS.items():
         p = sub.add_parser(name, help=job.HELP, description=job.HELP,
                            epilog=getattr(job, "EPILOG", None),
+                           add_help=getattr(job, "ADD_HELP", True),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         job.add_arguments(p)
         p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -44,11 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
     job = JOBS[args.command]
+    if extra and not getattr(job, "EXTRA_ARGS", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     quiet_libraries(args.verbose)
     try:
-        result = job.run(args)
+        # With --json, stdout carries the summary alone: whatever else writes there while the
+        # job runs (Ray's notes about dead workers, libraries' prints) goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+            result = job.run(args)
     except FieldError as e:
         print(f"framestyle: error: {e.for_flags(getattr(job, 'FLAGS', {}))}", file=sys.stderr)
         return e.exit_code

@@ -22,6 +22,15 @@ def two_stride_2_stages(config: dict) -> int:
     return 4
 
 
+def width_multiplier(width: float) -> dict:
+    return {"width": width}
+
+
+def generator_filters(width: float) -> dict:
+    """junyanz's generators: ``ngf`` filters in the first layer (64 at full width)."""
+    return {"ngf": max(1, round(64 * width))}
+
+
 @dataclass(frozen=True)
 class Architecture:
     """One kind of network.
@@ -31,7 +40,8 @@ class Architecture:
     constructor config when a state dict's keys and shapes are this network's, else None;
     a ``conditioned`` network is called ``module(x, condition)`` (the built-in multi-style
     network's style weights); ``stylizes`` is false for networks that are not image-to-image
-    (discriminators), which cannot be a style.
+    (discriminators), which cannot be a style; ``at_width(w)`` is the config of this network
+    with its channels scaled by ``w`` (1.0: the published size), for networks trained here.
     """
 
     name: str
@@ -41,6 +51,7 @@ class Architecture:
     recognise: Callable[[StateDict], dict | None] | None = None
     conditioned: bool = False
     stylizes: bool = True
+    at_width: Callable[[float], dict] | None = None
 
     def build(self, config: dict) -> nn.Module:
         if self.module is None:
@@ -52,11 +63,13 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
     Architecture("multistyle", multistyle.MultiStyleNet, (0.0, 1.0),
                  recognise=multistyle.recognise, conditioned=True),
     Architecture("transformer_net", transformer_net.TransformerNet, (0.0, 255.0),
-                 recognise=transformer_net.recognise),
+                 recognise=transformer_net.recognise, at_width=width_multiplier),
     Architecture("unet_generator", pix2pix.UnetGenerator, (-1.0, 1.0),
-                 multiple=pix2pix.size_multiple, recognise=pix2pix.recognise),
+                 multiple=pix2pix.size_multiple, recognise=pix2pix.recognise,
+                 at_width=generator_filters),
     Architecture("resnet_generator", cycle_gan.ResnetGenerator, (-1.0, 1.0),
-                 recognise=cycle_gan.recognise_resnet_generator),
+                 recognise=cycle_gan.recognise_resnet_generator,
+                 at_width=generator_filters),
     Architecture("patchgan_discriminator", cycle_gan.NLayerDiscriminator, (-1.0, 1.0),
                  stylizes=False),
     # a TorchScript program carries its own code; `framestyle models export` writes this contract

@@ -34,7 +34,7 @@ from .cluster import connect, worker_pool
 from .image_decode import Animation, ImageError, Metadata, decode_image
 from .image_encode import OUTPUT_FORMATS, encode_image, output_format
 from .image_sink import Destination, pack_archive, write_failures, write_image
-from .image_source import SourceItem, SourceUnit, read_unit, resolve_sources, source_overlaps
+from .image_source import SourceUnit, read_guarded, resolve_sources, source_overlaps
 from .inference import InferenceOptions
 from .progress import progress_bar
 from .temporal import DEFAULT_STRENGTH
@@ -238,7 +238,7 @@ class ReadAndDecode:
     def __call__(self, batch: dict) -> Iterator[dict]:
         rows: list[dict] = []
         for unit in _units(batch):
-            for item in _guarded(unit, read_unit(unit, self._finished_in(unit))):
+            for item in read_guarded(unit, self._finished_in(unit)):
                 rows.append(_decoded_row(item, self.fmt, self.max_side))
                 if len(rows) == READ_BATCH:
                     yield _columns(rows)
@@ -253,15 +253,6 @@ class ReadAndDecode:
         under = storage.join(self.root, unit.key) if unit.key else self.root
         done = {unit.key + k for k in storage.storage_for(self.root).list_sizes(under)}
         return lambda key: output_format(key, self.fmt)[1] in done
-
-
-def _guarded(unit: SourceUnit, items: Iterator[SourceItem]) -> Iterator[SourceItem]:
-    """``items``, ending in one failure if the source cannot be read on (vanished, access
-    denied, connection lost): the items read before it and the rest of the job go on."""
-    try:
-        yield from items
-    except Exception as e:  # noqa: BLE001 - any error here is this source's, not the job's
-        yield SourceItem(unit.key, unit.uri, failure=f"cannot read ({first_line(e)})")
 
 
 def _units(batch: dict) -> Iterator[SourceUnit]:

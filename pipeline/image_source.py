@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Iterator
 
 from ..core import storage
-from ..core.errors import InputError
+from ..core.errors import InputError, first_line
 
 ARCHIVE_SUFFIXES = {".tar": "tar", ".tar.gz": "tar", ".tgz": "tar", ".zip": "zip"}
 MAX_IMAGE_BYTES = 256 * 2**20  # a member larger than this is refused, not read into memory
@@ -222,6 +222,16 @@ def read_unit(unit: SourceUnit, is_done: Callable[[str], bool]) -> Iterator[Sour
         yield SourceItem(unit.key or storage.basename(unit.uri), unit.uri,
                          failure=f"corrupt or truncated archive ({e}); members after this "
                                  "point were not read")
+
+
+def read_guarded(unit: SourceUnit, is_done: Callable[[str], bool] = lambda key: False
+                 ) -> Iterator[SourceItem]:
+    """``read_unit``, ending in one failure if the source cannot be read on (vanished, access
+    denied, connection lost): the items read before it and the rest of the job go on."""
+    try:
+        yield from read_unit(unit, is_done)
+    except Exception as e:  # noqa: BLE001 - any error here is this source's, not the job's
+        yield SourceItem(unit.key, unit.uri, failure=f"cannot read ({first_line(e)})")
 
 
 def _tar_members(uri: str):

@@ -1,0 +1,256 @@
+"""framestyle train: each recipe trains on Ray Train with 2 CPU workers, publishes a model the
+video job uses by name; runs resume after the command or a worker is killed; bad input is one
+line, exit 2, nothing published."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from framestyle.core import storage
+from framestyle.models import hub
+from framestyle.pipeline.stylize import Stylizer
+from framestyle.models.transformer_net import TransformerNet
+from framestyle.pipeline.video_job import VideoJob, run_video_jobs
+from framestyle.training.recipe import Product, Recipe
+from framestyle.training.recipes import RECIPES, Entry
+from helpers import kill_cli_when, run_cli
+from image_zoo import photo
+from media import decoded_frames, frame_errors
+
+TINY = ["--workers", "2", "--image-size", "32", "--log-every", "2"]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """12 small photos and one file that is not an image."""
+    folder = tmp_path_factory.mktemp("photos")
+    for i in range(12):
+        photo(64, 48, seed=i).save(folder / f"p{i:02d}.jpg", quality=92)
+    (folder / "broken.jpg").write_bytes(b"not an image at all")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    """A|B images side by side (64x32): B is A's negative."""
+    folder = tmp_path_factory.mktemp("pairs")
+    for i in range(8):
+        a = np.asarray(photo(32, 32, seed=50 + i))
+        Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(folder / f"{i}.png")
+    return folder
+
+
+@pytest.fixture
+def hub_root(tmp_path, monkeypatch):
+    monkeypatch.setenv(hub.HUB_ENV, str(tmp_path / "hub"))
+    return tmp_path / "hub"
+
+
+def metrics(run_uri: str) -> list[dict]:
+    uri = storage.join(run_uri, "metrics.csv")
+    data = storage.storage_for(uri).get_bytes(uri)
+    return list(csv.DictReader(io.StringIO(data.decode()))) if data else []
+
+
+def assert_video_uses(styles: list[str], clip, tmp_path) -> None:
+    """One video job per style, in one pass: output frame i is the style run on input frame i.
+
+    Compared at half size: a few steps of training leave pixel-level noise that H.264's 4:2:0
+    chroma cannot carry, so full-size errors measure the codec, not the model."""
+    outputs = [tmp_path / f"video-{i}.mp4" for i in range(len(styles))]
+    run_video_jobs([VideoJob(input=str(clip), output=str(out), style=style, temporal=0, crf=10)
+                    for style, out in zip(styles, outputs)], progress=False)
+    frames = decoded_frames(clip)
+    for style, out in zip(styles, outputs):
+        expected = [half(f) for f in Stylizer(hub.resolve(style))(frames)]
+        errors = frame_errors([half(f) for f in decoded_frames(out)], expected)
+        assert errors.max() < 8, (style, errors.max())
+        assert errors.max() < 0.5 * frame_errors(expected, [half(f) for f in frames]).min()
+
+
+def half(frame: np.ndarray) -> np.ndarray:
+    f = frame[:frame.shape[0] // 2 * 2, :frame.shape[1] // 2 * 2].astype(np.float32)
+    return (f[::2, ::2] + f[1::2, ::2] + f[::2, 1::2] + f[1::2, 1::2]) / 4
+
+
+def latest_checkpoint_step(run_uri: str) -> int:
+    """The step of the checkpoint Ray Train has registered last (0: none yet)."""
+    uri = storage.join(run_uri, "checkpoint_manager_snapshot.json")
+    data = storage.storage_for(uri).get_bytes(uri)
+    latest = json.loads(data).get("latest_checkpoint_result") if data else None
+    return int(latest["metrics"]["step"]) if latest else 0
+
+
+def test_distill_on_s3_survives_a_killed_command_and_a_killed_worker(
+        ray_session, photos, bucket, clips, tmp_path, capsys, monkeypatch):
+    """Checkpoints on the S3 server; the command killed after its first checkpoint resumes
+    there; a worker killed in the resumed run is restarted from the next one; the loss falls
+    over the 40 steps; the published student is what the video job runs by name."""
+    from ray.util.state import list_actors
+
+    hub_uri = f"s3://{bucket}/train-{time.time_ns()}/models"
+    monkeypatch.setenv(hub.HUB_ENV, hub_uri)
+    run_uri = hub_uri.rsplit("/", 1)[0] + "/framestyle-runs/slim7"  # default: beside the hub
+    argv = ["train", "distill", "--teacher", "builtin:7", "--data", photos, "--name", "slim7",
+            "--steps", "40", "--width", "0.25", "--checkpoint-every", "10", *TINY]
+    # the whole process group killed (Ray included) once its first checkpoint is registered
+    kill_cli_when(lambda: latest_checkpoint_step(run_uri) >= 10, *argv)
+    assert hub.list_models() == {}  # nothing published by the killed run
+
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(cli=run_cli(capsys, *argv, "--json")))
+    thread.start()
+
+    def alive_workers():
+        return list_actors(filters=[("class_name", "=", "RayTrainWorker"),
+                                    ("state", "=", "ALIVE")])
+
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline and len(workers := alive_workers()) < 2:
+        time.sleep(0.2)
+    resumed_at = latest_checkpoint_step(run_uri)  # where the killed run got to
+    while time.monotonic() < deadline and latest_checkpoint_step(run_uri) <= resumed_at:
+        time.sleep(0.02)
+    os.kill(workers[1].pid, signal.SIGKILL)
+    thread.join(timeout=240)
+    code, out, err = result["cli"]
+    assert code == 0, err
+    # (a checkpoint being registered as a kill lands may or may not count: read which did)
+    starts = [int(n) for n in re.findall(r"resuming slim7 at step (\d+)\n", err)]
+    restarts = [int(n) for n in re.findall(r"resuming slim7 at step (\d+) after a worker "
+                                           r"failure\n", err)]
+    assert starts == [resumed_at] and resumed_at in (10, 20)
+    assert len(restarts) == 1 and resumed_at < restarts[0] < 40
+    summary = json.loads(out)
+    assert summary["steps"] == 40 and summary["resumed_from"] == resumed_at
+    assert summary["worker_restarts"] == 1
+    assert summary["published"] == ["slim7@1"] and summary["skipped"] == 1
+    assert any(k.startswith("checkpoint_") for k in storage.storage_for(run_uri).list_files(run_uri))
+    rows = metrics(run_uri)
+    # the curve continues: every reported step once (rows a killed attempt wrote after its
+    # checkpoint were dropped and trained again), and the loss keeps falling across resumes
+    assert [int(r["step"]) for r in rows] == list(range(2, 41, 2))
+    total = [float(r["total"]) for r in rows]
+    assert total[-1] < 0.9 * total[0], total
+    assert max(total[5:]) < total[0], total  # from step 12 on, below where the run began
+    card = json.loads(storage.storage_for(hub_uri).get_bytes(f"{hub_uri}/slim7/1/model.json"))
+    assert card["arch"] == "transformer_net" and card["provenance"]["recipe"] == "distill"
+    assert card["provenance"]["steps"] == 40 and card["provenance"]["data"] == [str(photos)]
+    assert_video_uses(["slim7"], clips["bunny"], tmp_path)
+
+
+class Negative(Recipe):
+    """A toy recipe, this file and one table entry: a slim TransformerNet learns x -> 1 - x."""
+
+    batch_size = 4
+    lr = 3e-3
+
+    def build(self, prepared):
+        self.nets["net"] = TransformerNet(width=0.125).to(self.device)
+        self.adam("net", self.nets["net"].parameters())
+
+    def step(self, batch):
+        x = batch["a"]
+        loss = torch.nn.functional.l1_loss(self.nets["net"](x * 255) / 255, 1 - x)
+        self.optimizers["net"].zero_grad()
+        loss.backward()
+        self.optimizers["net"].step()
+        return {"l1": loss.item()}
+
+    def samples(self, batch):
+        return [batch["a"]]
+
+    @classmethod
+    def products(cls, settings, options):
+        return [Product("net", "transformer_net", {"width": 0.125})]
+
+
+@pytest.fixture
+def negative_recipe(monkeypatch):
+    import sys
+
+    import ray.cloudpickle
+
+    monkeypatch.setitem(RECIPES, "negative", Entry(__name__, "Negative", "x -> 1 - x"))
+    # Ray workers cannot import this test module (it is not installed): send it by value
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield
+    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+def test_every_recipe_publishes_a_model_the_video_job_uses_by_name(
+        ray_session, photos, pairs, hub_root, clips, tmp_path, capsys, negative_recipe):
+    """fast-style, cyclegan and pix2pix, and a recipe added as one class and one table entry."""
+    style_image = tmp_path / "style.png"
+    photo(40, 40, seed=99).save(style_image)
+    runs = {
+        "fast-style": ["--style-image", style_image, "--vgg-weights", "random",
+                       "--width", "0.25"],
+        "cyclegan": ["--data-b", pairs, "--ngf", "4", "--ndf", "4", "--n-blocks", "1",
+                     "--pool-size", "2"],
+        "pix2pix": ["--ngf", "4", "--ndf", "4"],
+        "negative": [],
+    }
+    for recipe, options in runs.items():
+        data = pairs if recipe == "pix2pix" else photos
+        code, out, err = run_cli(capsys, "train", recipe, "--data", data, "--name", recipe,
+                                 "--steps", "4", "--batch-size", "2", *TINY, *options, "--json")
+        assert code == 0, err
+        summary = json.loads(out)
+        assert summary["steps"] == 4 and all(np.isfinite(v) for v in summary["losses"].values())
+        run = hub_root.parent / "framestyle-runs" / recipe
+        assert (run / "loss.png").stat().st_size > 1000
+        grid = Image.open(run / "samples" / "step_0000004.png")
+        rows = {"cyclegan": 6, "pix2pix": 3, "fast-style": 2, "negative": 1}[recipe]
+        assert grid.size == (2 * 32, rows * 32)  # inputs, outputs (and reconstructions)
+    assert set(hub.list_models()) == {"fast-style", "cyclegan-a2b", "cyclegan-b2a", "pix2pix",
+                                      "negative"}
+    assert_video_uses(["fast-style", "cyclegan-a2b", "pix2pix", "negative"], clips["bunny"],
+                      tmp_path)
+
+
+# --- bad input: one line, exit 2, nothing published ---------------------------------------------
+
+@pytest.mark.parametrize("case", ["missing", "empty", "unreadable", "no-b", "unpaired",
+                                  "unknown-recipe", "no-bucket", "no-vgg", "bad-option"])
+def test_bad_input_is_refused_before_training(case, photos, tmp_path, hub_root, capsys,
+                                              s3_endpoint, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no cached VGG16 weights
+    (tmp_path / "empty").mkdir()
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.jpg").write_bytes(b"\xff\xd8 truncated")
+    distill = ["distill", "--teacher", "builtin:1", "--name", "x"]
+    argv, message = {
+        "missing": ([*distill, "--data", tmp_path / "nope"], "--data: input not found"),
+        "empty": ([*distill, "--data", tmp_path / "empty"], "--data: no files found"),
+        "unreadable": ([*distill, "--data", junk], "--data: no readable image"),
+        "no-b": (["cyclegan", "--data", photos, "--name", "x"], "--data-b: cyclegan learns"),
+        "unpaired": (["pix2pix", "--data", photos, "--name", "x"], "not an A|B pair"),
+        "unknown-recipe": (["cubism", "--data", photos, "--name", "x"], "invalid choice"),
+        "no-bucket": ([*distill, "--data", "s3://no-such-bucket-here/photos/"],
+                      "bucket does not exist"),
+        "no-vgg": (["fast-style", "--data", photos, "--name", "x", "--style-image",
+                    photos / "p00.jpg"], "VGG16 ImageNet weights not found"),
+        "bad-option": ([*distill, "--data", photos, "--width", "-1"], "--width"),
+    }[case]
+    try:
+        code, _, err = run_cli(capsys, "train", *argv)
+    except SystemExit as e:  # argparse's own usage errors
+        code, (_, err) = e.code, capsys.readouterr()
+    assert code == 2
+    assert message in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not hub_root.exists() or hub.list_models() == {}

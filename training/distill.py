@@ -1,0 +1,108 @@
+"""``distill``: a student network learns to reproduce a teacher style on content images.
+
+The teacher is any ``--style`` reference (``builtin:N`` or a mix, a checkpoint, a published
+NAME[@VERSION], an exported ONNX graph's weights through its checkpoint); the student is any
+architecture of the table at any width (``--arch``, ``--width``, ``--student-config`` for the
+rest). The losses are in pixel space, L1 plus a gradient term that keeps the teacher's brush
+strokes sharp, so no VGG weights are needed: this trains real, usable models anywhere, e.g.
+a slimmer, faster copy of a built-in style.
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, field_validator
+
+from ..core.errors import FieldError
+from ..core.spec import Spec
+from ..models import architectures, hub
+from ..models.export import UnitRangeModel
+from .recipe import Product, Recipe, from_pixels, to_pixels
+
+
+class Options(Spec):
+    teacher: str = Field(description="the style to learn: builtin:N, a checkpoint, NAME[@V]")
+    arch: str = Field("transformer_net", description="the student's architecture")
+    width: float = Field(0.5, gt=0, le=4, description="the student's channel multiplier")
+    student_config: dict = Field(default_factory=dict,
+                                 description="more constructor settings, as JSON")
+    gradient_weight: float = Field(1.0, ge=0, description="weight of the image-gradient L1 loss")
+    trust_code: bool = Field(False, description="allow a TorchScript teacher")
+
+    @field_validator("student_config", mode="before")
+    @classmethod
+    def _json(cls, value):
+        return json.loads(value) if isinstance(value, str) else value
+
+
+class Distill(Recipe):
+    Options = Options
+    batch_size = 4
+    lr = 1e-3
+
+    @classmethod
+    def prepare(cls, settings, options: Options) -> dict:
+        student = student_arch(options)
+        try:
+            student.build(student_config(options))
+        except (TypeError, ValueError) as e:
+            raise FieldError("student_config", f"does not build a {student.name}: {e}") from None
+        return {"teacher": hub.resolve(options.teacher, trust_code=options.trust_code)}
+
+    def build(self, prepared: dict) -> None:
+        arch = student_arch(self.options)
+        self.pixels = arch.pixels
+        self.nets["student"] = arch.build(student_config(self.options)).to(self.device)
+        self.adam("student", self.nets["student"].parameters(), betas=(0.9, 0.999))
+        teacher = prepared["teacher"]
+        condition = None if teacher.condition is None else torch.tensor(teacher.condition)
+        self.teacher = UnitRangeModel(hub.load(teacher), teacher.arch.pixels, condition)
+        self.teacher.to(self.device).requires_grad_(False)
+
+    def _student(self, x: torch.Tensor, net=None) -> torch.Tensor:
+        net = net or self.nets["student"]
+        return from_pixels(net(to_pixels(x, self.pixels)), self.pixels)
+
+    def step(self, batch):
+        x = batch["a"]
+        with torch.no_grad():
+            target = self.teacher(x)
+        y = self._student(x)
+        l1 = F.l1_loss(y, target)
+        gradient = self.options.gradient_weight * (
+            F.l1_loss(y.diff(dim=-1), target.diff(dim=-1))
+            + F.l1_loss(y.diff(dim=-2), target.diff(dim=-2)))
+        loss = l1 + gradient
+        optimizer = self.optimizers["student"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return {"l1": l1.item(), "gradient": gradient.item(), "total": loss.item()}
+
+    @torch.no_grad()
+    def samples(self, batch):
+        x = batch["a"]
+        return [x, self.teacher(x), self._student(x, self.net("student")).clamp(0, 1)]
+
+    @classmethod
+    def products(cls, settings, options: Options) -> list[Product]:
+        return [Product("student", options.arch, student_config(options))]
+
+
+def student_arch(options: Options) -> architectures.Architecture:
+    try:
+        arch = architectures.get(options.arch)
+    except ValueError as e:
+        raise FieldError("arch", str(e)) from None
+    if arch.at_width is None or arch.conditioned:
+        trainable = ", ".join(a.name for a in architectures.ARCHITECTURES.values()
+                              if a.at_width and not a.conditioned)
+        raise FieldError("arch", f"{arch.name} cannot be a student; use one of {trainable}")
+    return arch
+
+
+def student_config(options: Options) -> dict:
+    return {**student_arch(options).at_width(options.width), **options.student_config}
