@@ -7,11 +7,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test install bench clean
 
-# --no-compile: byte-compiling every module of torch and Ray up front costs over a minute of a
-# fresh install; Python compiles (and caches) the modules that are actually imported instead.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)

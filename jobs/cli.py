@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"framestyle: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("framestyle: interrupted; finished chunks are kept, re-run to resume",
+        print("framestyle: interrupted; finished work (chunks, images, checkpoints) is kept, "
+              "re-run to resume",
               file=sys.stderr)
         return 130
     if args.json:

@@ -51,6 +51,9 @@ def ray_session(s3_endpoint, tmp_path_factory):
     import ray
 
     os.environ["FRAMESTYLE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    # Ray Train's controller polls its workers every 2 s, and a report with a checkpoint waits
+    # for that poll; the training tests checkpoint often, so poll more often here.
+    os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = "0.5"
     # the dashboard serves Ray's state API, which the fault-tolerance tests use to find workers
     ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False)
     yield

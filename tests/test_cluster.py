@@ -52,9 +52,10 @@ def ray_head():
     yield address, env
     os.killpg(head.pid, signal.SIGTERM)
     try:
-        head.wait(timeout=30)
-    except subprocess.TimeoutExpired:
+        head.wait(timeout=5)
+    except subprocess.TimeoutExpired:  # `ray start --block` can sit out its whole grace period
         os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
     shutil.rmtree(temp_dir, ignore_errors=True)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from framestyle.jobs.cli import main
 from framestyle.pipeline.decode import iter_frames
@@ -50,10 +51,18 @@ def test_warm_up_frames_hide_chunk_seams(ray_session, clips, tmp_path):
     assert pair_errors(clips["bunny"], cold)[seams].mean() > 1.1 * reference[seams].mean()
 
 
-def test_eval_flicker_ranks_temporal_above_per_frame(ray_session, clips, tmp_path, capsys):
-    per_frame, steady = tmp_path / "per_frame.mp4", tmp_path / "steady.mp4"
+@pytest.fixture(scope="module")
+def steady(ray_session, clips, tmp_path_factory):
+    """The bunny clip stylized with the temporal step (one job, shared by the tests below)."""
+    out = tmp_path_factory.mktemp("steady") / "steady.mp4"
+    stylize(clips["bunny"], out, chunk_seconds=1, overlap=8, temporal=0.7)
+    return out
+
+
+def test_eval_flicker_ranks_temporal_above_per_frame(ray_session, clips, steady, tmp_path,
+                                                     capsys):
+    per_frame = tmp_path / "per_frame.mp4"
     stylize(clips["bunny"], per_frame, chunk_seconds=1, overlap=8, temporal=0)
-    stylize(clips["bunny"], steady, chunk_seconds=1, overlap=8, temporal=0.7)
     results = {}
     for name, video in (("per_frame", per_frame), ("steady", steady)):
         code = main(["eval", "flicker", str(clips["bunny"]), str(video), "--reference",
@@ -69,9 +78,8 @@ def test_eval_flicker_ranks_temporal_above_per_frame(ray_session, clips, tmp_pat
     assert 0 < results["steady"]["deviation"] < 0.04
 
 
-def test_eval_flicker_with_style_and_mismatched_videos(ray_session, clips, tmp_path, capsys):
-    out = tmp_path / "steady.mp4"
-    stylize(clips["bunny"], out, chunk_seconds=1, overlap=8)
+def test_eval_flicker_with_style_and_mismatched_videos(ray_session, clips, steady, capsys):
+    out = steady
     code = main(["eval", "flicker", str(clips["bunny"]), str(out), "--style", "builtin:7"])
     text, err = capsys.readouterr()
     assert code == 0, err

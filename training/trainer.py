@@ -300,6 +300,8 @@ def _publish(recipe, settings, options, run_uri, result, log: _Progress, seconds
                                   settings.name + product.suffix, provenance=provenance)
         published.append(f"{card['name']}@{card['version']}")
     summary = {"name": settings.name, "recipe": settings.recipe, "steps": state["step"],
+               "workers": settings.workers,
+               "batch_size": settings.batch_size or recipe.batch_size,
                "seconds": round(seconds, 1), "train_seconds": state["seconds"],
                "losses": losses, "skipped": int(rows[-1].get("skipped", 0)) if rows else 0,
                "skipped_sources": log.last.get("skipped_sources", []),
