@@ -1,7 +1,7 @@
 """Training speed and what distillation buys.
 
     python -m benchmarks.training [--steps 40] [--image-size 128] [--workers 1,2]
-                                  [--distill-steps 300] [--teacher builtin:7]
+                                  [--distill-steps 300] [--distill-size 256] [--teacher builtin:7]
 
 1. Steps/s of each recipe at 1 and 2 workers (CPU here; one GPU a worker where the cluster has
    GPUs), from the run's own metrics.csv between its first and last rows (so Ray Train's start-up
@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--distill-steps", type=int, default=300)
+    parser.add_argument("--distill-size", type=int, default=256)
     parser.add_argument("--teacher", default="builtin:7")
     args = parser.parse_args(argv)
 
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
     photos = write_images(train_frames, tmp / "photos")
     negatives = write_images([255 - f for f in train_frames], tmp / "negatives")
     pairs = write_images(train_frames, tmp / "pairs", paired=True)
-    style_image = tmp / "style.png"
+    style_image = tmp / "style.jpg"
     write_images(held_out[:1], tmp / "style")
     os.replace(tmp / "style" / "0000.jpg", style_image)
 
@@ -140,14 +141,16 @@ def main(argv: list[str] | None = None) -> dict:
 
     # distillation: a fixed budget, then quality and speed on held-out frames
     distilled = timed_run("distill", {"teacher": args.teacher, "width": 0.5}, photos, None,
-                          min(2, max(1, gpus or 2)), args.distill_steps, 256, str(tmp / "runs"))
+                          min(2, max(1, gpus or 2)), args.distill_steps, args.distill_size,
+                          str(tmp / "runs"))
     student_name = distilled.pop("summary")["published"][0]
     teacher = Stylizer(hub.resolve(args.teacher))
     student = Stylizer(hub.resolve(student_name))
     expected, got = teacher(held_out), student(held_out)
     quality = {
         "teacher": args.teacher, "student": "transformer_net width 0.5",
-        "steps": args.distill_steps, "image_size": 256, "train_images": len(train_frames),
+        "steps": args.distill_steps, "image_size": args.distill_size,
+        "train_images": len(train_frames),
         "held_out_frames": len(held_out), "held_out_size": list(held_out[0].shape[1::-1]),
         "psnr_db": round(float(np.mean([psnr(a, b) for a, b in zip(got, expected)])), 2),
         "train_wall_s": distilled["wall_s"],

@@ -1,9 +1,9 @@
 """Training images: the images job's sources and decoding, streamed through Ray Data.
 
-On the driver, ``datasets`` resolves ``--data`` (and ``--data-b``) exactly as ``framestyle
-images`` does (folders, ``s3://`` prefixes, globs, ``.tar``/``.zip`` archives) and checks that
-something readable is there; the dataset reads and decodes in Ray tasks and augments on the fly
-(scale, random crop, random flip: a fresh crop every epoch). Every source yields exactly one row,
+On the driver, ``--data`` (and ``--data-b``) are resolved exactly as ``framestyle images``
+resolves its sources (folders, ``s3://`` prefixes, globs, ``.tar``/``.zip`` archives) and
+``preflight`` checks that something readable is there; the dataset's ``rows`` read and decode in
+Ray tasks and augment on the fly (scale, random crop, random flip: a fresh crop every pass). Every source yields exactly one row,
 so the split between workers stays even: an unreadable file becomes a row marked invalid, which
 the worker's ``Batches`` replaces and counts, never fatal.
 
@@ -21,7 +21,7 @@ from PIL import Image
 
 from ..core.errors import FieldError, InputError
 from ..pipeline.image_decode import ImageError, decode_image
-from ..pipeline.image_source import SourceUnit, read_guarded, resolve_sources
+from ..pipeline.image_source import SourceUnit, read_guarded
 
 PREFLIGHT_ITEMS = 32  # images the driver tries before it lets the workers find out
 PAIR_TOLERANCE = 0.02  # an A|B image is twice as wide as high, within 2%
@@ -97,21 +97,6 @@ def rows(unit_row: dict, augment: Augment) -> Iterator[dict]:
                    "valid": False, "source": f"{item.source}: {reason}"}
         else:
             yield {"image": image, "valid": True, "source": item.source}
-
-
-def datasets(sources: dict[str, list[str]], augment: Augment) -> dict:
-    """A Ray dataset per named source list ("a", "b"), checked on the driver first."""
-    import ray
-
-    out = {}
-    for name, uris in sources.items():
-        flag = "--data" if name == "a" else "--data-b"
-        units = resolve_sources(uris)
-        preflight(units, augment, flag)
-        out[name] = (ray.data.from_items([u.to_row() for u in units],
-                                         override_num_blocks=min(len(units), 64))
-                     .flat_map(rows, fn_kwargs={"augment": augment}))
-    return out
 
 
 def preflight(units: list[SourceUnit], augment: Augment, flag: str) -> None:
