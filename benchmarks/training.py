@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     result = {"device": "cuda" if gpus else "cpu", "gpus": gpus, "cpus": os.cpu_count(),
               "machine": platform.machine(), "date": time.strftime("%Y-%m-%d"),
-              "command": "python -m benchmarks.training " + " ".join(argv or []),
+              "command": "python -m benchmarks.training " + " ".join(argv or sys.argv[1:]),
               "throughput": runs, "distillation": quality}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "training.json").write_text(json.dumps(result, indent=2) + "\n")
