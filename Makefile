@@ -18,7 +18,10 @@ demo: $(STAMP)
 	$(BIN)/framestyle demo
 
 # lint-imports checks the layer contract in pyproject.toml: a wrong-way import fails the build.
+# The report test opens a job report in a real browser: Debian's chromium, driven by Playwright
+# (which cannot download browsers of its own here).
 test: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 

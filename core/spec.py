@@ -30,6 +30,10 @@ def field_error(error: ValidationError) -> FieldError:
     field = str(first["loc"][-1]) if first["loc"] else "spec"
     message = first["msg"].removeprefix("Value error, ")
     message = message[0].lower() + message[1:]
-    if first["type"] not in ("missing", "value_error") and "input" in first:
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif first["type"] not in ("missing", "value_error") and "input" in first:
         message += f" (got {first['input']!r})"
-    return FieldError(field, message)
+    result = FieldError(field, message)
+    result.loc = tuple(first["loc"])  # the whole path, for job files' nested settings
+    return result

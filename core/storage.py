@@ -10,7 +10,6 @@ other S3-compatible stores. Transient S3 errors are retried with exponential bac
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import tempfile
@@ -20,11 +19,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
+from . import node_cache
 from .errors import InputError
 from .hashing import identity_hash
 
 S3_SCHEME = "s3://"
 PARTIAL_SUFFIX = ".partial"  # a local write in progress (or killed): never a finished file
+PRESIGNED_SECONDS = 12 * 3600  # a media URL outlives the longest chunk or assembly
 
 
 @dataclass(frozen=True)
@@ -310,39 +311,25 @@ def require(uri: str) -> ObjectInfo:
     return info
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("FRAMESTYLE_CACHE") or Path(tempfile.gettempdir(), "framestyle-cache")
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def fetch(uri: str, info: ObjectInfo | None = None) -> str:
-    """A local path holding ``uri``'s content: the path itself, or a node-local cached download.
-
-    The cache key includes the object's version (ETag), so a changed object is fetched anew, and
-    a lock makes the actors of one node share one download.
-    """
+    """A local path holding ``uri``'s content: the path itself, or a download in the node's
+    cache (``node_cache``: shared by the node's processes, size-capped, least recently used
+    files evicted). The cache key includes the object's version (ETag), so a changed object is
+    fetched anew."""
     if not is_s3(uri):
         return uri
     info = info or require(uri)
-    digest = identity_hash({"uri": uri, "version": info.version}, 24)
-    target = cache_dir() / "inputs" / f"{digest}{Path(basename(uri)).suffix}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(target.with_suffix(".lock")):
-        if target.exists() and target.stat().st_size == info.size:
-            return str(target)
-        tmp = target.with_name(target.name + ".partial")
-        storage_for(uri).download(uri, str(tmp))
-        os.replace(tmp, target)
-    return str(target)
+    name = identity_hash({"uri": uri, "version": info.version}, 24) + Path(basename(uri)).suffix
+    return node_cache.cached(name, info.size, lambda path: storage_for(uri).download(uri, path))
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+def media_url(uri: str) -> str:
+    """Where ffmpeg and PyAV read a video from in place: a local path as it is, an S3 object
+    through a presigned HTTP(S) URL. They seek with range requests, so a chunk reads only the
+    part of the file it decodes and nothing is copied to the node's disk."""
+    if not is_s3(uri):
+        return uri
+    bucket, key = split_s3(uri)
+    s3 = S3Storage()
+    return s3._call("read", uri, s3.client.generate_presigned_url, "get_object",
+                         Params={"Bucket": bucket, "Key": key}, ExpiresIn=PRESIGNED_SECONDS)

@@ -8,7 +8,7 @@ import json
 import sys
 
 from ..core.errors import FieldError, FramestyleError
-from . import demo, eval, image, images, models, styles, train, video
+from . import demo, eval, image, images, jobs_command, models, run, styles, submit, train, video
 
 # subcommand -> module with HELP, add_arguments(parser), run(args) -> dict, summary_line(dict),
 # and optionally EPILOG, FLAGS (job field -> flag, where it is not --field-name),
@@ -24,6 +24,9 @@ JOBS = {
     "models": models,
     "styles": styles,
     "train": train,
+    "run": run,
+    "submit": submit,
+    "jobs": jobs_command,
 }
 
 
@@ -38,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrors(
         prog="framestyle",
         description="Distributed style transfer for videos and image archives on Ray.",
-        epilog="exit codes: 0 success, 1 failure, 2 bad input or usage, 3 some images failed, "
-        "4 the same job is already running",
+        epilog="exit codes: 0 success, 1 failure, 2 bad input or usage, 3 some videos or images "
+        "failed, 4 the same job is already running",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, job in JOBS.items():

@@ -71,6 +71,18 @@ def run(args: argparse.Namespace) -> dict:
     return run_image_job(job, address=args.address)
 
 
+# job files (jobs/spec.py): spec key -> ImageJob field; options hold the other fields
+SPEC_KEYS = {"inputs": "sources", "output": "destination", "style": "style"}
+
+
+def spec_job(fields: dict) -> ImageJob:
+    return ImageJob(**fields)
+
+
+def run_spec_job(job: ImageJob, address: str | None, progress: bool) -> dict:
+    return run_image_job(job, address, progress)
+
+
 def exit_code(result: dict) -> int:
     return EXIT_SOME_FAILED if result["failed"] else 0
 

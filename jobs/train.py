@@ -8,6 +8,8 @@ import sys
 import types
 import typing
 
+from pydantic import ValidationError
+
 from ..core.errors import InputError
 from ..training.recipes import RECIPES
 
@@ -129,6 +131,36 @@ def run(args: argparse.Namespace) -> dict:
         checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         log_every=args.log_every, max_failures=args.max_failures, seed=args.seed)
     return train(settings, options, address=args.address, progress=not args.json,
+                 say=lambda text: print(text, file=sys.stderr))
+
+
+# job files (jobs/spec.py): spec key -> TrainSettings field; options hold the other settings
+# and the recipe's own options
+SPEC_KEYS = {"recipe": "recipe", "inputs": "data", "inputs_b": "data_b", "name": "name",
+             "output": "storage"}
+
+
+def spec_job(fields: dict) -> tuple:
+    """(TrainSettings, recipe options), both validated."""
+    from ..core.spec import field_error
+    from ..training.recipes import load_recipe
+    from ..training.settings import TrainSettings
+
+    known = set(TrainSettings.model_fields)
+    settings = TrainSettings(**{k: v for k, v in fields.items() if k in known})
+    options = {k: v for k, v in fields.items() if k not in known}
+    try:
+        load_recipe(settings.recipe).Options.model_validate(options)
+    except ValidationError as e:
+        raise field_error(e) from None
+    return settings, options
+
+
+def run_spec_job(job: tuple, address: str | None, progress: bool) -> dict:
+    from ..training.trainer import train
+
+    settings, options = job
+    return train(settings, options, address=address, progress=progress,
                  say=lambda text: print(text, file=sys.stderr))
 
 

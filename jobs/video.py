@@ -1,23 +1,33 @@
-"""framestyle video IN OUT --style STYLE: stylize one video, locally or on a Ray cluster."""
+"""framestyle video SRC... DST --style STYLE: stylize one video or many, locally or on a Ray
+cluster."""
 
 from __future__ import annotations
 
 import argparse
+import os
 
+from ..core import storage
 from ..models.hub import HUB_ENV
 from ..pipeline.decode import DEINTERLACE_MODES
 from ..pipeline.formats import CONTAINERS, VIDEO_CODECS
 from ..pipeline.inference import InferenceOptions
 from ..pipeline.plan import DEFAULT_CHUNK_SECONDS
 from ..pipeline.temporal import DEFAULT_STRENGTH
+from ..pipeline.image_source import GLOB_CHARS
+from ..pipeline.video_batch import VideoBatchJob, run_video_batch
 from ..pipeline.video_job import HDR_MODES, VideoJob, run_video_job
 
-FLAGS = {"input": "IN", "output": "OUT"}  # job fields whose flag is not --field-name
+# job fields whose flag is not --field-name
+FLAGS = {"input": "SRC", "output": "DST", "sources": "SRC", "destination": "DST"}
+EXIT_SOME_FAILED = 3
 
-HELP = "stylize a video (local path or s3:// URI), keeping its audio, frame count and rotation"
+HELP = ("stylize videos (local paths or s3:// URIs), keeping their audio, frame count and "
+        "rotation")
 EPILOG = """\
 examples:
   framestyle video clip.mp4 out/clip.mp4 --style builtin:7 --height 360
+  framestyle video s3://bucket/in/ s3://bucket/out/ --style builtin:7        # every video in it
+  framestyle video a.mp4 b.mov 'trips/**/*.mp4' styled/ --style candy      # several, one pool
   framestyle video s3://bucket/in/clip.mp4 s3://bucket/out/clip.mp4 --style builtin:3=0.5,12=0.5
   framestyle video clip.mp4 out/ --style builtin:0 --json
   framestyle video tape.mov master.mov --style builtin:7 --codec prores --deinterlace field
@@ -27,21 +37,33 @@ Frames keep the input's timestamps (variable frame rate too) and colours its mat
 the output is colour-tagged. Audio is copied, or re-encoded where OUT's container cannot carry
 it (the summary says so).
 
-Re-running the same command resumes: finished chunks under OUT's folder in .framestyle/ are
-checked and reused (only by the same input, model, output and settings). A stylizer that dies
-costs only its chunk, which is redone elsewhere. OUT must not be IN.
+One SRC file: DST is the output file, or a folder/prefix ending in / to name it SRC-STYLE.mp4.
+Several SRCs, a folder, a prefix or a glob: DST is a folder/prefix and each video goes to
+DST/<its path relative to its SRC> as .mp4 (with several SRCs, under a folder named after each
+folder/prefix/glob). All videos share one pool of loaded models; each fails on its own (listed
+with its reason) while the others finish. DST/_job.json records every video as it ends (status,
+output, frames, seconds, chunks reused, error) and DST/_report.html shows them (before/after
+stills, an animated preview, a flicker figure; open it in a browser).
 
-Exit codes: 0 done, 2 bad input (nothing written), 4 this job is already running elsewhere,
-1 other failure.
+Re-running the same command resumes: an output this job finished is skipped at once (it carries
+the job's identity; --overwrite redoes it), and finished chunks under the output's folder in
+.framestyle/ are checked and reused (only by the same input, model, output and settings). A
+stylizer that dies costs only its chunk, which is redone elsewhere. DST must not be (or hold) a
+SRC.
+
+Exit codes: 0 done, 2 bad input (nothing written), 3 some videos failed (see DST/_job.json),
+4 this job is already running elsewhere, 1 other failure.
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", metavar="IN", help="video file: local path or s3://bucket/key")
-    parser.add_argument("output", metavar="OUT",
-                        help="output file (its extension picks the container: "
-                        f"{', '.join(CONTAINERS)}), or a folder/prefix ending in / to name it "
-                        "IN-STYLE.mp4")
+    parser.add_argument("sources", nargs="+", metavar="SRC",
+                        help="video file, folder, s3://bucket/prefix/ or glob (quote it); "
+                        "several allowed")
+    parser.add_argument("destination", metavar="DST",
+                        help="for one SRC file, the output file (its extension picks the "
+                        f"container: {', '.join(CONTAINERS)}) or a folder/prefix ending in /; "
+                        "else the output folder/prefix")
     add_style_arguments(parser)
     parser.add_argument("--height", type=int, default=None,
                         help="output height in pixels as displayed (default: the input's)")
@@ -54,17 +76,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"to <1 (default: {DEFAULT_STRENGTH:g}); see docs/temporal.md")
     add_format_arguments(parser)
     add_inference_arguments(parser)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo outputs this job finished before (default: skip them)")
+    parser.add_argument("--no-report", dest="report", action="store_false",
+                        help="many videos: no previews and no DST/_report.html")
     parser.add_argument("--address", default=None,
                         help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray instance)")
 
 
 def run(args: argparse.Namespace) -> dict:
-    job = VideoJob(input=args.input, output=args.output, height=args.height, crf=args.crf,
-                   chunk_seconds=args.chunk_seconds, temporal=args.temporal,
-                   inference=inference_options(args), codec=args.codec,
-                   deinterlace=args.deinterlace, hdr=args.hdr, **style_options(args))
+    settings = dict(height=args.height, crf=args.crf, chunk_seconds=args.chunk_seconds,
+                    temporal=args.temporal, inference=inference_options(args), codec=args.codec,
+                    deinterlace=args.deinterlace, hdr=args.hdr, overwrite=args.overwrite,
+                    **style_options(args))
     # The progress bar goes to stderr, so it shows with --json too without disturbing stdout.
-    return run_video_job(job, address=args.address)
+    if len(args.sources) == 1 and is_one_file(args.sources[0]):
+        job = VideoJob(input=args.sources[0], output=args.destination, **settings)
+        return run_video_job(job, address=args.address)
+    batch = VideoBatchJob(sources=args.sources, destination=args.destination,
+                          report=args.report, **settings)
+    return run_video_batch(batch, address=args.address)
+
+
+# job files (jobs/spec.py): spec key -> VideoBatchJob field; options hold the other fields
+SPEC_KEYS = {"inputs": "sources", "output": "destination", "style": "style"}
+
+
+def spec_job(fields: dict) -> VideoBatchJob:
+    return VideoBatchJob(**fields)
+
+
+def run_spec_job(job: VideoBatchJob, address: str | None, progress: bool) -> dict:
+    return run_video_batch(job, address, progress)
+
+
+def is_one_file(src: str) -> bool:
+    """Whether SRC names one file (or nothing at all: that error is the single job's to give)
+    rather than a folder, prefix or glob."""
+    if GLOB_CHARS.search(src) or src.endswith("/"):
+        return False
+    if storage.is_s3(src):
+        return storage.storage_for(src).stat(src) is not None or not storage.storage_for(
+            src).list_sizes(src)
+    return not os.path.isdir(src)
+
+
+def exit_code(result: dict) -> int:
+    return EXIT_SOME_FAILED if result.get("failed") else 0
 
 
 def add_format_arguments(parser: argparse.ArgumentParser) -> None:
@@ -115,6 +173,11 @@ def style_options(args: argparse.Namespace) -> dict:
 
 
 def summary_line(result: dict) -> str:
+    if "items" in result:
+        line = (f"{result['destination']}: {result['done']} videos stylized, {result['skipped']} "
+                f"skipped as finished, {result['failed']} failed ({result['frames']} frames) in "
+                f"{result['seconds']:.1f} s; manifest {result['manifest']}")
+        return line + (f", report {result['report']}" if result["report"] else "")
     reused = f", {result['chunks_reused']} reused" if result["chunks_reused"] else ""
     if result["chunks_retried"]:
         reused += f", {result['chunks_retried']} retried after losing a worker"

@@ -13,6 +13,7 @@ written interleaved by time, so memory stays small whatever the video's length.
 from __future__ import annotations
 
 import heapq
+import os
 import tempfile
 from fractions import Fraction
 from pathlib import Path
@@ -24,10 +25,16 @@ from .ffmpeg_exe import run_ffmpeg
 from .formats import AUDIO_ENCODERS, CHUNK_SUFFIX, OutputFormat
 from .probe import VideoInfo, probe
 
+# Marks on a finished output (container tags; S3 object metadata keys, which are lower case)
+JOB_TAG = "framestyle-job"
+FRAMES_TAG = "framestyle-frames"
+
 
 def assemble(chunk_paths: list[str], original: str, info: VideoInfo, timeline: list[int],
-             fmt: OutputFormat, out_path: str, workdir: str) -> tuple[VideoInfo, list[str]]:
-    """Write ``out_path`` from the chunks (in order) plus every audio stream of ``original``.
+             fmt: OutputFormat, out_path: str, workdir: str,
+             tags: dict[str, str] | None = None) -> tuple[VideoInfo, list[str]]:
+    """Write ``out_path`` from the chunks (in order) plus every audio stream of ``original``
+    (a path or a URL), with container ``tags``.
 
     ``timeline`` holds the output frames' timestamps in ``info.time_base``. Returns the probe of
     the result (after checking that no frame was lost) and a note per re-encoded audio stream.
@@ -35,9 +42,11 @@ def assemble(chunk_paths: list[str], original: str, info: VideoInfo, timeline: l
     import av
 
     sources = _audio_sources(original, info, fmt, workdir)
-    options = {"movflags": "+faststart"} if fmt.container.quicktime else {}
+    # use_metadata_tags: MP4/MOV keep tags of any name (the job id), as Matroska always does
+    options = {"movflags": "+faststart+use_metadata_tags"} if fmt.container.quicktime else {}
     with av.open(out_path, "w", format=fmt.container.format, options=options) as out, \
             av.open(chunk_paths[0]) as first:
+        out.metadata.update(tags or {})
         # opaque: copy the codec parameters even where PyAV's libraries lack a decoder (AV1)
         video = out.add_stream_from_template(first.streams.video[0], opaque=True)
         video.time_base = info.time_base
@@ -132,9 +141,12 @@ def _when(packet) -> Fraction:
 
 
 def assemble_and_store(input_uri: str, input_info, output_uri: str, chunk_uris: list[str],
-                       video: VideoInfo, timeline: list[int], fmt: OutputFormat) -> dict:
-    """Fetch chunks, join them with the original audio, check the result, then store it."""
-    original = storage.fetch(input_uri, input_info)
+                       video: VideoInfo, timeline: list[int], fmt: OutputFormat, job_id: str,
+                       preview: str | None = None) -> dict:
+    """Fetch chunks, join them with the original audio, check the result, then store it marked
+    with ``job_id`` (see ``finished_output``); with ``preview``, also store before/after stills
+    and an animated preview under that prefix (``report.video_preview``)."""
+    original = storage.media_url(input_uri)
     with tempfile.TemporaryDirectory(prefix="framestyle-assemble-") as tmp:
         local_chunks = []
         for i, uri in enumerate(chunk_uris):
@@ -145,6 +157,39 @@ def assemble_and_store(input_uri: str, input_info, output_uri: str, chunk_uris: 
             else:
                 local_chunks.append(uri)
         out = str(Path(tmp, "output." + storage.basename(output_uri).rsplit(".", 1)[-1]))
-        result, notes = assemble(local_chunks, original, video, timeline, fmt, out, tmp)
-        storage.storage_for(output_uri).upload(out, output_uri)
-    return {"frames": result.frames, "audio_streams": len(result.audio), "audio_reencoded": notes}
+        tags = {JOB_TAG: job_id, FRAMES_TAG: str(len(timeline))}
+        result, notes = assemble(local_chunks, original, video, timeline, fmt, out, tmp, tags)
+        summary = {"frames": result.frames, "audio_streams": len(result.audio),
+                   "audio_reencoded": notes}
+        if preview:
+            from .report import video_preview
+
+            summary["preview"] = video_preview(original, video, out, result, preview)
+        storage.storage_for(output_uri).upload(out, output_uri, metadata=tags)
+    return summary
+
+
+def finished_output(uri: str, job_id: str) -> dict | None:
+    """What a finished output of job ``job_id`` at ``uri`` holds ({"frames": N}), or None when
+    there is none: no file, another job's, or an older file without the mark. Reads S3 object
+    metadata or the container's tags, never the video itself."""
+    if storage.is_s3(uri):
+        info = storage.storage_for(uri).stat(uri)
+        tags = info.metadata if info else {}
+    elif os.path.isfile(uri):
+        tags = _container_tags(uri)
+    else:
+        return None
+    if tags.get(JOB_TAG) != job_id:
+        return None
+    return {"frames": int(tags.get(FRAMES_TAG, 0))}
+
+
+def _container_tags(path: str) -> dict[str, str]:
+    import av
+
+    try:
+        with av.open(path) as container:
+            return {k.lower(): v for k, v in container.metadata.items()}
+    except (av.error.FFmpegError, OSError):
+        return {}  # not a video we can read: not a finished output either

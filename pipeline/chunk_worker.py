@@ -104,10 +104,10 @@ class ChunkWorker:
         stylizer = self.stylizer_for(task)
         batch_size = self._batch_size or (16 if stylizer.device.type == "cuda" else 4)
         warmup = chunk.warmup if task.temporal > 0 else 0
-        source = storage.fetch(task.input_uri, task.input_info)
+        source = storage.media_url(task.input_uri)  # read in place, never copied whole
         frames = iter_frames(source, task.video, chunk.start - warmup, warmup + chunk.frames,
                              (settings.width, settings.height), task.deinterlace, task.hdr,
-                             seek=task.seek)
+                             seek=task.seek, name=task.input_uri)
         # Flow needs only input frames: computing it on the read-ahead thread overlaps the model.
         paired = with_motion(frames) if task.temporal > 0 else ((f, None) for f in frames)
         blend = TemporalBlender(task.temporal) if task.temporal > 0 else None

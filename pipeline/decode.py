@@ -75,14 +75,14 @@ def decode_window(info: VideoInfo, start: int, deinterlace: str = "frame") -> tu
 
 def iter_frames(path: str, info: VideoInfo, start: int, count: int, size: tuple[int, int],
                 deinterlace: str = "frame", hdr: str = "tonemap",
-                seek: Seek | None = None) -> Iterator[np.ndarray]:
+                seek: Seek | None = None, name: str | None = None) -> Iterator[np.ndarray]:
     """Yield ``count`` RGB frames (H, W, 3 uint8): output frames ``start``.. of ``path``.
 
     Frames are located by timestamp, not by index / fps (``VideoInfo.seek_point`` and ``Seek``
     say how), so the first frame is exact at any frame rate, with edit lists, start offsets and
     in containers without an index. ``seek`` is given when the caller has worked it out
-    already (chunk tasks carry it instead of the whole timeline). Raises InputError if the file
-    runs out early.
+    already (chunk tasks carry it instead of the whole timeline). Raises InputError, naming the
+    file as ``name`` (default: ``path``), if the file runs out early.
     """
     import ffmpeg
 
@@ -125,7 +125,7 @@ def iter_frames(path: str, info: VideoInfo, start: int, count: int, size: tuple[
         err.close()
     if produced < skip + count:
         detail = f" ({message})" if returncode else ""
-        raise InputError(f"truncated or undecodable video: {path} ended at frame "
+        raise InputError(f"truncated or undecodable video: {name or path} ended at frame "
                          f"{start + max(0, produced - skip)}, expected {start + count}{detail}")
 
 

@@ -91,7 +91,8 @@ class Seek:
 
 
 def probe(path: str, name: str | None = None) -> VideoInfo:
-    """Probe a local video file. ``name`` is how errors refer to it (e.g. its s3:// URI).
+    """Probe a video file, or a URL ffmpeg reads (``storage.media_url``). ``name`` is how
+    errors refer to it (e.g. its s3:// URI).
 
     The frame count comes from demuxing every video packet (headers can be missing or wrong, and a
     truncated file has fewer packets than its header claims), which reads the file once but

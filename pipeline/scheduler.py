@@ -9,8 +9,10 @@ Faults cost only the chunk in flight. When an actor's process dies (killed, out 
 lost), Ray restarts the actor (``max_restarts``) and the loop puts its chunk back at the front of
 the queue for whichever actor is free next, up to ``max_attempts`` tries per chunk; an actor that
 cannot be restarted any more is replaced by a new one while the replacement budget lasts. A chunk
-that fails by itself (a bad input, a full disk) is not retried: no new chunk starts, the chunks
-in flight finish (so their work is kept for the next run), and its error is raised.
+that fails by itself (a bad input, a full disk) is not retried, and fails its group (its video):
+no other chunk of that group starts, chunks in flight finish (so their work is kept for the next
+run), and the other groups go on. With no ``on_failed`` to hand that to, the error is raised
+once the chunks in flight are done.
 """
 
 from __future__ import annotations
@@ -41,13 +43,16 @@ class Report:
 
 def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], None],
                on_done: Callable[[ChunkTask, ChunkRecord], None] = lambda task, record: None,
+               on_failed: Callable[[ChunkTask, BaseException, list[ChunkTask]], None] | None = None,
+               group: Callable[[ChunkTask], object] = lambda task: task.input_uri,
                max_attempts: int = MAX_ATTEMPTS) -> Report:
     """Process ``tasks`` on a pool of stylizer actors sized to the cluster.
 
     ``on_frames(task, n)`` is called as frames are written (``n`` is negative when a chunk's
     frames are taken back because its actor died and it starts over); ``on_done(task, record)``
     when a chunk is stored, on the driver thread, so a caller can assemble a video as soon as its
-    last chunk is in.
+    last chunk is in; ``on_failed(task, error, dropped)`` when a chunk fails its group, with the
+    group's pending tasks that will not run now.
     """
     import ray
 
@@ -62,10 +67,21 @@ def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], Non
     idle, pending = deque(actors), deque(tasks)
     running: dict = {}  # generator -> [actor, task, frames reported]
     attempts: dict[int, int] = {}
-    error: BaseException | None = None
+    error: BaseException | None = None  # the first failure, raised without on_failed
+
+    def fail(task: ChunkTask, e: BaseException) -> None:
+        nonlocal pending, error
+        key = group(task)
+        dropped = [t for t in pending if group(t) == key]
+        pending = deque(t for t in pending if group(t) != key)
+        if on_failed is None:
+            error, pending = error or e, deque()
+        else:
+            on_failed(task, e, dropped)
+
     try:
-        while running or (pending and error is None):
-            while idle and pending and error is None:
+        while running or pending:
+            while idle and pending:
                 actor, task = idle.popleft(), pending.popleft()
                 attempts[id(task)] = attempts.get(id(task), 0) + 1
                 running[actor.process.remote(task)] = [actor, task, 0]
@@ -90,18 +106,21 @@ def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], Non
                         actor = None
                 if actor is not None:
                     idle.append(actor)  # calls to a restarting actor wait for it
-                if attempts[id(task)] >= max_attempts or not actors:
-                    error = error or ChunkFailed(f"{task.chunk.name} of {task.input_uri} lost "
-                                                 f"its worker {attempts[id(task)]} times: "
-                                                 f"{first_line(e)}")
-                elif error is None:
+                lost = ChunkFailed(f"{task.chunk.name} of {task.input_uri} lost its worker "
+                                   f"{attempts[id(task)]} times: {first_line(e)}")
+                if not actors:  # nothing left to run anything on
+                    for t in [task, *pending]:
+                        fail(t, lost)
+                elif attempts[id(task)] >= max_attempts:
+                    fail(task, lost)
+                else:
                     report.retried.append(task)
                     pending.appendleft(task)
                 continue
-            except Exception as e:  # noqa: BLE001 - the chunk's own failure: raised below
+            except Exception as e:  # noqa: BLE001 - the chunk's own failure
                 del running[generator]
                 idle.append(actor)
-                error = error or _unwrap(e)
+                fail(task, _unwrap(e))
                 continue
             if isinstance(item, ChunkRecord):
                 on_done(task, item)

@@ -4,7 +4,9 @@ Finished chunks live under a work prefix beside the output (``.framestyle/<job-i
 id is a hash of the input's identity, the model's content hash, the output and every setting that
 changes the pixels, so re-running the same command finds them again and only does what is
 missing, and no other job (another model, another output) ever reuses them. A lease in the work
-prefix refuses a second run of the same job while the first is alive.
+prefix refuses a second run of the same job while the first is alive. The finished output carries
+the id (a container tag, and S3 object metadata), so running a finished job again takes its
+output as it is, in a second, unless ``overwrite`` says to redo it.
 
 ``run_video_jobs`` runs many videos on one pool of loaded models (``scheduler``); each video is
 assembled as soon as its own chunks are in.
@@ -17,18 +19,18 @@ import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Callable, Literal
 
 from pydantic import Field, model_validator
 
 from ..core import storage
-from ..core.errors import FieldError
+from ..core.errors import FieldError, FramestyleError, JobBusyError, first_line
 from ..core.hashing import file_sha256, identity_hash
 from ..core.lease import Lease
 from ..core.spec import Spec
 from ..models import hub
 from ..models.hub import ModelRef
-from .assemble import assemble_and_store
+from .assemble import assemble_and_store, finished_output
 from .chunk_worker import ChunkTask, read_record
 from .cluster import connect, worker_pool
 from .colour import output_colour
@@ -51,11 +53,10 @@ HDR_MODES = ("tonemap",)  # keeping HDR through the network is a later option
 WORK_DIR = ".framestyle"
 
 
-class VideoJob(Spec):
-    """One video to stylize, and how. Constructing it validates every field (``FieldError``)."""
+class VideoSettings(Spec):
+    """How to stylize videos: what one video and a batch of them share. Constructing it
+    validates every field (``FieldError``)."""
 
-    input: str = Field(min_length=1)
-    output: str = Field(min_length=1)  # a file, or a folder/prefix ending in / (IN-STYLE.mp4)
     style: str = Field(min_length=1)  # anything ``models.hub.resolve`` takes
     arch: str | None = None  # for checkpoints whose keys do not say it
     trust_code: bool = False  # allow TorchScript programs
@@ -68,6 +69,15 @@ class VideoJob(Spec):
     codec: Literal[tuple(VIDEO_CODECS)] | None = None  # None: the output container's default
     deinterlace: Literal[DEINTERLACE_MODES] = "frame"
     hdr: Literal[HDR_MODES] = "tonemap"
+    overwrite: bool = False  # redo an output that this very job finished before
+
+
+class VideoJob(VideoSettings):
+    """One video to stylize, and how."""
+
+    input: str = Field(min_length=1)
+    output: str = Field(min_length=1)  # a file, or a folder/prefix ending in / (IN-STYLE.mp4)
+    preview: str | None = None  # a prefix for before/after stills and an animated preview
 
     @model_validator(mode="before")
     @classmethod
@@ -91,106 +101,199 @@ class VideoJob(Spec):
         return self
 
 
-@dataclass
+DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+
+
+@dataclass(eq=False)
 class _Video:
-    """One job on its way through ``run_video_jobs``."""
+    """One job on its way through ``run_video_jobs``; ``status`` is set when it ends."""
 
     job: VideoJob
-    model: ModelRef
-    input_info: storage.ObjectInfo
-    info: VideoInfo
-    timeline: list[int]
-    fmt: OutputFormat
-    settings: EncodeSettings
-    work: str
+    model: ModelRef | None = None
+    input_info: storage.ObjectInfo | None = None
+    job_id: str = ""  # the identity that a finished output carries (``work_prefix``)
+    info: VideoInfo | None = None
+    timeline: list[int] = field(default_factory=list)
+    fmt: OutputFormat | None = None
+    settings: EncodeSettings | None = None
+    work: str = ""
     tasks: list[ChunkTask] = field(default_factory=list)
     todo: list[ChunkTask] = field(default_factory=list)  # the tasks not finished before
     reused_chunks: set[int] = field(default_factory=set)
+    retried: int = 0
     remaining: int = 0  # todo chunks not done yet
     assembled: object = None  # the assemble task's ObjectRef
     lease: Lease | None = None
+    status: str = ""
+    error: BaseException | None = None
+    output: dict = field(default_factory=dict)  # what assembly (or the finished output) says
+    seconds: float = 0.0
 
 
 def run_video_job(job: VideoJob, address: str | None = None, progress: bool = True) -> dict:
-    """Run ``job`` to completion and return its summary (what ``--json`` prints)."""
-    return run_video_jobs([job], address, progress)[0]
+    """Run ``job`` to completion and return its summary (what ``--json`` prints); a failure is
+    raised."""
+    (video,) = _run([job], address, progress)
+    if video.error is not None:
+        raise video.error
+    return _summary(video)
 
 
-def run_video_jobs(jobs: list[VideoJob], address: str | None = None,
-                   progress: bool = True) -> list[dict]:
+def run_video_jobs(jobs: list[VideoJob], address: str | None = None, progress: bool = True,
+                   on_end: Callable[[int, dict], None] = lambda index, summary: None
+                   ) -> list[dict]:
     """Run ``jobs`` on one pool of stylizer actors; their summaries, in order.
 
-    Every job is checked (style, input, output) before any work starts anywhere.
+    Videos fail independently: one that cannot be read, stylized or assembled ends with status
+    "failed" and its reason, and the others go on. ``on_end(index, summary)`` is called on this
+    thread as each video ends (done, skipped as finished before, or failed).
     """
+    return [_summary(v) for v in _run(jobs, address, progress,
+                                      lambda i, v: on_end(i, _summary(v)))]
+
+
+def _run(jobs: list[VideoJob], address: str | None, progress: bool,
+         on_end: Callable[[int, _Video], None] = lambda index, video: None) -> list[_Video]:
     started = time.monotonic()
     ffmpeg_exe()  # a FRAMESTYLE_FFMPEG we cannot use is reported before any work
+    videos = [_Video(job) for job in jobs]
+    index = {id(v): i for i, v in enumerate(videos)}
+
+    def end(video: _Video, status: str, error: BaseException | None = None) -> None:
+        video.status, video.error = status, error
+        video.seconds = time.monotonic() - started
+        if video.lease is not None:
+            video.lease.release()  # stop renewing before the prefix goes
+        if status == DONE:
+            storage.storage_for(video.work).delete_prefix(video.work)
+        on_end(index[id(video)], video)
+
     models: dict[tuple, ModelRef] = {}
-    videos = [_prepare(job, models) for job in jobs]
+    for video in videos:  # every video checked before any work starts anywhere
+        try:
+            _prepare(video, models)
+        except FramestyleError as e:
+            end(video, FAILED, e)
+            continue
+        if video.output:
+            end(video, SKIPPED)
     with ExitStack() as leases:
-        for video in videos:  # before Ray starts: a run that must wait is told at once
-            video.lease = leases.enter_context(Lease(video.work))
+        for video in _live(videos):  # before Ray starts: a run that must wait is told at once
+            try:
+                video.lease = leases.enter_context(Lease(video.work))
+            except JobBusyError as e:
+                end(video, FAILED, e)
+        live = _live(videos)
+        if not live:
+            return videos
         connect(address)
-        for video in videos:
+        for video in live:
             _make_tasks(video)
-        total = sum(len(v.timeline) for v in videos)
-        done = sum(t.chunk.frames for v in videos for t in v.tasks
+        total = sum(len(v.timeline) for v in live)
+        done = sum(t.chunk.frames for v in live for t in v.tasks
                    if t.chunk.index in v.reused_chunks)
         name = storage.basename(jobs[0].input) if len(jobs) == 1 else f"{len(jobs)} videos"
         bar = progress_bar(total, "frame", name, progress, initial=done)
-        by_task = {id(t): v for v in videos for t in v.todo}
+        by_task = {id(t): v for v in live for t in v.todo}
+        assembling: dict = {}  # ObjectRef -> video
+
+        def collect(timeout: float | None) -> None:
+            """End the videos whose assembly has finished (all of them with timeout None)."""
+            import ray
+
+            while assembling:
+                ready, _ = ray.wait(list(assembling), num_returns=1, timeout=timeout)
+                if not ready:
+                    return
+                video = assembling.pop(ready[0])
+                try:
+                    video.output = ray.get(ready[0])
+                except Exception as e:  # noqa: BLE001 - this video's failure, reported
+                    end(video, FAILED, _cause(e))
+                else:
+                    end(video, DONE)
+
+        def assemble(video: _Video) -> None:
+            assembling[_assemble(video)] = video
 
         def chunk_done(task: ChunkTask, record) -> None:
             video = by_task[id(task)]
             video.remaining -= 1
-            if video.remaining == 0:
-                video.assembled = _assemble(video)
+            if video.remaining == 0 and not video.status:
+                assemble(video)
+            collect(timeout=0)
 
-        for video in videos:
+        def chunk_failed(task: ChunkTask, error: BaseException, dropped: list) -> None:
+            video = by_task[id(task)]
+            bar.total -= sum(t.chunk.frames for t in dropped)  # never to be stylized now
+            bar.refresh()
+            if not video.status:
+                end(video, FAILED, error)
+
+        for video in live:
             if video.remaining == 0:
-                video.assembled = _assemble(video)
+                assemble(video)
         try:
-            report = run_chunks([t for v in videos for t in v.todo],
-                                on_frames=lambda task, n: bar.update(n), on_done=chunk_done)
+            report = run_chunks([t for v in live for t in v.todo],
+                                on_frames=lambda task, n: bar.update(n), on_done=chunk_done,
+                                on_failed=chunk_failed, group=lambda task: id(by_task[id(task)]))
+            for task in report.retried:
+                by_task[id(task)].retried += 1
+            collect(timeout=None)
         finally:
             bar.close()
-        results = [_result(v) for v in videos]
-        for video in videos:
-            video.lease.release()  # stop renewing before the prefix goes
-            storage.storage_for(video.work).delete_prefix(video.work)
-    seconds = time.monotonic() - started
-    summaries = []
-    for video, result in zip(videos, results):
-        summaries.append({
-            "input": video.job.input, "output": video.job.output, "style": video.job.style,
-            "model_sha256": video.model.sha256,
-            "frames_in": video.info.frames, "frames_out": result["frames"],
-            "chunks": len(video.tasks), "chunks_reused": len(video.reused_chunks),
-            "chunks_retried": sum(1 for t in report.retried if by_task[id(t)] is video),
-            "seconds": round(seconds, 3), "fps": round(len(video.timeline) / seconds, 3),
-            "codec": video.fmt.codec_name, "audio_streams": result["audio_streams"],
-            "audio_reencoded": result["audio_reencoded"],
-        })
-    return summaries
+    return videos
 
 
-def _prepare(job: VideoJob, models: dict) -> _Video:
-    """Everything checked and probed on the driver, before any work prefix is written."""
+def _live(videos: list[_Video]) -> list[_Video]:
+    return [v for v in videos if not v.status]
+
+
+def _summary(video: _Video) -> dict:
+    """What a run says about one video (the ``--json`` summary, a manifest entry)."""
+    job, info = video.job, video.info
+    frames = video.output.get("frames", 0)
+    return {
+        "input": job.input, "output": job.output, "style": job.style, "status": video.status,
+        "error": first_line(video.error) if video.error is not None else None,
+        "model_sha256": video.model.sha256 if video.model else None, "job_id": video.job_id,
+        "frames_in": info.frames if info else None, "frames_out": frames,
+        "chunks": len(video.tasks), "chunks_reused": len(video.reused_chunks),
+        "chunks_retried": video.retried,
+        "seconds": round(video.seconds, 3),
+        "fps": round(frames / video.seconds, 3) if video.status == DONE and video.seconds else 0.0,
+        "codec": video.fmt.codec_name if video.fmt else None,
+        "audio_streams": video.output.get("audio_streams", 0),
+        "audio_reencoded": video.output.get("audio_reencoded", []),
+        "preview": video.output.get("preview"),
+    }
+
+
+def _prepare(video: _Video, models: dict) -> None:
+    """Everything checked and probed on the driver, before any work prefix is written; an
+    output this very job finished before is taken as it is (``video.output`` is set)."""
+    job = video.job
     key = (job.style, job.arch, job.trust_code)
     if key not in models:
         models[key] = hub.resolve(job.style, arch=job.arch, trust_code=job.trust_code)
-    model = models[key]
-    fmt = output_format(job.output, job.codec)
-    input_info = storage.require(job.input)
+    video.model = model = models[key]
+    video.fmt = fmt = output_format(job.output, job.codec)
+    video.input_info = storage.require(job.input)
+    video.job_id = job_identity(job, model, video.input_info)
+    video.work = work_prefix(job, model, video.input_info)
+    if not job.overwrite:
+        finished = finished_output(job.output, video.job_id)
+        if finished is not None:
+            video.output = finished
+            return
     storage.storage_for(job.output).check_writable(job.output)
-    info = probe(storage.fetch(job.input, input_info), name=job.input)
-    timeline = shown_timeline(info, job.deinterlace)
+    video.info = info = probe(storage.media_url(job.input), name=job.input)
+    video.timeline = shown_timeline(info, job.deinterlace)
     rate = info.fps * fields_per_frame(info, job.deinterlace)
     width, height = output_size(info, job.height)
-    settings = EncodeSettings(width=width, height=height, fps=rate, gop=gop_size(rate),
-                              crf=job.crf, codec=fmt.codec_name,
-                              colour=output_colour(info.colour, job.hdr))
-    return _Video(job=job, model=model, input_info=input_info, info=info, timeline=timeline,
-                  fmt=fmt, settings=settings, work=work_prefix(job, model, input_info))
+    video.settings = EncodeSettings(width=width, height=height, fps=rate, gop=gop_size(rate),
+                                    crf=job.crf, codec=fmt.codec_name,
+                                    colour=output_colour(info.colour, job.hdr))
 
 
 def _make_tasks(video: _Video) -> None:
@@ -218,9 +321,10 @@ def chunk_seek(video: VideoInfo, chunk: Chunk, job: VideoJob) -> Seek | None:
     return video.seek_point(first_input)
 
 
-def work_prefix(job: VideoJob, model: ModelRef, input_info: storage.ObjectInfo) -> str:
-    """``.framestyle/<job id>`` beside the output; the id covers everything that decides the
-    chunks' content: the input's identity, the model's, the output, every pixel setting."""
+def job_identity(job: VideoJob, model: ModelRef, input_info: storage.ObjectInfo) -> str:
+    """The job's id: a hash of everything that decides the output's content (the input's
+    identity, the model's, the output, every pixel setting). It names the work prefix
+    (``.framestyle/<id>`` beside the output) and is written into the finished output."""
     identity = {
         "input": storage.canonical(job.input), "input_version": input_info.version,
         "input_size": input_info.size, "model": model.identity,
@@ -230,7 +334,12 @@ def work_prefix(job: VideoJob, model: ModelRef, input_info: storage.ObjectInfo) 
         "codec": output_format(job.output, job.codec).codec_name,
         "deinterlace": job.deinterlace, "hdr": job.hdr, "pipeline": PIPELINE_VERSION,
     }
-    return storage.join(storage.parent(job.output), WORK_DIR, identity_hash(identity))
+    return identity_hash(identity)
+
+
+def work_prefix(job: VideoJob, model: ModelRef, input_info: storage.ObjectInfo) -> str:
+    """Where the job's chunks live: ``.framestyle/<job id>`` beside the output."""
+    return storage.join(storage.parent(job.output), WORK_DIR, job_identity(job, model, input_info))
 
 
 def load_or_make_plan(work: str, job: VideoJob, frames: int, rate) -> list[Chunk]:
@@ -272,16 +381,11 @@ def _assemble(video: _Video):
     task = ray.remote(num_cpus=0)(assemble_and_store)
     job = video.job
     return task.remote(job.input, video.input_info, job.output,
-                       [t.chunk_uri for t in video.tasks], video.info, video.timeline, video.fmt)
+                       [t.chunk_uri for t in video.tasks], video.info, video.timeline, video.fmt,
+                       video.job_id, job.preview)
 
 
-def _result(video: _Video) -> dict:
-    import ray
-
-    if video.assembled is None:  # only when the run stopped early
-        raise RuntimeError(f"{video.job.input} was not assembled")
-    try:
-        return ray.get(video.assembled)
-    except Exception as e:  # noqa: BLE001
-        cause = getattr(e, "cause", None)
-        raise (cause if isinstance(cause, Exception) else e) from None
+def _cause(error: BaseException) -> BaseException:
+    """The exception a Ray task raised, out of Ray's wrapper."""
+    cause = getattr(error, "cause", None)
+    return cause if isinstance(cause, Exception) else error

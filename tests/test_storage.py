@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +48,44 @@ def test_fetch_caches_s3_objects_by_version(bucket, tmp_path, monkeypatch):
     s3.put_bytes(b"second version", uri)
     second = storage.fetch(uri)
     assert second != first and open(second, "rb").read() == b"second version"
+
+
+def test_the_node_cache_keeps_under_its_cap_evicting_the_least_recently_used(
+        bucket, tmp_path, monkeypatch):
+    from framestyle.core import node_cache
+
+    monkeypatch.setenv("FRAMESTYLE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FRAMESTYLE_CACHE_BYTES", "2500")
+    s3 = storage.S3Storage()
+    uris = [f"s3://{bucket}/lru/{i}.bin" for i in range(4)]
+    for i, uri in enumerate(uris):
+        s3.put_bytes(bytes([i]) * 1000, uri)
+    objects = tmp_path / "cache" / "objects"
+    a, b = storage.fetch(uris[0]), storage.fetch(uris[1])
+    time.sleep(0.01)
+    assert storage.fetch(uris[0]) == a  # a hit makes it the most recently used
+    c = storage.fetch(uris[2])  # 3000 bytes would not fit: b, least recently used, goes
+    assert {Path(a), Path(c)} == set(objects.iterdir()) and not Path(b).exists()
+    assert open(c, "rb").read() == bytes([2]) * 1000
+    assert node_cache.used_bytes(objects) <= 2500
+    monkeypatch.setenv("FRAMESTYLE_CACHE_BYTES", "900")
+    with pytest.raises(InputError, match="do not fit in the node cache"):
+        storage.fetch(uris[3])
+    assert node_cache.parse_bytes("20G") == 20 * 2**30 and node_cache.parse_bytes("1.5MiB") == \
+        3 * 2**19
+
+
+def test_media_urls_read_s3_objects_in_place_with_ranges(bucket):
+    import urllib.request
+
+    s3 = storage.S3Storage()
+    uri = f"s3://{bucket}/media/clip.mp4"
+    s3.put_bytes(bytes(range(256)) * 4, uri)
+    url = storage.media_url(uri)
+    assert url.startswith("http")
+    request = urllib.request.Request(url, headers={"Range": "bytes=10-19"})
+    with urllib.request.urlopen(request) as response:  # what ffmpeg does when it seeks
+        assert response.status == 206 and response.read() == bytes(range(10, 20))
 
 
 def test_local_paths_are_not_copied(tmp_path):

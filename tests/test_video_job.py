@@ -18,7 +18,7 @@ from media import audio_packets
 
 SUMMARY_KEYS = {"input", "output", "style", "model_sha256", "frames_in", "frames_out", "chunks",
                 "chunks_reused", "chunks_retried", "seconds", "fps", "codec", "audio_streams",
-                "audio_reencoded"}
+                "audio_reencoded", "status", "error", "job_id", "preview"}
 
 
 def job_work(job: VideoJob) -> Path:

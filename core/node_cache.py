@@ -1,0 +1,118 @@
+"""The node's cache of downloaded objects: a size cap and least-recently-used eviction.
+
+Whatever a node must hold as a local file (a checkpoint from S3, a photo read whole) is kept
+under ``$FRAMESTYLE_CACHE/objects`` so the processes of one node share one download. The files
+there never add up to more than ``$FRAMESTYLE_CACHE_BYTES`` (default: 10 GiB, or half the disk's
+free space when that is less): before a download, the least recently used files go until the new
+one fits. Sizes are reserved before the bytes arrive (the partial file is created at full size),
+so downloads running side by side cannot overshoot the cap together. Video inputs do not come
+through here at all: ffmpeg reads them in place over HTTP range requests (``storage.media_url``).
+
+Eviction unlinks files: a process that already opened one keeps reading it, as POSIX promises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .errors import InputError
+
+ROOT_ENV = "FRAMESTYLE_CACHE"
+LIMIT_ENV = "FRAMESTYLE_CACHE_BYTES"
+DEFAULT_LIMIT = 10 * 2**30
+PARTIAL = ".partial"
+
+
+def cache_root() -> Path:
+    path = Path(os.environ.get(ROOT_ENV) or Path(tempfile.gettempdir(), "framestyle-cache"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_limit(root: Path) -> int:
+    """The cap in bytes: ``$FRAMESTYLE_CACHE_BYTES`` (suffixes K, M, G allowed), else the
+    default, never more than half of what the disk has free besides the cache itself."""
+    value = os.environ.get(LIMIT_ENV, "").strip()
+    if value:
+        return parse_bytes(value)
+    free = shutil.disk_usage(root).free + used_bytes(root / "objects")
+    return min(DEFAULT_LIMIT, free // 2)
+
+
+def parse_bytes(text: str) -> int:
+    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    text = text.upper().removesuffix("B").removesuffix("I")
+    try:
+        if text and text[-1] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(text)
+    except ValueError:
+        raise InputError(f"{LIMIT_ENV}: not a size: {text!r} (try 20G)") from None
+
+
+def used_bytes(folder: Path) -> int:
+    """What the cached files (and the reservations of downloads under way) take."""
+    if not folder.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
+def cached(name: str, size: int, fill: Callable[[str], None]) -> str:
+    """The path of cached file ``name`` (``size`` bytes), calling ``fill(path)`` to download it
+    when it is not there; marks it most recently used."""
+    root = cache_root()
+    folder, locks = root / "objects", root / "locks"
+    folder.mkdir(exist_ok=True)
+    locks.mkdir(exist_ok=True)
+    target = folder / name
+    partial = target.with_name(target.name + PARTIAL)
+    with _locked(locks / name):  # one download of an object at a time; the others wait for it
+        with _locked(root / "cache.lock"):  # one process at a time arranges the cache
+            if target.exists() and target.stat().st_size == size:
+                os.utime(target)  # most recently used
+                return str(target)
+            limit = cache_limit(root)
+            if size > limit:
+                raise InputError(f"{name}: {size} bytes do not fit in the node cache "
+                                 f"({LIMIT_ENV}={limit}); raise it")
+            _evict(folder, limit - size, keep=target)
+            with open(partial, "wb") as f:
+                f.truncate(size)  # the reservation: counted from now on
+        try:
+            fill(str(partial))
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+    return str(target)
+
+
+def _evict(folder: Path, room: int, keep: Path) -> None:
+    """Remove the least recently used finished files until the rest fit in ``room`` bytes."""
+    files = [p for p in folder.iterdir() if p.is_file()]
+    used = sum(p.stat().st_size for p in files)
+    done = sorted((p for p in files if not p.name.endswith(PARTIAL) and p != keep),
+                  key=lambda p: p.stat().st_mtime_ns)
+    for path in done:
+        if used <= room:
+            return
+        used -= path.stat().st_size
+        path.unlink(missing_ok=True)
+    if used > room:
+        raise InputError(f"the node cache is full of downloads under way ({used} bytes); "
+                         f"raise {LIMIT_ENV}")
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

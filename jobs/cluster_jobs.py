@@ -1,0 +1,82 @@
+"""Talking to a Ray cluster's job server (``JobSubmissionClient``): what ``framestyle submit``
+and ``framestyle jobs`` share.
+
+Token authentication stays on: the client sends the token (``RAY_AUTH_TOKEN``, else
+``~/.ray/auth_token``) only when ``RAY_AUTH_MODE=token`` is set before Ray is imported, so it is
+set here unless the caller chose otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from ..core.errors import FramestyleError, InputError, first_line
+
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+ADDRESS_HELP = ("the cluster's job server, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS, "
+                f"else an http:// $RAY_ADDRESS, else {DEFAULT_ADDRESS})")
+
+
+def job_server(address: str | None) -> str:
+    if address:
+        return address
+    ray_address = os.environ.get("RAY_ADDRESS", "")
+    return (os.environ.get("RAY_API_SERVER_ADDRESS")
+            or (ray_address if ray_address.startswith(("http://", "https://")) else None)
+            or DEFAULT_ADDRESS)
+
+
+def client(address: str | None):
+    """A JobSubmissionClient for the cluster, or a one-line error when it cannot be reached."""
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    from ray.job_submission import JobSubmissionClient
+
+    url = job_server(address)
+    try:
+        return JobSubmissionClient(url)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise InputError(f"cannot reach the Ray job server at {url}: {first_line(e)}") from None
+
+
+def info(client, submission_id: str):
+    try:
+        return client.get_job_info(submission_id)
+    except RuntimeError as e:
+        if "does not exist" in str(e) or "404" in str(e):
+            raise InputError(f"no job {submission_id} on this cluster") from None
+        raise FramestyleError(f"the job server refused: {first_line(e)}") from None
+
+
+def describe(job) -> dict:
+    """A job as --json shows it."""
+    return {"submission_id": job.submission_id, "status": str(job.status.value),
+            "entrypoint": job.entrypoint, "message": job.message,
+            "start_time": job.start_time, "end_time": job.end_time,
+            "exit_code": job.driver_exit_code, "metadata": job.metadata or {}}
+
+
+def follow(client, submission_id: str, out=sys.stderr, poll: float = 1.0) -> object:
+    """Print the job's log as it grows until the job ends; its final info."""
+    printed = 0
+    while True:
+        job = info(client, submission_id)
+        logs = client.get_job_logs(submission_id)
+        out.write(logs[printed:])
+        out.flush()
+        printed = len(logs)
+        if str(job.status.value) in TERMINAL:
+            return job
+        time.sleep(poll)
+
+
+def exit_code_of(job) -> int:
+    """The exit status to report for a finished job: its driver's own when it has one."""
+    status = str(job.status.value)
+    if status == "SUCCEEDED":
+        return 0
+    if job.driver_exit_code is not None and job.driver_exit_code > 0:
+        return job.driver_exit_code
+    return 130 if status == "STOPPED" else 1
