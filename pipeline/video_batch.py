@@ -11,6 +11,7 @@ report's images go to ``DST/_report/``. Running the same job again skips the out
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import PurePosixPath
 
@@ -39,6 +40,10 @@ class VideoBatchJob(VideoSettings):
 
     @model_validator(mode="after")
     def _outputs_do_not_touch_inputs(self):
+        if (PurePosixPath(self.destination.rstrip("/")).suffix.lower() in VIDEO_SUFFIXES
+                and not self.destination.endswith("/") and not os.path.isdir(self.destination)):
+            raise FieldError("destination", f"{self.destination} is a file name: many videos go "
+                             "to a folder or prefix (end it with /)")
         for src in self.sources:
             if source_overlaps(src, self.destination):
                 raise FieldError("destination", f"{self.destination} overlaps the input {src}: "

@@ -201,3 +201,13 @@ def test_run_refuses_a_bad_spec_in_one_line_before_any_work(tmp_path, capsys):
     assert err.strip() == f"framestyle: error: {spec}:5: speed: unknown field (a video job " \
                           "takes inputs, kind, options, output, style)"
     assert not (tmp_path / "out").exists()
+
+
+def test_many_videos_into_one_file_is_refused_before_any_work(library, tmp_path, capsys):
+    out = tmp_path / "all.mp4"
+    code, _, err = run_cli(capsys, "video", library / "bunny.mp4", library / "trips", out,
+                           "--style", "builtin:1")
+    assert code == 2
+    assert err.strip() == f"framestyle: error: DST: {out} is a file name: many videos go to a " \
+                          "folder or prefix (end it with /)"
+    assert not out.exists()

@@ -24,7 +24,7 @@ from framestyle.pipeline.probe import probe
 
 BIN = Path(sys.executable).parent
 RAY = str(BIN / "ray")
-CACHE_CAP = 400_000  # bytes: the S3 inputs below add up to several times this
+CACHE_CAP = 60_000  # bytes: the S3 inputs below (230 kB) add up to several times this
 
 
 def free_port() -> int:
@@ -210,6 +210,10 @@ def test_a_bad_spec_submits_nothing_and_a_running_job_stops(ray_head, tmp_path):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(tmp_path.glob("out/.framestyle/*/plan.json")):
         time.sleep(0.2)  # until the job is really at work
+    again = framestyle(ray_head, "submit", long, "--address", ray_head.jobs, "--json")
+    assert json.loads(again.stdout) | {"address": None} == {
+        "submission_id": job_id, "attached": True, "attempt": 1, "address": None,
+        "status": None, "exit_code": None}  # the running job, not a second one
     stopped = framestyle(ray_head, "jobs", "stop", job_id, "--address", ray_head.jobs, "--json")
     assert stopped.returncode == 0, stopped.stderr[-2000:]
     assert json.loads(stopped.stdout)["job"]["status"] == "STOPPED"

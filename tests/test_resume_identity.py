@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -34,7 +31,7 @@ def job_work(job: VideoJob) -> Path:
     return Path(work_prefix(job, resolve(job.style), storage.require(job.input)))
 
 
-def test_chunks_of_another_model_are_never_reused(ray_session, clips, tmp_path):
+def test_chunks_of_another_model_are_never_reused(ray_session, clips, tmp_path, capsys):
     """Kill a job styled with checkpoint A after two chunks; the same command with checkpoint B
     reuses nothing; A again reuses A's chunks, and every frame is A's."""
     a, b = checkpoint(tmp_path, "a", 1), checkpoint(tmp_path, "b", 2)
@@ -47,14 +44,12 @@ def test_chunks_of_another_model_are_never_reused(ray_session, clips, tmp_path):
     assert len(list(work_a.glob("chunk-*.json"))) >= 2 and not output.exists()
     assert (work_a / "lease.json").exists()  # left by the killed run; its holder is gone
 
-    # B, as a user runs it: its own process and Ray instance; stderr is only our progress bar
-    proc = subprocess.run([sys.executable, "-m", "framestyle.jobs.cli", *map(str, command),
-                           "--style", str(b), "--json"], env={**os.environ, "RAY_ADDRESS": ""},
-                          capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout)["chunks_reused"] == 0
-    for line in proc.stderr.replace("\r", "\n").splitlines():
-        assert not line.strip() or line.startswith("bunny2s.mp4:"), proc.stderr[-2000:]
+    # B, as a user runs it; stderr is only our progress bar
+    code, out, err = run_cli(capsys, *command, "--style", b, "--json")
+    assert code == 0, err[-2000:]
+    assert json.loads(out)["chunks_reused"] == 0
+    for line in err.replace("\r", "\n").splitlines():
+        assert not line.strip() or line.startswith("bunny2s.mp4:"), err[-2000:]
     # (a chunk the killed run's workers were uploading may have landed since: count now)
     finished = len(list(work_a.glob("chunk-*.json")))
     assert 2 <= finished < 7  # 7 chunks in all: B neither took nor removed A's
