@@ -25,7 +25,8 @@ STOP_WAIT_SECONDS = 60
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["list", "status", "logs", "stop"])
     parser.add_argument("id", nargs="?", metavar="ID", help="submission id (not for list)")
-    parser.add_argument("--follow", action="store_true", help="logs: keep printing until the job ends")
+    parser.add_argument("--follow", action="store_true",
+                        help="logs: keep printing until the job ends")
     parser.add_argument("--all", action="store_true", help="list: also jobs not run by framestyle")
     parser.add_argument("--address", default=None, help=cluster_jobs.ADDRESS_HELP)
 

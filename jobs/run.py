@@ -35,12 +35,14 @@ exit codes: 0 all done, 2 bad spec or input (nothing run), 3 some videos or imag
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", nargs="?", metavar="SPEC", help="spec file: local path or s3:// URI")
+    parser.add_argument("spec", nargs="?", metavar="SPEC",
+                        help="spec file: local path or s3:// URI")
     parser.add_argument("--spec-env", metavar="VAR", default=None,
                         help=f"read the spec from environment variable VAR instead (how "
                         f"`framestyle submit` hands it to the cluster, as ${SPEC_ENV})")
     parser.add_argument("--address", default=None,
-                        help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray instance)")
+                        help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray "
+                        "instance)")
 
 
 def read_spec(args: argparse.Namespace):

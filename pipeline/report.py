@@ -29,7 +29,7 @@ THUMB_WIDTH = 240  # px, as displayed
 ANIMATION_SECONDS = 2.0
 ANIMATION_FRAMES = 40  # at most
 ANIMATION_WIDTH = 160  # px per side
-FLICKER_FRAMES = 8  # consecutive preview frames the flicker figure is measured on (TV-L1: ~0.15 s a pair)
+FLICKER_FRAMES = 8  # consecutive preview frames for the flicker figure (TV-L1, ~0.15 s a pair)
 
 
 def video_preview(original: str, info: VideoInfo, output: str, out_info: VideoInfo,
