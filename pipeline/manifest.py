@@ -30,14 +30,16 @@ class Manifest:
         self._previous = {item["input"]: item for item in _load(uri).get("items", [])}
         self.items = {item["input"]: {"status": PENDING, "error": None, **item} for item in inputs}
 
-    def update(self, summary: dict) -> None:
-        """Record one item's end and rewrite the manifest. An item skipped because this job
+    def update(self, *summaries: dict) -> None:
+        """Record items' ends and rewrite the manifest. An item skipped because this job
         finished it before keeps what the earlier run recorded about it (frames, preview)."""
-        item = dict(summary)
-        before = self._previous.get(item["input"])
-        if item["status"] == "skipped" and before and before.get("job_id") == item.get("job_id"):
-            item.update({k: before[k] for k in CARRIED if before.get(k) is not None})
-        self.items[item["input"]] = {**self.items.get(item["input"], {}), **item}
+        for summary in summaries:
+            item = dict(summary)
+            before = self._previous.get(item["input"])
+            if (item["status"] == "skipped" and before
+                    and before.get("job_id") == item.get("job_id")):
+                item.update({k: before[k] for k in CARRIED if before.get(k) is not None})
+            self.items[item["input"]] = {**self.items.get(item["input"], {}), **item}
         self.write()
 
     @property

@@ -117,7 +117,9 @@ def run_video_batch(job: VideoBatchJob, address: str | None = None,
     manifest.write()
     publish()
 
-    run_video_jobs(videos, address, progress, on_end=ended)
+    summaries = run_video_jobs(videos, address, progress, on_end=ended)
+    manifest.update(*summaries)  # once more: chunks retried are known only at the end
+    publish()
     totals = manifest.data["totals"]
     return {
         "sources": job.sources, "destination": job.destination, "style": job.style,
