@@ -16,6 +16,7 @@ from ..core.errors import FramestyleError, InputError, first_line
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+AGENT_WAIT_SECONDS = 30
 ADDRESS_HELP = ("the cluster's job server, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS, "
                 f"else an http:// $RAY_ADDRESS, else {DEFAULT_ADDRESS})")
 
@@ -41,13 +42,26 @@ def client(address: str | None):
         raise InputError(f"cannot reach the Ray job server at {url}: {first_line(e)}") from None
 
 
+def call(fn, *args, **kwargs):
+    """One request to the job server; its refusals as one-line errors. "No available agent"
+    (a head that has just started, or is restarting its agent) is retried for a while."""
+    deadline = time.monotonic() + AGENT_WAIT_SECONDS
+    while True:
+        try:
+            return fn(*args, **kwargs)
+        except RuntimeError as e:
+            if "No available agent" in str(e) and time.monotonic() < deadline:
+                time.sleep(1)
+                continue
+            if "does not exist" in str(e) or "status code 404" in str(e):
+                raise InputError(f"no such job on this cluster: {first_line(e)}") from None
+            raise FramestyleError(f"the Ray job server refused: {first_line(e)}") from None
+        except ConnectionError as e:
+            raise FramestyleError(f"lost the Ray job server: {first_line(e)}") from None
+
+
 def info(client, submission_id: str):
-    try:
-        return client.get_job_info(submission_id)
-    except RuntimeError as e:
-        if "does not exist" in str(e) or "404" in str(e):
-            raise InputError(f"no job {submission_id} on this cluster") from None
-        raise FramestyleError(f"the job server refused: {first_line(e)}") from None
+    return call(client.get_job_info, submission_id)
 
 
 def describe(job) -> dict:
@@ -63,7 +77,7 @@ def follow(client, submission_id: str, out=sys.stderr, poll: float = 1.0) -> obj
     printed = 0
     while True:
         job = info(client, submission_id)
-        logs = client.get_job_logs(submission_id)
+        logs = call(client.get_job_logs, submission_id)
         out.write(logs[printed:])
         out.flush()
         printed = len(logs)

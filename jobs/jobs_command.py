@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> dict:
         raise InputError(f"jobs {args.action} needs a submission ID (see framestyle jobs list)")
     client = cluster_jobs.client(args.address)
     if args.action == "list":
-        jobs = [cluster_jobs.describe(j) for j in client.list_jobs()
+        jobs = [cluster_jobs.describe(j) for j in cluster_jobs.call(client.list_jobs)
                 if args.all or (j.entrypoint or "").startswith("framestyle")]
         return {"action": "list", "jobs": sorted(jobs, key=lambda j: j["start_time"] or 0)}
     job = cluster_jobs.info(client, args.id)
@@ -47,12 +47,12 @@ def run(args: argparse.Namespace) -> dict:
             job = cluster_jobs.follow(client, args.id, out=sys.stdout)
             logs = None
         else:
-            logs = client.get_job_logs(args.id)
+            logs = cluster_jobs.call(client.get_job_logs, args.id)
             if not args.json:
                 sys.stdout.write(logs)
         return {"action": "logs", "job": cluster_jobs.describe(job), "logs": logs}
     if args.action == "stop":
-        client.stop_job(args.id)
+        cluster_jobs.call(client.stop_job, args.id)
         deadline = time.monotonic() + STOP_WAIT_SECONDS
         while (str(job.status.value) not in cluster_jobs.TERMINAL
                and time.monotonic() < deadline):

