@@ -81,7 +81,7 @@ def cached(name: str, size: int, fill: Callable[[str], None]) -> str:
             if size > limit:
                 raise InputError(f"{name}: {size} bytes do not fit in the node cache "
                                  f"({LIMIT_ENV}={limit}); raise it")
-            _evict(folder, limit - size, keep=target)
+            _evict(folder, limit - size, keep=target, locks=locks)
             with open(partial, "wb") as f:
                 f.truncate(size)  # the reservation: counted from now on
         try:
@@ -92,8 +92,14 @@ def cached(name: str, size: int, fill: Callable[[str], None]) -> str:
     return str(target)
 
 
-def _evict(folder: Path, room: int, keep: Path) -> None:
-    """Remove the least recently used finished files until the rest fit in ``room`` bytes."""
+def _evict(folder: Path, room: int, keep: Path, locks: Path) -> None:
+    """Remove the least recently used finished files until the rest fit in ``room`` bytes.
+    A reservation whose download is no longer under way (its process was killed: nobody holds
+    its lock) goes first."""
+    for partial in folder.glob(f"*{PARTIAL}"):
+        with _try_locked(locks / partial.name.removesuffix(PARTIAL)) as free:
+            if free:
+                partial.unlink(missing_ok=True)
     files = [p for p in folder.iterdir() if p.is_file()]
     used = sum(p.stat().st_size for p in files)
     done = sorted((p for p in files if not p.name.endswith(PARTIAL) and p != keep),
@@ -106,6 +112,21 @@ def _evict(folder: Path, room: int, keep: Path) -> None:
     if used > room:
         raise InputError(f"the node cache is full of downloads under way ({used} bytes); "
                          f"raise {LIMIT_ENV}")
+
+
+@contextlib.contextmanager
+def _try_locked(path: Path) -> Iterator[bool]:
+    """Hold ``path``'s lock if nobody does: whether it was free."""
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
