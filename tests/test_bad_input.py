@@ -110,7 +110,8 @@ def test_video_and_image_outputs_that_are_the_input_are_refused(clips, tmp_path,
         target = _spellings(source, tmp_path)[spelling]
         code, out, err = run_cli(capsys, command, source, target, "--style", "builtin:1")
         assert_clean_failure(code, out, err, "refusing to overwrite")
-        assert err.startswith("framestyle: error: OUT: ")  # the field, named as the CLI names it
+        flag = {"video": "DST", "image": "OUT"}[command]  # the field, as the CLI names it
+        assert err.startswith(f"framestyle: error: {flag}: ")
     assert {p: p.read_bytes() for p in before} == before
     assert not (tmp_path / ".framestyle").exists()
 

@@ -1,6 +1,6 @@
-"""framestyle against a separate `ray start` head with token authentication on: the video job
-joining it with --address, and spec files submitted to its job server, resubmitted, followed,
-listed and stopped."""
+"""framestyle against a separate `ray start` head with token authentication on: spec files
+submitted to its job server (whose jobs join the cluster as `--address` does), resubmitted,
+followed, listed and stopped."""
 
 from __future__ import annotations
 
@@ -71,12 +71,8 @@ def ray_head(s3_endpoint, tmp_path_factory):
     wait_for_port(dashboard, head)
     yield SimpleNamespace(address=f"127.0.0.1:{port}", jobs=f"http://127.0.0.1:{dashboard}",
                           env=env, cache=cache)
-    os.killpg(head.pid, signal.SIGTERM)
-    try:
-        head.wait(timeout=5)
-    except subprocess.TimeoutExpired:  # `ray start --block` can sit out its whole grace period
-        os.killpg(head.pid, signal.SIGKILL)
-        head.wait()
+    os.killpg(head.pid, signal.SIGKILL)  # all of it at once: nothing there is kept
+    head.wait()
     shutil.rmtree(temp_dir, ignore_errors=True)
 
 
@@ -84,16 +80,6 @@ def framestyle(head, *argv, timeout: float = 300) -> subprocess.CompletedProcess
     """The command as a user runs it, with no RAY_AUTH_MODE of its own: framestyle sets it."""
     return subprocess.run([sys.executable, "-m", "framestyle.jobs.cli", *map(str, argv)],
                           env=head.env, capture_output=True, text=True, timeout=timeout)
-
-
-def test_video_job_runs_on_a_token_auth_cluster(ray_head, clips, tmp_path):
-    output = tmp_path / "on-cluster.mp4"
-    done = framestyle(ray_head, "video", clips["bunny"], output, "--style", "builtin:4",
-                      "--address", ray_head.address, "--json")
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads(done.stdout)
-    assert summary["frames_out"] == 50 and summary["chunks"] == 2  # two CPUs there: two chunks
-    assert probe(str(output)).frames == 50
 
 
 class CacheWatch:
@@ -216,8 +202,9 @@ def test_a_bad_spec_submits_nothing_and_a_running_job_stops(ray_head, tmp_path):
     assert submitted.returncode == 0, submitted.stderr[-3000:]
     job_id = json.loads(submitted.stdout)["submission_id"]
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list(tmp_path.glob("out/.framestyle/*/plan.json")):
-        time.sleep(0.2)  # until the job is really at work
+    while time.monotonic() < deadline and "RUNNING" not in framestyle(
+            ray_head, "jobs", "status", job_id, "--address", ray_head.jobs).stdout:
+        time.sleep(0.2)
     again = framestyle(ray_head, "submit", long, "--address", ray_head.jobs, "--json")
     assert json.loads(again.stdout) | {"address": None} == {
         "submission_id": job_id, "attached": True, "attempt": 1, "address": None,
