@@ -120,7 +120,7 @@ def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], Non
             except Exception as e:  # noqa: BLE001 - the chunk's own failure
                 del running[generator]
                 idle.append(actor)
-                fail(task, _unwrap(e))
+                fail(task, unwrap(e))
                 continue
             if isinstance(item, ChunkRecord):
                 on_done(task, item)
@@ -135,7 +135,7 @@ def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], Non
     return report
 
 
-def _unwrap(error: BaseException) -> BaseException:
+def unwrap(error: BaseException) -> BaseException:
     """The user-facing exception inside a Ray task error, if there is one."""
     cause = getattr(error, "cause", None)
     return cause if isinstance(cause, Exception) else error

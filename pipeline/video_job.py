@@ -44,7 +44,7 @@ from .plan import (DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_FRAMES, Chunk, gop_siz
                    plan_from_json, plan_to_json)
 from .probe import Seek, VideoInfo, probe
 from .progress import progress_bar
-from .scheduler import run_chunks
+from .scheduler import run_chunks, unwrap
 from .temporal import DEFAULT_STRENGTH
 
 # Bump when a change alters the pixels a job writes, so old chunks are not reused.
@@ -122,7 +122,6 @@ class _Video:
     reused_chunks: set[int] = field(default_factory=set)
     retried: int = 0
     remaining: int = 0  # todo chunks not done yet
-    assembled: object = None  # the assemble task's ObjectRef
     lease: Lease | None = None
     status: str = ""
     error: BaseException | None = None
@@ -209,7 +208,7 @@ def _run(jobs: list[VideoJob], address: str | None, progress: bool,
                 try:
                     video.output = ray.get(ready[0])
                 except Exception as e:  # noqa: BLE001 - this video's failure, reported
-                    end(video, FAILED, _cause(e))
+                    end(video, FAILED, unwrap(e))
                 else:
                     end(video, DONE)
 
@@ -383,9 +382,3 @@ def _assemble(video: _Video):
     return task.remote(job.input, video.input_info, job.output,
                        [t.chunk_uri for t in video.tasks], video.info, video.timeline, video.fmt,
                        video.job_id, job.preview)
-
-
-def _cause(error: BaseException) -> BaseException:
-    """The exception a Ray task raised, out of Ray's wrapper."""
-    cause = getattr(error, "cause", None)
-    return cause if isinstance(cause, Exception) else error

@@ -75,8 +75,9 @@ def not_a_pair(rgb: np.ndarray) -> str:
 def decoded(data: bytes, augment: Augment) -> np.ndarray:
     """Upright RGB, decoded no larger than the crops need (JPEG decodes at reduced scale)."""
     rgb = decode_image(data, max_side=augment.load_size * (8 if augment.paired else 4)).rgb
-    if augment.paired and not_a_pair(rgb):
-        raise ImageError(not_a_pair(rgb))
+    problem = not_a_pair(rgb) if augment.paired else ""
+    if problem:
+        raise ImageError(problem)
     return rgb
 
 

@@ -25,7 +25,7 @@ class RunLog:
         self.rows = [r for r in read_metrics(run_uri) if int(r["step"]) <= resumed_step]
 
     def add(self, row: dict) -> None:
-        self.rows.append({k: v for k, v in row.items()})
+        self.rows.append(dict(row))
         fields = list(dict.fromkeys(k for r in self.rows for k in r))
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=fields)
