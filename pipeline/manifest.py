@@ -30,7 +30,7 @@ class Manifest:
         self._previous = {item["input"]: item for item in _load(uri).get("items", [])}
         self.items = {item["input"]: {"status": PENDING, "error": None, **item} for item in inputs}
 
-    def update(self, *summaries: dict) -> None:
+    def update(self, *summaries: dict) -> dict:
         """Record items' ends and rewrite the manifest. An item skipped because this job
         finished it before keeps what the earlier run recorded about it (frames, preview)."""
         for summary in summaries:
@@ -40,7 +40,7 @@ class Manifest:
                     and before.get("job_id") == item.get("job_id")):
                 item.update({k: before[k] for k in CARRIED if before.get(k) is not None})
             self.items[item["input"]] = {**self.items.get(item["input"], {}), **item}
-        self.write()
+        return self.write()
 
     @property
     def data(self) -> dict:
@@ -57,8 +57,11 @@ class Manifest:
             "items": items,
         }
 
-    def write(self) -> None:
-        storage.storage_for(self.uri).put_bytes(json.dumps(self.data, indent=2).encode(), self.uri)
+    def write(self) -> dict:
+        """Rewrite the manifest; what it now says."""
+        data = self.data
+        storage.storage_for(self.uri).put_bytes(json.dumps(data, indent=2).encode(), self.uri)
+        return data
 
 
 def _load(uri: str) -> dict:

@@ -119,7 +119,7 @@ def write_report(uri: str, manifest: dict, previews: str) -> None:
 <link rel="icon" href="data:,">
 <style>{_STYLE}</style></head>
 <body>
-<h1>{len(items)} videos, style {_e(str(manifest['spec'].get('style', '')))}</h1>
+<h1>{len(items)} videos, style {_e(manifest['spec'].get('style', ''))}</h1>
 <p>Updated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}. Flicker is the warping error
 E_warp of the first frames (lower is steadier).</p>
 <table>

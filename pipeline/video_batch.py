@@ -106,25 +106,22 @@ def run_video_batch(job: VideoBatchJob, address: str | None = None,
                         [{"input": v.input, "output": v.output} for v in videos] + refused)
     report_uri = storage.join(job.destination, REPORT_NAME)
 
-    def publish() -> None:
+    def publish(data: dict) -> dict:
+        """The report from what the manifest now says (written just before)."""
         if job.report:
-            write_report(report_uri, manifest.data, PREVIEWS)
+            write_report(report_uri, data, PREVIEWS)
+        return data
 
-    def ended(index: int, summary: dict) -> None:
-        manifest.update(summary)
-        publish()
-
-    manifest.write()
-    publish()
-
-    summaries = run_video_jobs(videos, address, progress, on_end=ended)
-    manifest.update(*summaries)  # once more: chunks retried are known only at the end
-    publish()
-    totals = manifest.data["totals"]
+    publish(manifest.write())
+    summaries = run_video_jobs(videos, address, progress,
+                               on_end=lambda index, summary: publish(manifest.update(summary)))
+    # once more: chunks retried are known only at the end
+    final = publish(manifest.update(*summaries))
+    totals = final["totals"]
     return {
         "sources": job.sources, "destination": job.destination, "style": job.style,
         **{k: totals[k] for k in ("videos", "done", "skipped", "failed", "frames")},
         "seconds": round(time.monotonic() - started, 3),
         "manifest": manifest.uri, "report": report_uri if job.report else None,
-        "items": manifest.data["items"],
+        "items": final["items"],
     }
