@@ -4,7 +4,8 @@ Writes are atomic: a local file is written beside its target and renamed into pl
 only becomes visible when its (multipart) upload completes, and a failed upload is aborted, so a
 reader never sees a partial object. S3 access goes through boto3 and so honours the standard AWS
 environment (``AWS_ENDPOINT_URL``, the credentials chain, ``AWS_REGION``), which covers MinIO and
-other S3-compatible stores. Transient S3 errors are retried with exponential backoff by botocore.
+other S3-compatible stores. Transient S3 errors are retried with exponential backoff by botocore,
+and outages longer than that by ``S3Storage._call`` for up to ``retry_seconds()``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
+import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,12 +22,18 @@ from pathlib import Path
 from typing import Iterator
 
 from . import node_cache
-from .errors import InputError
+from .errors import InputError, UnavailableError, disk_full
 from .hashing import identity_hash
 
 S3_SCHEME = "s3://"
 PARTIAL_SUFFIX = ".partial"  # a local write in progress (or killed): never a finished file
 PRESIGNED_SECONDS = 12 * 3600  # a media URL outlives the longest chunk or assembly
+RETRY_ENV, DEFAULT_RETRY_SECONDS = "FRAMESTYLE_S3_RETRY_SECONDS", 300
+NOTICE_AFTER_SECONDS = 10
+MAX_RETRY_WAIT = 3.0  # seconds between two tries of an operation during an outage
+# S3 error codes that mean "not now" rather than "no": throttling and server-side trouble.
+TRANSIENT_CODES = ("SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
+                   "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable", "503", "500")
 
 
 @dataclass(frozen=True)
@@ -98,22 +106,27 @@ class LocalStorage:
         shutil.copyfile(uri, local_path)
 
     def upload(self, local_path: str, uri: str, metadata: dict | None = None) -> None:
-        target = Path(uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
-        try:
-            shutil.copyfile(local_path, tmp)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        self._write(uri, lambda tmp: shutil.copyfile(local_path, tmp))
 
     def put_bytes(self, data: bytes, uri: str) -> None:
-        with tempfile.NamedTemporaryFile(delete=False) as f:
-            f.write(data)
+        self._write(uri, lambda tmp: Path(tmp).write_bytes(data))
+
+    def _write(self, uri: str, write) -> None:
+        """``write(tmp)`` beside the target, then rename into place: readers see the old file
+        or the whole new one. A full disk is a one-line ``DiskFullError`` naming the target,
+        and leaves nothing behind."""
+        target = Path(uri)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
         try:
-            self.upload(f.name, uri)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write(tmp)
+            os.replace(tmp, target)
+        except OSError as e:
+            if full := disk_full(e, str(target)):
+                raise full from None
+            raise
         finally:
-            os.unlink(f.name)
+            tmp.unlink(missing_ok=True)
 
     def get_bytes(self, uri: str) -> bytes | None:
         try:
@@ -163,22 +176,47 @@ class S3Storage:
         self.client = _s3_client()
 
     def _call(self, what: str, uri: str, fn, *args, **kwargs):
-        """Run one boto3 call, turning the errors users cause into one-line InputErrors."""
+        """Run one S3 operation (``fn``: a boto3 call, or several that must succeed together,
+        like a multipart upload or a GET and reading its body), turning the errors users cause
+        into one-line ``InputError``s and riding out outages.
+
+        botocore retries each request a few times; an outage longer than that (a restarting
+        endpoint, a network blip) is retried here, the whole operation again, with backoff,
+        for up to ``retry_seconds()``. A failed multipart upload is aborted by boto3 before
+        that, so no partial object is ever visible. Past the budget the job stops with
+        ``UnavailableError`` (exit 5): nothing is wrong with the input and a re-run resumes.
+        """
         import botocore.exceptions as bce
 
-        try:
-            return fn(*args, **kwargs)
-        except bce.ClientError as e:
-            code = e.response.get("Error", {}).get("Code", "")
-            if code in ("NoSuchBucket",):
-                raise InputError(f"bucket does not exist: {uri}") from None
-            if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-                raise InputError(f"access denied to {uri} ({code})") from None
-            raise
-        except (bce.EndpointConnectionError, bce.ConnectTimeoutError) as e:
-            raise InputError(f"cannot reach S3 endpoint for {uri}: {e}") from None
-        except bce.NoCredentialsError:
-            raise InputError(f"no AWS credentials found to {what} {uri}") from None
+        deadline, delay, notified = time.monotonic() + retry_seconds(), 0.5, False
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except bce.ClientError as e:
+                code = e.response.get("Error", {}).get("Code", "")
+                if code in ("NoSuchBucket",):
+                    raise InputError(f"bucket does not exist: {uri}") from None
+                if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+                    raise InputError(f"access denied to {uri} ({code})") from None
+                if not is_transient(e):
+                    raise
+                fault = f"{code or 'error'} from the S3 endpoint"
+            except bce.NoCredentialsError:
+                raise InputError(f"no AWS credentials found to {what} {uri}") from None
+            except Exception as e:  # noqa: BLE001 - sorted by is_transient
+                if not is_transient(e):
+                    raise
+                fault = _first_line(e)
+            waited = time.monotonic() - (deadline - retry_seconds())
+            if waited >= NOTICE_AFTER_SECONDS and not notified:
+                notified = True  # one line, so a waiting job does not look hung
+                print(f"framestyle: S3 not answering for {waited:.0f} s ({fault}); retrying "
+                      f"for up to {retry_seconds():g} s", file=sys.stderr, flush=True)
+            if time.monotonic() >= deadline:
+                raise UnavailableError(f"S3 unavailable: cannot {what} {uri} ({fault}) for "
+                                       f"{retry_seconds():g} s; re-run to resume") from None
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, MAX_RETRY_WAIT)
 
     def stat(self, uri: str) -> ObjectInfo | None:
         import botocore.exceptions as bce
@@ -239,10 +277,10 @@ class S3Storage:
     def get_bytes(self, uri: str) -> bytes | None:
         bucket, key = split_s3(uri)
         try:
-            obj = self._call("read", uri, self.client.get_object, Bucket=bucket, Key=key)
+            return self._call("read", uri, lambda: self.client.get_object(
+                Bucket=bucket, Key=key)["Body"].read())
         except self.client.exceptions.NoSuchKey:
             return None
-        return obj["Body"].read()
 
     def open_read(self, uri: str):
         """A file-like stream of the object's bytes (one GET, read front to back)."""
@@ -256,8 +294,8 @@ class S3Storage:
     def get_range(self, uri: str, start: int, end: int) -> bytes:
         """Bytes ``start`` to ``end`` inclusive of the object."""
         bucket, key = split_s3(uri)
-        return self._call("read", uri, self.client.get_object, Bucket=bucket, Key=key,
-                          Range=f"bytes={start}-{end}")["Body"].read()
+        return self._call("read", uri, lambda: self.client.get_object(
+            Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")["Body"].read())
 
     def list_files(self, prefix: str) -> Iterator[str]:
         """Keys under ``prefix``, relative to it."""
@@ -275,10 +313,43 @@ class S3Storage:
     def delete_prefix(self, prefix: str) -> None:
         bucket, key = split_s3(prefix.rstrip("/") + "/")
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=key):
+        pages = self._call("list", prefix, lambda: list(paginator.paginate(Bucket=bucket,
+                                                                            Prefix=key)))
+        for page in pages:
             objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
             if objects:
-                self.client.delete_objects(Bucket=bucket, Delete={"Objects": objects})
+                self._call("delete", prefix, self.client.delete_objects, Bucket=bucket,
+                           Delete={"Objects": objects})
+
+
+def retry_seconds() -> float:
+    """How long an S3 operation keeps retrying through an outage (``FRAMESTYLE_S3_RETRY_SECONDS``,
+    default 300 s): long enough for a restarting endpoint, short enough that a job whose store
+    is gone says so."""
+    return float(os.environ.get(RETRY_ENV) or DEFAULT_RETRY_SECONDS)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether an S3 failure may go away by itself: the endpoint unreachable, a connection
+    reset or timed out, a 5xx, throttling. botocore's own retries have run already."""
+    import botocore.exceptions as bce
+    from boto3.exceptions import S3UploadFailedError
+
+    if isinstance(error, bce.ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        code = error.response.get("Error", {}).get("Code", "")
+        return status >= 500 or code in TRANSIENT_CODES
+    if isinstance(error, S3UploadFailedError):  # wraps the part upload's error as text only
+        return any(code in str(error) for code in TRANSIENT_CODES) or any(
+            text in str(error) for text in ("Connection", "connect", "timed out", "reset"))
+    return isinstance(error, (bce.EndpointConnectionError, bce.ConnectionError,
+                              bce.HTTPClientError, bce.ResponseStreamingError,
+                              bce.IncompleteReadError, ConnectionError, TimeoutError))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:200]
 
 
 @lru_cache(maxsize=1)
@@ -287,7 +358,9 @@ def _s3_client():
     from botocore.config import Config
 
     # "standard" retry mode: exponential backoff with jitter on throttling and transient errors.
-    config = Config(retries={"max_attempts": 6, "mode": "standard"}, connect_timeout=5,
+    # Few attempts here: a longer outage is ridden out by S3Storage._call, whose waits are
+    # capped at a few seconds, so a job notices soon that the endpoint is back.
+    config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5,
                     read_timeout=60)
     return boto3.session.Session().client("s3", config=config)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 
-from ..core.errors import FieldError, FramestyleError
+from ..core.errors import FieldError, as_user_error, first_line
 from . import demo, eval, image, images, jobs_command, models, run, styles, submit, train, video
 
 # subcommand -> module with HELP, add_arguments(parser), run(args) -> dict, summary_line(dict),
@@ -15,6 +16,8 @@ from . import demo, eval, image, images, jobs_command, models, run, styles, subm
 # exit_code(result) -> int (default 0 once run returns), EXTRA_ARGS (flags it parses itself,
 # handed over as args.extra) and ADD_HELP = False (it adds its own -h).
 # These modules import neither torch nor Ray at the top, so --help answers at once.
+EXIT_INTERRUPTED = 130  # as a shell reports a command ended by SIGINT
+
 JOBS = {
     "video": video,
     "image": image,
@@ -41,8 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrors(
         prog="framestyle",
         description="Distributed style transfer for videos and image archives on Ray.",
-        epilog="exit codes: 0 success, 1 failure, 2 bad input or usage, 3 some videos or images "
-        "failed, 4 the same job is already running",
+        epilog="exit codes: 0 success, 1 unexpected failure (a bug), 2 bad input or usage, "
+        "3 some videos or images failed, 4 the same job is already running, 5 storage or cluster "
+        "unavailable (re-run resumes), 6 no space left on a local disk (re-run resumes), "
+        "130 interrupted (re-run resumes)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, job in JOBS.items():
@@ -70,17 +75,19 @@ def main(argv: list[str] | None = None) -> int:
         # job runs (Ray's notes about dead workers, libraries' prints) goes to stderr.
         with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
             result = job.run(args)
-    except FieldError as e:
-        print(f"framestyle: error: {e.for_flags(getattr(job, 'FLAGS', {}))}", file=sys.stderr)
-        return e.exit_code
-    except FramestyleError as e:
-        print(f"framestyle: error: {e}", file=sys.stderr)
-        return e.exit_code
     except KeyboardInterrupt:
         print("framestyle: interrupted; finished work (chunks, images, checkpoints) is kept, "
               "re-run to resume",
               file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - ours or a known fault, however wrapped; else a bug
+        error = as_user_error(e)
+        if error is None:
+            raise
+        message = error.for_flags(getattr(job, "FLAGS", {})) if isinstance(error, FieldError) \
+            else first_line(error)
+        print(f"framestyle: error: {message}", file=sys.stderr)
+        return error.exit_code
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -102,5 +109,17 @@ def quiet_libraries(verbose: bool) -> None:
         logging.getLogger("ray").setLevel(logging.ERROR)
 
 
+def command() -> None:
+    """The console script. After Ctrl-C it leaves at once: the interpreter's own exit would
+    wait for Ray's and Ray Data's background threads, which an interrupted job leaves busy.
+    Finished work is on storage already (every write is atomic)."""
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    command()

@@ -16,16 +16,40 @@ import os
 import re
 import stat
 import tarfile
+import unicodedata
 import zipfile
 import zlib
 from dataclasses import asdict, dataclass
+
+from pydantic import PositiveFloat, PositiveInt
 from typing import Callable, Iterator
 
 from ..core import storage
-from ..core.errors import InputError, first_line
+from ..core.errors import FramestyleError, InputError, UnavailableError, first_line
+from ..core.spec import Spec
 
 ARCHIVE_SUFFIXES = {".tar": "tar", ".tar.gz": "tar", ".tgz": "tar", ".zip": "zip"}
-MAX_IMAGE_BYTES = 256 * 2**20  # a member larger than this is refused, not read into memory
+
+
+class ArchiveLimits(Spec):
+    """What one archive may hold, so a zip bomb or a runaway tarball cannot fill a shared
+    cluster's memory or keep a job reading for ever. Past a limit the rest of the archive is
+    not read and one failure line says why; its earlier members are done."""
+
+    max_members: PositiveInt = 100_000  # files in one archive
+    max_gigabytes: PositiveFloat = 20  # their uncompressed sizes added up, in GB (10^9 bytes)
+    max_member_megabytes: PositiveFloat = 256  # one member, uncompressed, in MB (10^6 bytes)
+
+    def exceeded(self, members: int, total_bytes: int) -> str:
+        """Why reading must stop after ``members`` members of ``total_bytes``, or ""."""
+        if members > self.max_members:
+            return (f"more than {self.max_members} members (--max-archive-members); the rest "
+                    "were not read")
+        if total_bytes > self.max_gigabytes * 1e9:
+            return (f"members add up to more than {self.max_gigabytes:g} GB uncompressed "
+                    "(--max-archive-gb); the rest were not read")
+        return ""
+
 GLOB_CHARS = re.compile(r"[*?\[]")
 
 
@@ -69,14 +93,19 @@ def archive_stem(name: str) -> str:
 
 
 def safe_key(name: str) -> str | None:
-    """``name`` as a relative output key, or None if it could escape the destination."""
-    name = name.replace("\\", "/")
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+    """``name`` as a relative output key, or None if it could escape the destination: absolute,
+    a drive, ``..``, Windows separators, control characters, or Unicode look-alikes that
+    become any of those once normalised (NFKC: "\uff0e\uff0e" is "..") by a tool downstream."""
+    if not name or any(ord(c) < 32 for c in name):
         return None
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if not parts or ".." in parts:
-        return None
-    return "/".join(parts)
+    for form in (name, unicodedata.normalize("NFKC", name)):
+        form = form.replace("\\", "/")
+        if form.startswith("/") or re.match(r"^[A-Za-z]:", form):
+            return None
+        if ".." in form.split("/"):
+            return None
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+    return "/".join(parts) if parts else None
 
 
 def resolve_sources(sources: list[str]) -> list[SourceUnit]:
@@ -189,7 +218,8 @@ def _found(root: str, rels) -> list[SourceUnit]:
     return units
 
 
-def read_unit(unit: SourceUnit, is_done: Callable[[str], bool]) -> Iterator[SourceItem]:
+def read_unit(unit: SourceUnit, is_done: Callable[[str], bool],
+              limits: ArchiveLimits = ArchiveLimits()) -> Iterator[SourceItem]:
     """The images of ``unit``. Archive members whose key ``is_done`` (stylized by an earlier
     run) come back marked skipped, unread; plain files are filtered on the driver already."""
     if unit.kind == "file":
@@ -200,8 +230,14 @@ def read_unit(unit: SourceUnit, is_done: Callable[[str], bool]) -> Iterator[Sour
             yield SourceItem(unit.key, unit.uri, data)
         return
     members = _tar_members if unit.kind == "tar" else _zip_members
+    count = total = 0
     try:
-        for name, read, failure in members(unit.uri):
+        for name, size, read, failure in members(unit.uri, int(limits.max_member_megabytes * 1e6)):
+            count, total = count + 1, total + size
+            if stop := limits.exceeded(count, total):
+                yield SourceItem(unit.key or storage.basename(unit.uri), unit.uri,
+                                 failure=f"archive {stop}")
+                return
             source = f"{unit.uri}!{name}"
             key = safe_key(name)
             if key is None:
@@ -224,41 +260,53 @@ def read_unit(unit: SourceUnit, is_done: Callable[[str], bool]) -> Iterator[Sour
                                  "point were not read")
 
 
-def read_guarded(unit: SourceUnit, is_done: Callable[[str], bool] = lambda key: False
-                 ) -> Iterator[SourceItem]:
+def read_guarded(unit: SourceUnit, is_done: Callable[[str], bool] = lambda key: False,
+                 limits: ArchiveLimits = ArchiveLimits()) -> Iterator[SourceItem]:
     """``read_unit``, ending in one failure if the source cannot be read on (vanished, access
     denied, connection lost): the items read before it and the rest of the job go on."""
     try:
-        yield from read_unit(unit, is_done)
-    except Exception as e:  # noqa: BLE001 - any error here is this source's, not the job's
+        yield from read_unit(unit, is_done, limits)
+    except FramestyleError:
+        raise  # the store is down or a disk is full: the job's fault, not this source's
+    except Exception as e:  # noqa: BLE001 - any other error here is this source's
+        if storage.is_transient(e):  # e.g. a connection reset while streaming an archive
+            raise UnavailableError(f"S3 unavailable: lost {unit.uri} while reading it "
+                                   f"({first_line(e)}); re-run to resume") from None
         yield SourceItem(unit.key, unit.uri, failure=f"cannot read ({first_line(e)})")
 
 
-def _tar_members(uri: str):
-    """(name, read(), failure) for each regular member, streaming through one read of ``uri``."""
+def _tar_members(uri: str, max_bytes: int):
+    """(name, size, read(), failure) for each regular member, streaming through one read of
+    ``uri``; a member over ``max_bytes`` is refused, not read into memory."""
     with _open_stream(uri) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
         for member in tar:
             if member.isdir():
                 continue
             if not member.isreg():
-                yield member.name, None, "link or special file: not extracted"
-            elif member.size > MAX_IMAGE_BYTES:
-                yield member.name, None, f"member too large ({member.size} bytes)"
+                yield member.name, 0, None, "link or special file: not extracted"
+            elif member.size > max_bytes:
+                yield member.name, 0, None, _too_large(member.size, max_bytes)
             else:
-                yield member.name, (lambda m=member: tar.extractfile(m).read()), ""
+                yield member.name, member.size, (lambda m=member: tar.extractfile(m).read()), ""
 
 
-def _zip_members(uri: str):
+def _zip_members(uri: str, max_bytes: int):
     with _open_seekable(uri) as raw, zipfile.ZipFile(raw) as archive:
         for info in archive.infolist():
             if info.is_dir():
                 continue
             if stat.S_ISLNK(info.external_attr >> 16):
-                yield info.filename, None, "link: not extracted"
-            elif info.file_size > MAX_IMAGE_BYTES:
-                yield info.filename, None, f"member too large ({info.file_size} bytes)"
+                yield info.filename, 0, None, "link: not extracted"
+            elif info.file_size > max_bytes:
+                yield info.filename, 0, None, _too_large(info.file_size, max_bytes)
             else:
-                yield info.filename, (lambda i=info: _read_zip_member(archive, i)), ""
+                yield (info.filename, info.file_size,
+                       (lambda i=info: _read_zip_member(archive, i)), "")
+
+
+def _too_large(size: int, max_bytes: int) -> str:
+    return (f"member too large ({size / 1e6:,.3g} MB uncompressed, over the "
+            f"{max_bytes / 1e6:g} MB limit of --max-member-mb)")
 
 
 def _read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:

@@ -11,8 +11,8 @@ from framestyle.core import storage
 from helpers import run_cli
 
 
-def assert_clean_failure(code, out, err, expected):
-    assert code == 2
+def assert_clean_failure(code, out, err, expected, exit_code=2):
+    assert code == exit_code
     assert out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -66,14 +66,18 @@ def test_output_bucket_that_does_not_exist(s3_endpoint, clips, capsys):
 
 
 def test_unreachable_endpoint(s3_endpoint, clips, tmp_path, capsys, monkeypatch):
+    """Not bad input: the store may come back. Exit 5 once the retry budget is spent."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on discard
+    monkeypatch.setenv("FRAMESTYLE_S3_RETRY_SECONDS", "1")
     storage._s3_client.cache_clear()
     try:
         code, out, err = run_cli(capsys, "video", "s3://any-bucket/in.mp4", tmp_path / "o.mp4",
                                  "--style", "builtin:1")
     finally:
         storage._s3_client.cache_clear()
-    assert_clean_failure(code, out, err, "cannot reach S3 endpoint")
+    assert_clean_failure(code, out, err, "S3 unavailable: cannot read s3://any-bucket/in.mp4",
+                         exit_code=5)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_numbers_are_input_errors(clips, tmp_path, capsys):
@@ -171,3 +175,16 @@ def _png_bytes() -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("flag,value,expected", [
+    ("--max-frame-megapixels", "0.01",
+     "160x90 frames are 0.0144 megapixels, over the 0.01 MP limit (--max-frame-megapixels)"),
+    ("--max-duration", "1.5", "2 s long, over the 1.5 s limit (--max-duration)"),
+])
+def test_videos_over_the_limits_are_refused(clips, tmp_path, capsys, flag, value, expected):
+    code, out, err = run_cli(capsys, "video", clips["bunny"], tmp_path / "o.mp4",
+                             "--style", "builtin:1", flag, value)
+    assert_clean_failure(code, out, err, expected)
+    assert list(tmp_path.iterdir()) == []
