@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..pipeline.image_decode import DEFAULT_MAX_MEGAPIXELS
 from ..pipeline.image_file_job import ImageFileJob, run_image_file_job
 from ..pipeline.temporal import DEFAULT_STRENGTH
 from .video import add_inference_arguments, add_style_arguments, inference_options, style_options
@@ -32,6 +33,10 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-side", type=int, default=None, metavar="PIXELS",
                         help="shrink so the longer side is at most this many pixels "
                         "(default: keep)")
+    parser.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS,
+                        metavar="MP", help="refuse an image of more than MP million pixels "
+                        "(all frames of an animation together), counted after --max-side's "
+                        "reduced-size JPEG decode (default: %(default)g)")
     parser.add_argument("--strip-metadata", action="store_true",
                         help="drop EXIF (GPS included) and XMP, e.g. for sharing (default: keep "
                         "them, orientation reset)")
@@ -42,7 +47,8 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
 
 def image_options(args: argparse.Namespace) -> dict:
     """The ImageSettings fields the command line fills."""
-    return {"max_side": args.max_side, "strip_metadata": args.strip_metadata,
+    return {"max_side": args.max_side, "max_megapixels": args.max_megapixels,
+            "strip_metadata": args.strip_metadata,
             "temporal": args.temporal, "inference": inference_options(args),
             **style_options(args)}
 

@@ -7,10 +7,14 @@ import argparse
 
 from ..pipeline.image_encode import OUTPUT_FORMATS
 from ..pipeline.image_job import ImageJob, run_image_job
+from ..pipeline.image_source import ArchiveLimits
 from .image import add_image_arguments, image_options
 from .video import add_inference_arguments, add_style_arguments
 
-FLAGS = {"sources": "SRC", "destination": "DST"}
+FLAGS = {"sources": "SRC", "destination": "DST",
+         "max_members": "--max-archive-members",
+         "max_gigabytes": "--max-archive-gb",
+         "max_member_megabytes": "--max-member-mb"}
 HELP = "stylize many images: a prefix, folder, glob, or .tar/.tar.gz/.zip archives"
 EXIT_SOME_FAILED = 3
 EPILOG = f"""\
@@ -55,6 +59,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output format (default: same as each input; formats Pillow "
                         "cannot write become PNG)")
     add_image_arguments(parser)
+    limits = ArchiveLimits()
+    parser.add_argument("--max-archive-members", type=int, default=limits.max_members,
+                        metavar="N", help="read at most N files of one archive; past it, one "
+                        "failure line (default: %(default)s)")
+    parser.add_argument("--max-archive-gb", type=float, default=limits.max_gigabytes,
+                        metavar="GB", help="read at most GB gigabytes (10^9 bytes, "
+                        "uncompressed) of one archive (default: %(default)g)")
+    parser.add_argument("--max-member-mb", type=float, default=limits.max_member_megabytes,
+                        metavar="MB", help="refuse an archive member over MB megabytes (10^6 "
+                        "bytes) uncompressed (default: %(default)g)")
     parser.add_argument("--preview", metavar="PNG", default=None,
                         help="also write a before/after sheet of a few images stylized in this "
                         "run (local path or s3:// URI)")
@@ -67,7 +81,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     job = ImageJob(sources=args.sources, destination=args.destination, format=args.format,
-                   overwrite=args.overwrite, preview=args.preview, **image_options(args))
+                   overwrite=args.overwrite, preview=args.preview,
+                   archive_limits=ArchiveLimits(max_members=args.max_archive_members,
+                                                max_gigabytes=args.max_archive_gb,
+                                                max_member_megabytes=args.max_member_mb),
+                   **image_options(args))
     return run_image_job(job, address=args.address)
 
 

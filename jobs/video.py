@@ -15,7 +15,8 @@ from ..pipeline.plan import DEFAULT_CHUNK_SECONDS
 from ..pipeline.temporal import DEFAULT_STRENGTH
 from ..pipeline.image_source import GLOB_CHARS
 from ..pipeline.video_batch import VideoBatchJob, run_video_batch
-from ..pipeline.video_job import HDR_MODES, VideoJob, run_video_job
+from ..pipeline.video_job import (DEFAULT_MAX_DURATION, DEFAULT_MAX_FRAME_MEGAPIXELS, HDR_MODES,
+                                  VideoJob, run_video_job)
 
 # job fields whose flag is not --field-name
 FLAGS = {"input": "SRC", "output": "DST", "sources": "SRC", "destination": "DST"}
@@ -78,6 +79,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_inference_arguments(parser)
     parser.add_argument("--overwrite", action="store_true",
                         help="redo outputs this job finished before (default: skip them)")
+    parser.add_argument("--max-frame-megapixels", type=float,
+                        default=DEFAULT_MAX_FRAME_MEGAPIXELS, metavar="MP",
+                        help="refuse a video whose frames have more than MP million pixels "
+                        "(default: %(default)g; 8K is 33.2)")
+    parser.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION,
+                        metavar="SECONDS", help="refuse a video longer than SECONDS "
+                        "(default: %(default)g, six hours)")
     parser.add_argument("--no-report", dest="report", action="store_false",
                         help="many videos: no previews and no DST/_report.html")
     parser.add_argument("--address", default=None,
@@ -88,7 +96,8 @@ def run(args: argparse.Namespace) -> dict:
     settings = dict(height=args.height, crf=args.crf, chunk_seconds=args.chunk_seconds,
                     temporal=args.temporal, inference=inference_options(args), codec=args.codec,
                     deinterlace=args.deinterlace, hdr=args.hdr, overwrite=args.overwrite,
-                    **style_options(args))
+                    max_frame_megapixels=args.max_frame_megapixels,
+                    max_duration=args.max_duration, **style_options(args))
     # The progress bar goes to stderr, so it shows with --json too without disturbing stdout.
     if len(args.sources) == 1 and is_one_file(args.sources[0]):
         job = VideoJob(input=args.sources[0], output=args.destination, **settings)
@@ -157,10 +166,11 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the model: faster on long runs, but the first "
                         "batch of each frame size waits for a compile (a minute on CPU)")
-    parser.add_argument("--max-tile", type=int, default=None, metavar="PIXELS",
-                        help="stylize frames larger than this in overlapping tiles: bounded "
-                        "memory for 4K and up, within ~1/255 of one pass but several times "
-                        "slower")
+    parser.add_argument("--max-tile", type=int, default=None, metavar="SIDE",
+                        help="stylize frames wider or taller than SIDE pixels in overlapping "
+                        "tiles of at most SIDE x SIDE pixels: within ~1/255 of one pass but "
+                        "several times slower (default: tile only what does not fit the "
+                        "worker's memory budget)")
 
 
 def inference_options(args: argparse.Namespace) -> InferenceOptions:

@@ -61,14 +61,25 @@ class DecodedImage:
         return None if self.alphas is None else self.alphas[0]
 
 
+DEFAULT_MAX_MEGAPIXELS = 100  # all frames together; a 100 MP medium-format photo passes
+
+
 def max_pixels() -> int:
     """Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``), as users may set it."""
     return int(Image.MAX_IMAGE_PIXELS or 0)
 
 
-def decode_image(data: bytes, max_side: int | None = None) -> DecodedImage:
+def decode_image(data: bytes, max_side: int | None = None,
+                 max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> DecodedImage:
+    """Decode ``data``, shrunk to ``max_side`` (JPEGs decode at reduced scale straight away);
+    refused when what would be decoded, all frames together, is over ``max_megapixels``."""
     if not data:
         raise ImageError("empty file (0 bytes)")
+    limit = int(max_megapixels * 1e6)
+    # Pillow's own bomb check runs on the header's size, before a JPEG's reduced-scale decode
+    # (at most 1/8 a side) is set up: it is kept for sizes no limit here could allow, and the
+    # exact check, on what will really be decoded, is ours.
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, limit * 64)
     try:
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x its pixel limit; a bomb is a bomb.
@@ -79,6 +90,8 @@ def decode_image(data: bytes, max_side: int | None = None) -> DecodedImage:
                     "GIF", "WEBP", "PNG", "AVIF")
                 if max_side and not animated:
                     img.draft("RGB", (max_side, max_side))  # JPEG: decode at reduced scale
+                _check_pixels(img.size, getattr(img, "n_frames", 1) if animated else 1,
+                              max_megapixels)
                 pages = ImageSequence.Iterator(img) if animated else [img]
                 decoded, durations = [], []
                 for page in pages:
@@ -101,6 +114,15 @@ def decode_image(data: bytes, max_side: int | None = None) -> DecodedImage:
                        for (_, a), f in zip(decoded, frames))
     animation = Animation(tuple(durations), loop) if animated else None
     return DecodedImage(frames, alphas, source_format, metadata, animation)
+
+
+def _check_pixels(size: tuple[int, int], frames: int, max_megapixels: float) -> None:
+    w, h = size
+    megapixels = w * h * frames / 1e6
+    if megapixels > max_megapixels:
+        frames_text = f" x {frames} frames" if frames > 1 else ""
+        raise ImageError(f"{w}x{h}{frames_text} is {megapixels:.3g} megapixels, over the "
+                         f"{max_megapixels:g} MP limit (--max-megapixels)")
 
 
 def _upright(img: Image.Image, max_side: int | None) -> tuple[Image.Image, Image.Image | None]:

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from ..core import storage
 from ..core.errors import FieldError, InputError
-from .image_decode import DecodedImage, ImageError, decode_image
+from .image_decode import DEFAULT_MAX_MEGAPIXELS, DecodedImage, ImageError, decode_image
 from .image_encode import encode_image, format_of
 from .image_job import ImageSettings
 
@@ -38,7 +38,7 @@ def run_image_file_job(job: ImageFileJob) -> dict:
     style = job.resolve_style()
     storage.storage_for(job.output).check_writable(job.output)
     source = storage.fetch(job.input, storage.require(job.input))
-    image = load_image(source, job.input, job.max_side)
+    image = load_image(source, job.input, job.max_side, job.max_megapixels)
     frames = stylize_frames(Stylizer(style, job.inference), list(image.frames), job.temporal)
     data = encode_image(frames, format_of(storage.basename(job.output)),
                         None if image.alphas is None else list(image.alphas), image.animation,
@@ -49,13 +49,14 @@ def run_image_file_job(job: ImageFileJob) -> dict:
             "seconds": round(time.monotonic() - started, 3)}
 
 
-def load_image(path: str, name: str, max_side: int | None) -> DecodedImage:
+def load_image(path: str, name: str, max_side: int | None,
+               max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> DecodedImage:
     """The decoded image at local ``path``; a one-line InputError naming ``name`` if it is not
     one."""
     with open(path, "rb") as f:
         data = f.read()
     try:
-        return decode_image(data, max_side)
+        return decode_image(data, max_side, max_megapixels)
     except ImageError as e:
         raise InputError(f"not a readable image: {name} ({e})") from None
 

@@ -19,6 +19,9 @@ class InferenceOptions(Spec):
     compile: bool = False  # torch.compile: faster after a one-off compile per frame size
     # (ignored with max_tile)
     max_tile: int | None = Field(None, ge=MIN_TILE)  # larger frames run in tiles (models.tiling)
+    # Bytes a stylizer may use; None: its share of its node (pipeline.memory). Frames that do not
+    # fit run in tiles. Not part of a job's identity: tiles give the same pixels (models.tiling).
+    memory_budget: int | None = Field(None, gt=0)
 
     def torch_dtype(self, device):
         import torch

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -9,6 +11,13 @@ from ..models import hub
 from ..models.hub import ModelRef
 from ..models.tiling import tiled_forward
 from .inference import InferenceOptions
+from .memory import worker_budget
+
+# uint8 in and out, the float input and output of the network: held whole even when tiled
+WHOLE_FRAME_BYTES_PER_PIXEL = 2 * 3 + 2 * 3 * 4
+# Tiles smaller than this would show seams (a network's receptive field spans ~100 pixels) and
+# re-run the early layers too often: a frame that needs smaller ones fails instead.
+MIN_BUDGET_TILE = 256
 
 
 def pick_device() -> torch.device:
@@ -23,6 +32,11 @@ class Stylizer:
     the model runs in fp16 (or as ``options`` say) with channels_last memory. Frames larger
     than ``max_tile`` run in overlapping tiles with whole-image normalisation statistics
     (``models.tiling``).
+
+    Memory is budgeted (``pipeline.memory``): the network's cost per pixel is measured once, on a
+    small probe, and frames go through in passes that fit the budget; a frame that does not fit
+    alone runs in tiles sized to it. A frame whose whole-size tensors alone exceed the budget
+    raises ``MemoryError`` with the sizes, before anything is allocated.
     """
 
     def __init__(self, style: ModelRef, options: InferenceOptions = InferenceOptions(),
@@ -42,6 +56,9 @@ class Stylizer:
         self.condition = None
         if style.condition is not None:
             self.restyle(style)
+        self.budget = options.memory_budget or worker_budget(self.device)
+        self.bytes_per_pixel = self._measure_bytes_per_pixel()
+        self.tiled_frames = 0  # frames that ran in tiles because they did not fit the budget
 
     def restyle(self, style: ModelRef) -> None:
         """Switch to another mix of the built-in styles without reloading the network."""
@@ -49,19 +66,64 @@ class Stylizer:
             raise ValueError("restyle works between built-in styles only")
         self.condition = torch.tensor(style.condition, device=self.device, dtype=self.dtype)
 
-    @torch.inference_mode()
     def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        """Stylize ``frames`` (all of one size), as many per forward pass as the budget holds."""
         if not frames:
             return []
+        h, w = frames[0].shape[:2]
+        per_pass = max(1, int(self.budget // (self.bytes_per_pixel * h * w)))
+        return [out for i in range(0, len(frames), per_pass)
+                for out in self._stylize(frames[i:i + per_pass])]
+
+    @torch.no_grad()
+    def _measure_bytes_per_pixel(self) -> float:
+        """Peak bytes per input pixel of a forward pass: twice the largest layer's input plus
+        output (eager PyTorch frees each layer's input after it; twice covers a residual
+        block's skip and the allocator), plus the whole-frame tensors around it."""
+        largest = [0]
+
+        def hook(module, args, output):
+            tensors = [t for t in args if torch.is_tensor(t)] + [output]
+            largest[0] = max(largest[0], sum(t.numel() * t.element_size() for t in tensors
+                                             if torch.is_tensor(t)))
+
+        leaves = [m for m in self.model.modules() if not any(m.children())]
+        handles = [m.register_forward_hook(hook) for m in leaves]
+        try:
+            side = 16 * self.multiple
+            self._run(torch.zeros(1, 3, side, side, device=self.device, dtype=self.dtype))
+        finally:
+            for handle in handles:
+                handle.remove()
+        return 2 * largest[0] / side ** 2 + WHOLE_FRAME_BYTES_PER_PIXEL
+
+    def _tile_for(self, h: int, w: int) -> int | None:
+        """The tile side a frame of h x w runs in: the user's ``max_tile``, else the largest
+        that fits the budget, else None (whole)."""
+        if self.max_tile and max(h, w) > self.max_tile:
+            return self.max_tile
+        if h * w * self.bytes_per_pixel <= self.budget:
+            return None
+        fixed = h * w * WHOLE_FRAME_BYTES_PER_PIXEL
+        side = int(math.sqrt(max(0.0, self.budget - fixed) / self.bytes_per_pixel))
+        if side < MIN_BUDGET_TILE:
+            need = fixed + MIN_BUDGET_TILE ** 2 * self.bytes_per_pixel
+            raise MemoryError(f"a {w}x{h} frame needs {need / 2**20:,.0f} MiB even in tiles; "
+                              f"this worker's memory budget is {self.budget / 2**20:,.0f} MiB")
+        return side - side % self.multiple
+
+    @torch.inference_mode()
+    def _stylize(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         batch = torch.from_numpy(np.stack(frames)).to(self.device)
         h, w = batch.shape[1:3]
         scale = (self.high - self.low) / 255
         x = batch.permute(0, 3, 1, 2).to(self.dtype).mul_(scale).add_(self.low)
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        if self.max_tile and max(h, w) > self.max_tile:
-            y = tiled_forward(self._run, self.model, x, self.max_tile,
-                              multiple=self.multiple)
+        tile = self._tile_for(h, w)
+        if tile:
+            self.tiled_frames += len(frames)
+            y = tiled_forward(self._run, self.model, x, tile, multiple=self.multiple)
         else:
             y = self._run(x)
         y = y.float().sub_(self.low).div_(scale)

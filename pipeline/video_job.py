@@ -21,10 +21,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Callable, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PositiveFloat, model_validator
 
 from ..core import storage
-from ..core.errors import FieldError, FramestyleError, JobBusyError, first_line
+from ..core.errors import (JOB_FAULTS, FieldError, FramestyleError, InputError, JobBusyError,
+                           as_user_error, first_line)
 from ..core.hashing import file_sha256, identity_hash
 from ..core.lease import Lease
 from ..core.spec import Spec
@@ -53,6 +54,10 @@ HDR_MODES = ("tonemap",)  # keeping HDR through the network is a later option
 WORK_DIR = ".framestyle"
 
 
+DEFAULT_MAX_FRAME_MEGAPIXELS = 40  # 8K UHD (7680x4320) is 33.2
+DEFAULT_MAX_DURATION = 6 * 3600  # seconds: a feature film and then some
+
+
 class VideoSettings(Spec):
     """How to stylize videos: what one video and a batch of them share. Constructing it
     validates every field (``FieldError``)."""
@@ -70,6 +75,9 @@ class VideoSettings(Spec):
     deinterlace: Literal[DEINTERLACE_MODES] = "frame"
     hdr: Literal[HDR_MODES] = "tonemap"
     overwrite: bool = False  # redo an output that this very job finished before
+    # Limits that protect a shared cluster: a video over them is refused before any work
+    max_frame_megapixels: PositiveFloat = DEFAULT_MAX_FRAME_MEGAPIXELS  # one frame, as stored
+    max_duration: PositiveFloat = DEFAULT_MAX_DURATION  # seconds
 
 
 class VideoJob(VideoSettings):
@@ -163,6 +171,8 @@ def _run(jobs: list[VideoJob], address: str | None, progress: bool,
         video.seconds = time.monotonic() - started
         if video.lease is not None:
             video.lease.release()  # stop renewing before the prefix goes
+        if error is not None and isinstance(fault := as_user_error(error), JOB_FAULTS):
+            raise fault  # the store or a disk, not this video: the other videos would fail too
         if status == DONE:
             storage.storage_for(video.work).delete_prefix(video.work)
         on_end(index[id(video)], video)
@@ -287,12 +297,24 @@ def _prepare(video: _Video, models: dict) -> None:
             return
     storage.storage_for(job.output).check_writable(job.output)
     video.info = info = probe(storage.media_url(job.input), name=job.input)
+    _check_limits(info, job)
     video.timeline = shown_timeline(info, job.deinterlace)
     rate = info.fps * fields_per_frame(info, job.deinterlace)
     width, height = output_size(info, job.height)
     video.settings = EncodeSettings(width=width, height=height, fps=rate, gop=gop_size(rate),
                                     crf=job.crf, codec=fmt.codec_name,
                                     colour=output_colour(info.colour, job.hdr))
+
+
+def _check_limits(info: VideoInfo, job: VideoJob) -> None:
+    megapixels = info.width * info.height / 1e6
+    if megapixels > job.max_frame_megapixels:
+        raise InputError(f"{job.input}: {info.width}x{info.height} frames are {megapixels:.3g} "
+                         f"megapixels, over the {job.max_frame_megapixels:g} MP limit "
+                         "(--max-frame-megapixels)")
+    if info.duration > job.max_duration:
+        raise InputError(f"{job.input}: {info.duration:,.0f} s long, over the "
+                         f"{job.max_duration:,g} s limit (--max-duration)")
 
 
 def _make_tasks(video: _Video) -> None:

@@ -1,0 +1,59 @@
+"""How much memory one stylizer may use, and what a frame costs: so no input, however large,
+drives a worker into Ray's memory monitor (which kills it, and Ray retries it, again and again).
+
+A stylizer's budget is its share of its node: Ray's ``memory`` resource of the node (what Ray
+leaves for tasks and actors after the object store) divided among the stylizers the node runs
+(one per CPU, or one per GPU: ``cluster.worker_pool``), less a margin for the decode and encode
+stages beside it. Outside Ray (``framestyle image``) it is most of the machine's memory. On a GPU
+it is most of the GPU's memory. The stylizer compares a frame's cost with the budget and runs
+what does not fit in tiles (``models.tiling``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CPU_SHARE = 0.8  # of a stylizer's share of the node's memory; the rest for its queues
+GPU_SHARE = 0.7  # of the GPU's memory: the allocator's caching and cuDNN workspaces need room
+LOCAL_SHARE = 0.5  # of the machine's memory, outside Ray
+
+
+def physical_memory() -> int:
+    """This machine's (or container's) memory in bytes: the cgroup limit when there is one."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(limit_file).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+def worker_budget(device) -> int:
+    """Bytes the stylizer on ``device`` may use for a forward pass."""
+    if device.type == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info(device)[1] * GPU_SHARE)
+    memory, workers = _node_share()
+    return int(memory * CPU_SHARE / max(1, workers))
+
+
+def _node_share() -> tuple[float, float]:
+    """(memory for tasks on this node, stylizers it runs); outside Ray, (part of the machine, 1)."""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            node_id = ray.get_runtime_context().get_node_id()
+            for node in ray.nodes():
+                if node["NodeID"] == node_id and node.get("Alive", True):
+                    resources = node["Resources"]
+                    slots = resources.get("GPU") or resources.get("CPU") or 1
+                    return resources.get("memory", physical_memory() * LOCAL_SHARE), slots
+    except Exception:  # noqa: BLE001 - a budget from the machine alone is still a budget
+        pass
+    return physical_memory() * LOCAL_SHARE, 1
