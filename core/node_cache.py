@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import InputError
+from .errors import InputError, disk_full
 
 ROOT_ENV = "FRAMESTYLE_CACHE"
 LIMIT_ENV = "FRAMESTYLE_CACHE_BYTES"
@@ -87,6 +87,10 @@ def cached(name: str, size: int, fill: Callable[[str], None]) -> str:
         try:
             fill(str(partial))
             os.replace(partial, target)
+        except OSError as e:
+            if full := disk_full(e, f"{partial} (the node cache: ${ROOT_ENV})"):
+                raise full from None
+            raise
         finally:
             partial.unlink(missing_ok=True)
     return str(target)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from urllib.parse import urlsplit
 
 from ..core.errors import FramestyleError, InputError, first_line
 
@@ -30,16 +31,32 @@ def job_server(address: str | None) -> str:
             or DEFAULT_ADDRESS)
 
 
-def client(address: str | None):
-    """A JobSubmissionClient for the cluster, or a one-line error when it cannot be reached."""
+def client(address: str | None, insecure: bool = False):
+    """A JobSubmissionClient for the cluster, or a one-line error when it cannot be reached.
+    The cluster's token travels with every request: over plain http only to this machine,
+    unless ``insecure`` says the network is trusted."""
     os.environ.setdefault("RAY_AUTH_MODE", "token")
     from ray.job_submission import JobSubmissionClient
 
     url = job_server(address)
+    check_transport(url, insecure)
     try:
         return JobSubmissionClient(url)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise InputError(f"cannot reach the Ray job server at {url}: {first_line(e)}") from None
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+INSECURE_HELP = ("allow a plain http:// job server on another machine: the cluster's token "
+                 "then crosses the network unencrypted (default: refuse; use https://)")
+
+
+def check_transport(url: str, insecure: bool) -> None:
+    parsed = urlsplit(url if "://" in url else "http://" + url)
+    if parsed.scheme == "http" and parsed.hostname not in LOCAL_HOSTS and not insecure:
+        raise InputError(f"refusing to send the cluster's token over plain http to "
+                         f"{parsed.hostname}: use https://, or --insecure on a network you "
+                         "trust")
 
 
 def call(fn, *args, **kwargs):

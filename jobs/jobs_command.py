@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="logs: keep printing until the job ends")
     parser.add_argument("--all", action="store_true", help="list: also jobs not run by framestyle")
     parser.add_argument("--address", default=None, help=cluster_jobs.ADDRESS_HELP)
+    parser.add_argument("--insecure", action="store_true", help=cluster_jobs.INSECURE_HELP)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> dict:
 
     if args.action != "list" and not args.id:
         raise InputError(f"jobs {args.action} needs a submission ID (see framestyle jobs list)")
-    client = cluster_jobs.client(args.address)
+    client = cluster_jobs.client(args.address, args.insecure)
     if args.action == "list":
         jobs = [cluster_jobs.describe(j) for j in cluster_jobs.call(client.list_jobs)
                 if args.all or (j.entrypoint or "").startswith("framestyle")]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
 
-from ..core import storage
+from ..core import storage, tempdirs
 from ..core.errors import InputError
 from ..models import hub
 
@@ -68,7 +67,7 @@ def export(args: argparse.Namespace) -> dict:
     condition = None if style.condition is None else torch.tensor(style.condition)
     wrapper = UnitRangeModel(hub.load(style), style.arch.pixels, condition)
     size = (max(256, style.multiple),) * 2
-    with tempfile.TemporaryDirectory(prefix="framestyle-export-") as tmp:
+    with tempdirs.scratch("export") as tmp:
         local = Path(tmp, "model" + Path(args.output).suffix)
         if args.format == "torchscript":
             export_torchscript(wrapper, local, args.dtype, size)

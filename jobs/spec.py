@@ -79,7 +79,8 @@ def parse_spec(text: str, source: str, base: str | None = None) -> JobSpec:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
-        raise InputError(f"{source}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())  # one line
+        raise InputError(f"{source}{where}: not valid YAML ({problem})") from None
     lines = _lines(tree)
     if isinstance(data, dict) and "jobs" in data:
         if set(data) != {"jobs"}:
@@ -104,7 +105,7 @@ def _spec_job(item, path: tuple, source: str, lines: dict, base: str | None) -> 
     if not isinstance(item, dict):
         raise _error(source, lines, path, "a job is a mapping with kind, inputs, output, ...")
     kind = item.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise _error(source, lines, (*path, "kind"),
                      f"must be one of {', '.join(KINDS)} (got {kind!r})")
     module = KINDS[kind]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 
-from ..core import storage
+from ..core import storage, tempdirs
 from ..models.hub import BUILTIN_STYLES
 
 HELP = "render a contact sheet of all built-in styles applied to one image"
@@ -42,7 +41,7 @@ def run(args: argparse.Namespace) -> dict:
         x, y = (n % args.columns) * w, (n // args.columns) * (h + label)
         sheet.paste(Image.fromarray(pixels), (x, y + label))
         draw.text((x + 4, y + 3), name, fill="black")
-    with tempfile.TemporaryDirectory(prefix="framestyle-sheet-") as tmp:
+    with tempdirs.scratch("sheet") as tmp:
         local = os.path.join(tmp, "sheet.png")
         sheet.save(local)
         storage.storage_for(args.output).upload(local, args.output)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from . import cluster_jobs
@@ -30,9 +31,15 @@ exit codes: 0 submitted (with --wait: succeeded), 2 bad spec or unreachable clus
 """
 
 
+# --env names that hold credentials: refused, since a job's runtime env is stored in the cluster
+SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|ACCESS_KEY",
+                         re.IGNORECASE)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", metavar="SPEC", help="spec file: local path or s3:// URI")
     parser.add_argument("--address", default=None, help=cluster_jobs.ADDRESS_HELP)
+    parser.add_argument("--insecure", action="store_true", help=cluster_jobs.INSECURE_HELP)
     parser.add_argument("--wait", action="store_true",
                         help="follow the job's log until it ends; exit with its status")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
@@ -47,7 +54,12 @@ def run(args: argparse.Namespace) -> dict:
     env = dict(item.split("=", 1) for item in args.env if "=" in item)
     if len(env) != len(args.env):
         raise InputError("--env takes KEY=VALUE")
-    client = cluster_jobs.client(args.address)
+    for key in env:
+        if SECRET_NAME.search(key):
+            raise InputError(f"--env {key}: credentials would be stored in the job's metadata, "
+                             "readable by anyone who can list jobs; give the cluster an IAM "
+                             "role or service account instead")
+    client = cluster_jobs.client(args.address, args.insecure)
     base = spec.submission_id
     attempts = sorted((j for j in cluster_jobs.call(client.list_jobs)
                        if (j.submission_id or "") == base

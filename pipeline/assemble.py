@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import heapq
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
-from ..core import storage
+from ..core import storage, tempdirs
 from ..core.errors import FramestyleError
 from .ffmpeg_exe import run_ffmpeg
 from .formats import AUDIO_ENCODERS, CHUNK_SUFFIX, OutputFormat
@@ -147,7 +146,7 @@ def assemble_and_store(input_uri: str, input_info, output_uri: str, chunk_uris: 
     with ``job_id`` (see ``finished_output``); with ``preview``, also store before/after stills
     and an animated preview under that prefix (``report.video_preview``)."""
     original = storage.media_url(input_uri)
-    with tempfile.TemporaryDirectory(prefix="framestyle-assemble-") as tmp:
+    with tempdirs.scratch("assemble") as tmp:
         local_chunks = []
         for i, uri in enumerate(chunk_uris):
             if storage.is_s3(uri):

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import queue
-import tempfile
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ..core import storage
+from ..core import storage, tempdirs
 from ..core.hashing import file_sha256, identity_hash
 from ..core.storage import ObjectInfo
 from ..models.hub import ModelRef
@@ -111,7 +110,7 @@ class ChunkWorker:
         # Flow needs only input frames: computing it on the read-ahead thread overlaps the model.
         paired = with_motion(frames) if task.temporal > 0 else ((f, None) for f in frames)
         blend = TemporalBlender(task.temporal) if task.temporal > 0 else None
-        with tempfile.TemporaryDirectory(prefix="framestyle-") as tmp:
+        with tempdirs.scratch("chunk") as tmp:
             local = str(Path(tmp, f"{chunk.name}{CHUNK_SUFFIX}"))
             with FrameEncoder(local, settings) as encoder:
                 writer = _BackgroundWriter(encoder.write)

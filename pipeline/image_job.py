@@ -21,20 +21,20 @@ from collections import defaultdict
 from typing import Iterator, Literal
 
 import numpy as np
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from ..core import storage
-from ..core.errors import FieldError, first_line
+from ..core.errors import FieldError, disk_full, first_line
 from ..core.hashing import identity_hash
 from ..core.spec import Spec
 from ..models import hub
 from ..models.hub import ModelRef
 from . import cluster
 from .cluster import connect, worker_pool
-from .image_decode import Animation, ImageError, Metadata, decode_image
+from .image_decode import DEFAULT_MAX_MEGAPIXELS, Animation, ImageError, Metadata, decode_image
 from .image_encode import OUTPUT_FORMATS, encode_image, output_format
 from .image_sink import Destination, pack_archive, write_failures, write_image
-from .image_source import SourceUnit, read_guarded, resolve_sources, source_overlaps
+from .image_source import ArchiveLimits, SourceUnit, read_guarded, resolve_sources, source_overlaps
 from .inference import InferenceOptions
 from .progress import progress_bar
 from .temporal import DEFAULT_STRENGTH
@@ -52,6 +52,12 @@ MAX_BATCH_PIXELS = 8 * 2**20  # pixels per forward pass: bounds activation memor
 # read/decode and encode/write stages; with whole CPUs for the stylizers those would wait.
 STYLIZER_CPU_SHARE = 0.75
 IO_CPU_SHARE = 0.25
+# Ray Data restarts a dead actor and retries its calls without end by default: an input that
+# kills its worker every time would hang the job. A lost node or a killed worker costs a
+# couple of retries; past them the job stops (exit 5) and a re-run skips what is done. Ray 2.60
+# takes these only as free remote args, which it marks deprecated for 2.64 with no named
+# replacement yet; the warning is silenced below, and the Ray pin guards the rest.
+BOUNDED_RETRIES = {"max_restarts": 2, "max_task_retries": 2}
 
 
 class ImageSettings(Spec):
@@ -61,6 +67,8 @@ class ImageSettings(Spec):
     arch: str | None = None
     trust_code: bool = False
     max_side: PositiveInt | None = None  # shrink so the longer side is at most this
+    # An image over this (after --max-side's reduced-scale JPEG decode) is refused, not read
+    max_megapixels: PositiveFloat = DEFAULT_MAX_MEGAPIXELS
     inference: InferenceOptions = InferenceOptions()
     temporal: float = Field(DEFAULT_STRENGTH, ge=0, lt=1)  # for animations, as for videos
     strip_metadata: bool = False  # drop EXIF (GPS included) and XMP instead of keeping them
@@ -78,6 +86,7 @@ class ImageJob(ImageSettings):
     format: Literal[("same", *OUTPUT_FORMATS)] = "same"  # png, jpg, webp; same: as each input
     overwrite: bool = False
     preview: str | None = None  # PNG path/URI: before/after of a few images of this run
+    archive_limits: ArchiveLimits = ArchiveLimits()
 
     @model_validator(mode="after")
     def _outputs_do_not_touch_inputs(self):
@@ -103,11 +112,10 @@ def run_image_job(job: ImageJob, address: str | None = None, progress: bool = Tr
     counts = {OK: 0, FAILED: len(failures), SKIPPED: skipped}
     # An archive's member count is known only once it has been read through.
     total = len(units) if all(u.kind == "file" for u in units) else None
-    bar = progress_bar(total, "image", "images", progress)
-    bar.update(skipped + len(failures))
     samples: list[tuple[str, str]] = []  # (source, key) of a few images done in this run
-    if todo:
-        for row in _rows(_dataset(job, style, destination, todo)):
+    # closed however the loop ends, so an error line starts a line of its own
+    with progress_bar(total, "image", "images", progress, initial=skipped + len(failures)) as bar:
+        for row in _rows(_dataset(job, style, destination, todo)) if todo else ():
             counts[row["status"]] += 1
             if row["status"] == FAILED:
                 failures.append({"key": row["key"], "source": row["source"],
@@ -116,7 +124,6 @@ def run_image_job(job: ImageJob, address: str | None = None, progress: bool = Tr
                 samples.append((str(row["source"]), str(row["key"])))
             bar.update(1)
             bar.set_postfix(failed=counts[FAILED], skipped=counts[SKIPPED], refresh=False)
-    bar.close()
 
     failures_uri = write_failures(destination, failures)
     if job.preview and samples:
@@ -189,7 +196,11 @@ def _dataset(job: ImageJob, style: ModelRef, destination: Destination, units: li
 
     context = DataContext.get_current()
     context.enable_progress_bars = False  # ours counts images, not blocks
-    logging.getLogger("ray.data").setLevel(logging.WARNING if cluster.VERBOSE else logging.ERROR)
+    # A stage's own exception (our one-line errors: storage unavailable, disk full) reaches the
+    # driver as itself, not as a UserCodeException that carries it as text only.
+    context.raise_original_map_exception = True
+    # Without --verbose, a failing stage is reported by the job itself, in one line.
+    logging.getLogger("ray.data").setLevel(logging.WARNING if cluster.VERBOSE else logging.CRITICAL)
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
     actors, actor_resources = worker_pool()
     if "num_gpus" not in actor_resources:
@@ -197,7 +208,8 @@ def _dataset(job: ImageJob, style: ModelRef, destination: Destination, units: li
     # The CPU stages run in small actor pools, not tasks: with every CPU held by a stylizer,
     # Ray keeps no idle worker around for tasks, so each task started (and imported into) a
     # fresh Python process, which cost 15-20% of the CPU the model needed (measured).
-    io_pool = {"compute": ActorPoolStrategy(min_size=1, max_size=actors), "num_cpus": IO_CPU_SHARE}
+    io_pool = {"compute": ActorPoolStrategy(min_size=1, max_size=actors), "num_cpus": IO_CPU_SHARE,
+               **BOUNDED_RETRIES}
     blocks = -(-len(units) // READ_BATCH)
     if all(u.kind == "file" for u in units):
         actors = min(actors, blocks)  # a small job: no stylizer that would never get work
@@ -205,13 +217,16 @@ def _dataset(job: ImageJob, style: ModelRef, destination: Destination, units: li
     # yields many blocks from one, which it cannot know, and a small job merely idles an actor.
     warnings.filterwarnings("ignore", message="The minimum number of concurrent actors",
                             category=UserWarning)
+    warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
     return (
         ray.data.from_items([u.to_row() for u in units], override_num_blocks=blocks)
         .map_batches(ReadAndDecode, batch_size=READ_BATCH, **io_pool,
                      fn_constructor_kwargs={"root": destination.root, "fmt": job.format,
-                                            "max_side": job.max_side})
+                                            "max_side": job.max_side,
+                                            "max_megapixels": job.max_megapixels,
+                                            "archive_limits": job.archive_limits})
         .map_batches(StylizeImages, batch_size=STYLIZE_BATCH,
-                     compute=ActorPoolStrategy(size=actors),
+                     compute=ActorPoolStrategy(size=actors), **BOUNDED_RETRIES,
                      fn_constructor_kwargs={"style": style, "options": job.inference,
                                             "temporal": job.temporal},
                      **actor_resources)
@@ -232,14 +247,16 @@ def _rows(dataset) -> Iterator[dict]:
 class ReadAndDecode:
     """Source units in; decoded images out, READ_BATCH at a time, as each unit streams."""
 
-    def __init__(self, root: str, fmt: str, max_side: int | None):
+    def __init__(self, root: str, fmt: str, max_side: int | None, max_megapixels: float,
+                 archive_limits: ArchiveLimits):
         self.root, self.fmt, self.max_side = root, fmt, max_side
+        self.max_megapixels, self.archive_limits = max_megapixels, archive_limits
 
     def __call__(self, batch: dict) -> Iterator[dict]:
         rows: list[dict] = []
         for unit in _units(batch):
-            for item in read_guarded(unit, self._finished_in(unit)):
-                rows.append(_decoded_row(item, self.fmt, self.max_side))
+            for item in read_guarded(unit, self._finished_in(unit), self.archive_limits):
+                rows.append(_decoded_row(item, self.fmt, self.max_side, self.max_megapixels))
                 if len(rows) == READ_BATCH:
                     yield _columns(rows)
                     rows = []
@@ -260,7 +277,7 @@ def _units(batch: dict) -> Iterator[SourceUnit]:
         yield SourceUnit(str(uri), str(kind), str(key))
 
 
-def _decoded_row(item, fmt: str, max_side: int | None) -> dict:
+def _decoded_row(item, fmt: str, max_side: int | None, max_megapixels: float) -> dict:
     """One image as a row: every frame's pixels (and alpha) back to back, with what the encoder
     needs to write it again (frame durations and loop of an animation, EXIF, XMP)."""
     out_fmt, key = output_format(item.key, fmt)
@@ -272,7 +289,7 @@ def _decoded_row(item, fmt: str, max_side: int | None) -> dict:
     if item.skipped:
         return {**row, "status": SKIPPED}
     try:
-        image = decode_image(item.data, max_side)
+        image = decode_image(item.data, max_side, max_megapixels)
     except ImageError as e:
         return {**row, "key": item.key, "status": FAILED, "reason": str(e)}
     h, w = image.rgb.shape[:2]
@@ -368,7 +385,11 @@ class EncodeAndWrite:
                                     _frames(batch, i, "alpha") if batch["alpha"][i] else None,
                                     animation, metadata)
                 write_image(self.root, str(batch["key"][i]), data)
-            except (OSError, ValueError) as e:
+            except OSError as e:
+                if full := disk_full(e):
+                    raise full from None  # every image after it would fail the same way
+                status[i], reason[i] = FAILED, f"cannot write output ({first_line(e)})"
+            except ValueError as e:
                 status[i], reason[i] = FAILED, f"cannot write output ({first_line(e)})"
         return {"key": batch["key"], "source": batch["source"], "status": status,
                 "reason": reason}

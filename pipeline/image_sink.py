@@ -13,12 +13,11 @@ import io
 import json
 import os
 import tarfile
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
 
-from ..core import storage
+from ..core import storage, tempdirs
 from ..core.errors import InputError
 from .image_source import archive_kind
 
@@ -120,7 +119,7 @@ def pack_archive(destination: Destination, progress=None) -> int:
     root = destination.root
     store = storage.storage_for(root)
     keys = sorted(destination.written())
-    with tempfile.TemporaryDirectory(prefix="framestyle-pack-") as tmp:
+    with tempdirs.scratch("pack") as tmp:
         local = os.path.join(tmp, storage.basename(destination.uri))
         with _archive_writer(destination, local) as add:
             for key in keys:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -23,9 +24,11 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
-def kill_cli_when(ready: Callable[[], bool], *argv, timeout: float = 150) -> None:
+def kill_cli_when(ready: Callable[[], bool], *argv, timeout: float = 150,
+                  sig: int = signal.SIGKILL) -> tuple[int, str, float]:
     """Run ``framestyle ARGV`` as a real process with its own local Ray instance, wait until
-    ``ready()`` holds, then SIGKILL its whole process group (Ray's processes too)."""
+    ``ready()`` holds, then send ``sig`` to its whole process group (Ray's processes too, as a
+    terminal's Ctrl-C does). Returns its exit code, stderr and the seconds it took to exit."""
     proc = subprocess.Popen([sys.executable, "-m", "framestyle.jobs.cli", *map(str, argv)],
                             env={**os.environ, "RAY_ADDRESS": ""}, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -33,8 +36,14 @@ def kill_cli_when(ready: Callable[[], bool], *argv, timeout: float = 150) -> Non
     while time.monotonic() < deadline and proc.poll() is None and not ready():
         time.sleep(0.05)
     assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.killpg(proc.pid, sig)
+    sent = time.monotonic()
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group
+    return proc.returncode, err.decode(), time.monotonic() - sent
 
 
 def seeded(model: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torch.nn.Module:

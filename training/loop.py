@@ -11,10 +11,11 @@ driver's progress bar through a queue.
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+
+from ..core import tempdirs
 
 STATE_FILE = "state.pt"
 
@@ -83,7 +84,7 @@ def train_loop(config: dict) -> None:
             # (ray.train.report waits for the controller's next poll, up to 2 s: progress goes
             # to the driver through the queue instead, and reports carry checkpoints only)
             continue
-        with tempfile.TemporaryDirectory(prefix="framestyle-ckpt-") as folder:
+        with tempdirs.scratch("ckpt") as folder:
             saved_checkpoint = None
             if rank == 0:
                 torch.save({"recipe": recipe.state_dict(), "step": step,
