@@ -188,7 +188,8 @@ class S3Storage:
         """
         import botocore.exceptions as bce
 
-        deadline, delay, notified = time.monotonic() + retry_seconds(), 0.5, False
+        budget, started = retry_seconds(), time.monotonic()
+        delay, notified = 0.5, False
         while True:
             try:
                 return fn(*args, **kwargs)
@@ -207,15 +208,15 @@ class S3Storage:
                 if not is_transient(e):
                     raise
                 fault = _first_line(e)
-            waited = time.monotonic() - (deadline - retry_seconds())
+            waited = time.monotonic() - started
             if waited >= NOTICE_AFTER_SECONDS and not notified:
                 notified = True  # one line, so a waiting job does not look hung
                 print(f"framestyle: S3 not answering for {waited:.0f} s ({fault}); retrying "
-                      f"for up to {retry_seconds():g} s", file=sys.stderr, flush=True)
-            if time.monotonic() >= deadline:
+                      f"for up to {budget:g} s", file=sys.stderr, flush=True)
+            if waited >= budget:
                 raise UnavailableError(f"S3 unavailable: cannot {what} {uri} ({fault}) for "
-                                       f"{retry_seconds():g} s; re-run to resume") from None
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                                       f"{budget:g} s; re-run to resume") from None
+            time.sleep(min(delay, budget - waited))
             delay = min(delay * 2, MAX_RETRY_WAIT)
 
     def stat(self, uri: str) -> ObjectInfo | None:
