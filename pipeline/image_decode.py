@@ -75,11 +75,10 @@ def decode_image(data: bytes, max_side: int | None = None,
     refused when what would be decoded, all frames together, is over ``max_megapixels``."""
     if not data:
         raise ImageError("empty file (0 bytes)")
-    limit = int(max_megapixels * 1e6)
-    # Pillow's own bomb check runs on the header's size, before a JPEG's reduced-scale decode
-    # (at most 1/8 a side) is set up: it is kept for sizes no limit here could allow, and the
-    # exact check, on what will really be decoded, is ours.
-    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, limit * 64)
+    # Pillow's own bomb check refuses, from the header, what is over its limit (89.5 MP), before
+    # a JPEG's reduced-size decode is set up; a higher --max-megapixels raises it to match.
+    # Ours then checks what will really be decoded.
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, int(max_megapixels * 1e6))
     try:
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x its pixel limit; a bomb is a bomb.
@@ -116,13 +115,18 @@ def decode_image(data: bytes, max_side: int | None = None,
     return DecodedImage(frames, alphas, source_format, metadata, animation)
 
 
+def megapixels_text(megapixels: float) -> str:
+    """0.0144, 81, 1,600: as many digits as say something."""
+    return f"{megapixels:,.0f}" if megapixels >= 10 else f"{megapixels:.3g}"
+
+
 def _check_pixels(size: tuple[int, int], frames: int, max_megapixels: float) -> None:
     w, h = size
     megapixels = w * h * frames / 1e6
     if megapixels > max_megapixels:
         frames_text = f" x {frames} frames" if frames > 1 else ""
-        raise ImageError(f"{w}x{h}{frames_text} is {megapixels:.3g} megapixels, over the "
-                         f"{max_megapixels:g} MP limit (--max-megapixels)")
+        raise ImageError(f"{w}x{h}{frames_text} is {megapixels_text(megapixels)} megapixels, "
+                         f"over the {max_megapixels:g} MP limit (--max-megapixels)")
 
 
 def _upright(img: Image.Image, max_side: int | None) -> tuple[Image.Image, Image.Image | None]:

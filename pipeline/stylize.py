@@ -18,6 +18,7 @@ WHOLE_FRAME_BYTES_PER_PIXEL = 2 * 3 + 2 * 3 * 4
 # Tiles smaller than this would show seams (a network's receptive field spans ~100 pixels) and
 # re-run the early layers too often: a frame that needs smaller ones fails instead.
 MIN_BUDGET_TILE = 256
+UNINSPECTABLE_BYTES_PER_PIXEL = 1024  # twice what the largest networks we ship measure
 
 
 def pick_device() -> torch.device:
@@ -56,6 +57,8 @@ class Stylizer:
         self.condition = None
         if style.condition is not None:
             self.restyle(style)
+        # TorchScript modules take no hooks: their cost is assumed, and they are never tiled
+        self.inspectable = not isinstance(self.model, torch.jit.ScriptModule)
         self.budget = options.memory_budget or worker_budget(self.device)
         self.bytes_per_pixel = self._measure_bytes_per_pixel()
         self.tiled_frames = 0  # frames that ran in tiles because they did not fit the budget
@@ -87,11 +90,14 @@ class Stylizer:
             largest[0] = max(largest[0], sum(t.numel() * t.element_size() for t in tensors
                                              if torch.is_tensor(t)))
 
+        if not self.inspectable:
+            return UNINSPECTABLE_BYTES_PER_PIXEL
         leaves = [m for m in self.model.modules() if not any(m.children())]
         handles = [m.register_forward_hook(hook) for m in leaves]
         try:
             side = 16 * self.multiple
-            self._run(torch.zeros(1, 3, side, side, device=self.device, dtype=self.dtype))
+            probe = torch.zeros(1, 3, side, side, device=self.device, dtype=self.dtype)
+            self._run(probe, self.model)  # eager: a compiled forward would compile for it
         finally:
             for handle in handles:
                 handle.remove()
@@ -104,6 +110,10 @@ class Stylizer:
             return self.max_tile
         if h * w * self.bytes_per_pixel <= self.budget:
             return None
+        if not self.inspectable:  # tiling needs the norm layers' hooks
+            raise MemoryError(f"a {w}x{h} frame does not fit this worker's memory budget "
+                              f"({self.budget / 2**20:,.0f} MiB), and a TorchScript model "
+                              "cannot run in tiles")
         fixed = h * w * WHOLE_FRAME_BYTES_PER_PIXEL
         side = int(math.sqrt(max(0.0, self.budget - fixed) / self.bytes_per_pixel))
         if side < MIN_BUDGET_TILE:
@@ -130,8 +140,10 @@ class Stylizer:
         out = y.add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
         return list(out.numpy())
 
-    def _run(self, x: torch.Tensor) -> torch.Tensor:
-        """The network on ``x``, padded to its size multiple and cropped back."""
+    def _run(self, x: torch.Tensor, forward=None) -> torch.Tensor:
+        """The network (``forward``, by default the one set up for inference) on ``x``, padded
+        to its size multiple and cropped back."""
+        forward = forward or self.forward
         h, w = x.shape[-2:]
         m = self.multiple
         ph, pw = (-h) % m, (-w) % m
@@ -139,7 +151,7 @@ class Stylizer:
             # reflect padding needs pad < size; replicate covers the rest (tiny frames, U-Nets)
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = torch.nn.functional.pad(x, [0, pw, 0, ph], mode=mode)
-        y = self.forward(x) if self.condition is None else self.forward(x, self.condition)
+        y = forward(x) if self.condition is None else forward(x, self.condition)
         return y[:, :, :h, :w]
 
 

@@ -4,6 +4,7 @@ photo, secrets in the environment. A fault costs time, never data (docs/reliabil
 from __future__ import annotations
 
 import io
+import json
 import os
 import resource
 import shutil
@@ -56,57 +57,59 @@ def _wait_for(condition, proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
-def test_s3_outages_cost_time_never_data(s3_endpoint, tmp_path):
-    """An images job, S3 in and out, through a proxy that breaks the connection mid-job.
+def test_s3_outages_cost_time_never_data(s3_endpoint, tmp_path, capsys, monkeypatch):
+    """Jobs talk to S3 through a proxy that breaks the connection while they run.
 
-    1. The endpoint refuses connections for longer than the retry budget (3 s here): the job
-       stops with exit 5 and one line, and every image it wrote is whole.
-    2. The re-run rides out ~15 s of connection resets, ~15 s of refusals and a burst of
-       503 SlowDown / 500 errors (default budget), finishes, and redoes nothing.
-    Credentials planted in the environment appear in no output, report, log or Ray log.
+    1. An outage longer than the retry budget (2 s here): `framestyle image` stops with exit 5
+       (not 2: nothing is wrong with the input) and one line, and writes nothing.
+    2. An images job, S3 in and out, rides out ~15 s of connection resets, ~15 s of refusals
+       and a burst of 503 SlowDown / 500 errors mid-job (default budget) and finishes: every
+       image whole, none missing, no multipart upload left half done.
+    Credentials planted in the job's environment appear in no output, report, log or Ray log.
     """
+    from helpers import run_cli
+
     for i in range(PHOTOS):
         _client().put_object(Bucket=BUCKET, Key=f"faults/in/p{i:02d}.jpg",
                              Body=encoded(photo(160, 120, 500 + i), "JPEG"))
     proxy = FaultProxy(int(s3_endpoint.rsplit(":", 1)[1]))
     ray_tmp = tempfile.mkdtemp(prefix="fs-ray-", dir="/tmp")  # short: Ray's socket paths
-    env = {**os.environ, "AWS_ENDPOINT_URL": proxy.url, "AWS_SECRET_ACCESS_KEY": SECRET,
-           "RAY_ADDRESS": "", "RAY_TMPDIR": ray_tmp}
-    argv = ["images", f"s3://{BUCKET}/faults/in/", f"s3://{BUCKET}/faults/out/",
-            "--style", STYLE, "--json"]
     try:
-        # 1: an outage longer than the budget
-        first = _start(argv, {**env, "FRAMESTYLE_S3_RETRY_SECONDS": "3"})
-        _wait_for(lambda: len(_outputs("faults/out/")) >= 3, first)
+        # 1: an outage longer than the budget (in this process: `image` needs no Ray)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        monkeypatch.setenv("FRAMESTYLE_S3_RETRY_SECONDS", "2")
+        storage._s3_client.cache_clear()
         proxy.set("refuse")
-        out1, err1 = first.communicate(timeout=120)
-        proxy.set("pass")
-        assert first.returncode == 5, err1.decode()[-3000:]
-        errors = [line for line in err1.decode().splitlines() if "error" in line.lower()]
-        assert len(errors) == 1 and errors[0].startswith("framestyle: error: S3 unavailable: "), \
-            err1.decode()[-3000:]
-        assert "Traceback" not in err1.decode() and out1 == b""
-        done_first = _outputs("faults/out/")
-        assert 3 <= len(done_first) < PHOTOS
-        _assert_whole("faults/out/", done_first)
+        try:
+            code, out, err = run_cli(capsys, "image", f"s3://{BUCKET}/faults/in/p00.jpg",
+                                     f"s3://{BUCKET}/faults/single.jpg", "--style", STYLE)
+        finally:
+            storage._s3_client.cache_clear()
+            proxy.set("pass")
+        assert (code, out) == (5, "")
+        assert err.startswith(f"framestyle: error: S3 unavailable: cannot reach "
+                              f"s3://{BUCKET}/faults/single.jpg (") and err.count("\n") == 1
+        assert err.endswith(" for 2 s; re-run to resume\n")
+        assert "single.jpg" not in _keys("faults/")
 
-        # 2: the re-run through resets, refusals and 5xx answers
-        second = _start(argv, env)
-        _wait_for(lambda: len(_outputs("faults/out/")) >= len(done_first) + 2, second)
+        # 2: a job through resets, refusals and 5xx answers
+        env = {**os.environ, "AWS_ENDPOINT_URL": proxy.url, "AWS_SECRET_ACCESS_KEY": SECRET,
+               "RAY_ADDRESS": "", "RAY_TMPDIR": ray_tmp}
+        env.pop("FRAMESTYLE_S3_RETRY_SECONDS")
+        job = _start(["images", f"s3://{BUCKET}/faults/in/", f"s3://{BUCKET}/faults/out/",
+                      "--style", STYLE, "--json"], env)
+        _wait_for(lambda: len(_outputs("faults/out/")) >= 2, job)
         assert len(_outputs("faults/out/")) < PHOTOS  # the faults hit a running job
         for mode, seconds in (("reset", 15), ("refuse", 15)):
             proxy.set(mode)
             time.sleep(seconds)
-            assert second.poll() is None
+            assert job.poll() is None
         proxy.set("error", burst=12)
-        out2, err2 = second.communicate(timeout=240)
-        assert second.returncode == 0, err2.decode()[-3000:]
+        out, err = job.communicate(timeout=240)
+        assert job.returncode == 0, err.decode()[-3000:]
         assert proxy.counts["reset"] > 0 and proxy.counts["error"] == 12
-        import json
-
-        summary = json.loads(out2)
-        assert summary["skipped"] == len(done_first) and summary["failed"] == 0
-        assert summary["ok"] == PHOTOS - len(done_first)
+        summary = json.loads(out)
+        assert (summary["ok"], summary["failed"], summary["skipped"]) == (PHOTOS, 0, 0)
         outputs = _outputs("faults/out/")
         assert sorted(outputs) == [f"p{i:02d}.jpg" for i in range(PHOTOS)]
         _assert_whole("faults/out/", outputs)
@@ -115,7 +118,7 @@ def test_s3_outages_cost_time_never_data(s3_endpoint, tmp_path):
         assert not uploads.get("Uploads")  # none left half done
 
         # the planted secret: nowhere
-        texts = {"stdout/stderr": out1 + err1 + out2 + err2}
+        texts = {"stdout/stderr": out + err}
         for key in _keys("faults/out/"):
             texts[key] = _client().get_object(Bucket=BUCKET,
                                               Key=f"faults/out/{key}")["Body"].read()
@@ -204,8 +207,6 @@ def test_a_full_disk_stops_the_job_in_one_line_and_the_rerun_finishes(ray_sessio
     subprocess.run(["mount", "-o", "remount,size=4m", str(small_disk)], check=True)
     code, stdout, err = run_cli(capsys, "images", source, out, "--style", STYLE, "--json")
     assert code == 0, err
-    import json
-
     summary = json.loads(stdout)
     assert (summary["skipped"], summary["ok"]) == (len(done), 20 - len(done))
     assert sorted(p.name for p in out.glob("*.jpg")) == [f"p{i:02d}.jpg" for i in range(20)]
