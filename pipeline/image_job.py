@@ -47,7 +47,7 @@ STYLIZE_BATCH = 8  # images per actor call; same-size images within it run as on
 # call). Fewer, larger calls keep Ray's per-call work (scheduling, object store, stats) off the
 # CPUs the model needs.
 READ_BATCH = STYLIZE_BATCH
-MAX_BATCH_PIXELS = 8 * 2**20  # pixels per forward pass: bounds activation memory
+MAX_BATCH_PIXELS = 8 * 2**20  # per stylizer call; it splits them further to its memory budget
 # On a CPU-only cluster each stylizer actor takes most of a CPU, leaving the rest to the
 # read/decode and encode/write stages; with whole CPUs for the stylizers those would wait.
 STYLIZER_CPU_SHARE = 0.75

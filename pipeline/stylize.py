@@ -83,6 +83,8 @@ class Stylizer:
         """Peak bytes per input pixel of a forward pass: twice the largest layer's input plus
         output (eager PyTorch frees each layer's input after it; twice covers a residual
         block's skip and the allocator), plus the whole-frame tensors around it."""
+        if not self.inspectable:
+            return UNINSPECTABLE_BYTES_PER_PIXEL
         largest = [0]
 
         def hook(module, args, output):
@@ -90,8 +92,6 @@ class Stylizer:
             largest[0] = max(largest[0], sum(t.numel() * t.element_size() for t in tensors
                                              if torch.is_tensor(t)))
 
-        if not self.inspectable:
-            return UNINSPECTABLE_BYTES_PER_PIXEL
         leaves = [m for m in self.model.modules() if not any(m.children())]
         handles = [m.register_forward_hook(hook) for m in leaves]
         try:
@@ -124,13 +124,13 @@ class Stylizer:
 
     @torch.inference_mode()
     def _stylize(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        h, w = frames[0].shape[:2]
+        tile = self._tile_for(h, w)  # first: a frame that cannot fit fails before allocating
         batch = torch.from_numpy(np.stack(frames)).to(self.device)
-        h, w = batch.shape[1:3]
         scale = (self.high - self.low) / 255
         x = batch.permute(0, 3, 1, 2).to(self.dtype).mul_(scale).add_(self.low)
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        tile = self._tile_for(h, w)
         if tile:
             self.tiled_frames += len(frames)
             y = tiled_forward(self._run, self.model, x, tile, multiple=self.multiple)

@@ -57,7 +57,7 @@ def _wait_for(condition, proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
-def test_s3_outages_cost_time_never_data(s3_endpoint, tmp_path, capsys, monkeypatch):
+def test_s3_outages_cost_time_never_data(s3_endpoint, capsys, monkeypatch):
     """Jobs talk to S3 through a proxy that breaks the connection while they run.
 
     1. An outage longer than the retry budget (2 s here): `framestyle image` stops with exit 5
@@ -76,16 +76,17 @@ def test_s3_outages_cost_time_never_data(s3_endpoint, tmp_path, capsys, monkeypa
     ray_tmp = tempfile.mkdtemp(prefix="fs-ray-", dir="/tmp")  # short: Ray's socket paths
     try:
         # 1: an outage longer than the budget (in this process: `image` needs no Ray)
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        monkeypatch.setenv("FRAMESTYLE_S3_RETRY_SECONDS", "2")
-        storage._s3_client.cache_clear()
-        proxy.set("refuse")
-        try:
-            code, out, err = run_cli(capsys, "image", f"s3://{BUCKET}/faults/in/p00.jpg",
-                                     f"s3://{BUCKET}/faults/single.jpg", "--style", STYLE)
-        finally:
+        with monkeypatch.context() as patch:
+            patch.setenv("AWS_ENDPOINT_URL", proxy.url)
+            patch.setenv("FRAMESTYLE_S3_RETRY_SECONDS", "2")
             storage._s3_client.cache_clear()
-            proxy.set("pass")
+            proxy.set("refuse")
+            try:
+                code, out, err = run_cli(capsys, "image", f"s3://{BUCKET}/faults/in/p00.jpg",
+                                         f"s3://{BUCKET}/faults/single.jpg", "--style", STYLE)
+            finally:
+                proxy.set("pass")
+        storage._s3_client.cache_clear()  # the session's client, to moto directly, again
         assert (code, out) == (5, "")
         assert err.startswith(f"framestyle: error: S3 unavailable: cannot reach "
                               f"s3://{BUCKET}/faults/single.jpg (") and err.count("\n") == 1
@@ -95,7 +96,7 @@ def test_s3_outages_cost_time_never_data(s3_endpoint, tmp_path, capsys, monkeypa
         # 2: a job through resets, refusals and 5xx answers
         env = {**os.environ, "AWS_ENDPOINT_URL": proxy.url, "AWS_SECRET_ACCESS_KEY": SECRET,
                "RAY_ADDRESS": "", "RAY_TMPDIR": ray_tmp}
-        env.pop("FRAMESTYLE_S3_RETRY_SECONDS")
+        env.pop("FRAMESTYLE_S3_RETRY_SECONDS", None)  # the default budget
         job = _start(["images", f"s3://{BUCKET}/faults/in/", f"s3://{BUCKET}/faults/out/",
                       "--style", STYLE, "--json"], env)
         _wait_for(lambda: len(_outputs("faults/out/")) >= 2, job)
@@ -129,6 +130,7 @@ def test_s3_outages_cost_time_never_data(s3_endpoint, tmp_path, capsys, monkeypa
         assert leaked == []
     finally:
         proxy.close()
+        storage._s3_client.cache_clear()
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
