@@ -6,7 +6,9 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 
 from ..core.errors import FieldError, as_user_error, first_line
 from . import demo, eval, image, images, jobs_command, models, run, styles, submit, train, video
@@ -17,6 +19,9 @@ from . import demo, eval, image, images, jobs_command, models, run, styles, subm
 # handed over as args.extra) and ADD_HELP = False (it adds its own -h).
 # These modules import neither torch nor Ray at the top, so --help answers at once.
 EXIT_INTERRUPTED = 130  # as a shell reports a command ended by SIGINT
+INTERRUPTED = ("framestyle: interrupted; finished work (chunks, images, checkpoints) is kept, "
+               "re-run to resume")
+INTERRUPT_GRACE_SECONDS = 3
 
 JOBS = {
     "video": video,
@@ -76,9 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
             result = job.run(args)
     except KeyboardInterrupt:
-        print("framestyle: interrupted; finished work (chunks, images, checkpoints) is kept, "
-              "re-run to resume",
-              file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - ours or a known fault, however wrapped; else a bug
         error = as_user_error(e)
@@ -110,15 +113,37 @@ def quiet_libraries(verbose: bool) -> None:
 
 
 def command() -> None:
-    """The console script. After Ctrl-C it leaves at once: the interpreter's own exit would
-    wait for Ray's and Ray Data's background threads, which an interrupted job leaves busy.
-    Finished work is on storage already (every write is atomic)."""
+    """The console script. Ctrl-C stops it within seconds whatever it is doing. The first
+    SIGINT raises KeyboardInterrupt as usual, and ``main`` reports it. If that exception is
+    swallowed (Ray's core worker catches what is raised in its callbacks), a timer ends the
+    process anyway. A second SIGINT ends it at once. Either way it leaves with ``os._exit``,
+    because the interpreter's own exit would wait for Ray's and Ray Data's background threads,
+    which an interrupted job leaves busy. Finished work is on storage already: every write is
+    atomic."""
+    interrupted = threading.Event()
+
+    def on_sigint(signum, frame):
+        if interrupted.is_set():
+            _leave_interrupted(announce=True)
+        interrupted.set()
+        timer = threading.Timer(INTERRUPT_GRACE_SECONDS, _leave_interrupted, (True,))
+        timer.daemon = True
+        timer.start()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
     code = main()
-    if code == EXIT_INTERRUPTED:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    if code == EXIT_INTERRUPTED or interrupted.is_set():
+        _leave_interrupted(announce=code != EXIT_INTERRUPTED)
     sys.exit(code)
+
+
+def _leave_interrupted(announce: bool) -> None:
+    if announce:
+        print(INTERRUPTED, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

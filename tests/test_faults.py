@@ -276,3 +276,29 @@ def test_archive_limits_end_an_archive_with_one_failure_line(tmp_path):
     assert read_none == [] and len(failures) == 5 and all(
         f.startswith("member too large (0.000") and f.endswith(
             " MB uncompressed, over the 0.0001 MB limit of --max-member-mb)") for f in failures)
+
+
+def test_ctrl_c_ends_the_command_even_when_a_library_swallows_it():
+    """Ray's core worker catches exceptions raised in its callbacks, KeyboardInterrupt included:
+    the command still ends within seconds, exit 130, with the interrupted line."""
+    script = (
+        "import time\n"
+        "from framestyle.jobs import cli\n"
+        "def swallowing_job(argv=None):\n"
+        "    print('running', flush=True)\n"
+        "    while True:\n"
+        "        try:\n"
+        "            time.sleep(0.05)\n"
+        "        except KeyboardInterrupt:\n"
+        "            pass  # as a callback's try/except would\n"
+        "cli.main = swallowing_job\n"
+        "cli.command()\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout.readline() == b"running\n"
+    sent = time.monotonic()
+    proc.send_signal(2)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and time.monotonic() - sent < 6
+    assert err.decode().strip() == ("framestyle: interrupted; finished work (chunks, images, "
+                                    "checkpoints) is kept, re-run to resume")
