@@ -281,14 +281,19 @@ def test_archive_limits_end_an_archive_with_one_failure_line(tmp_path):
 def test_ctrl_c_ends_the_command_even_when_a_library_swallows_it():
     """Ray's core worker catches exceptions raised in its callbacks, KeyboardInterrupt included:
     the command still ends within seconds, exit 130, with the interrupted line."""
+    # "running" is printed inside the try, so the one SIGINT (sent once it is read) always
+    # lands where it is swallowed, never between two statements outside it
     script = (
         "import time\n"
         "from framestyle.jobs import cli\n"
-        "def swallowing_job(argv=None):\n"
+        "def spin():\n"
         "    print('running', flush=True)\n"
         "    while True:\n"
+        "        time.sleep(0.05)\n"
+        "def swallowing_job(argv=None):\n"
+        "    while True:\n"
         "        try:\n"
-        "            time.sleep(0.05)\n"
+        "            spin()\n"
         "        except KeyboardInterrupt:\n"
         "            pass  # as a callback's try/except would\n"
         "cli.main = swallowing_job\n"
