@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import node_cache
-from .errors import InputError, UnavailableError, disk_full
+from .errors import InputError, UnavailableError, disk_full, first_line
 from .hashing import identity_hash
 
 S3_SCHEME = "s3://"
@@ -207,7 +207,7 @@ class S3Storage:
             except Exception as e:  # noqa: BLE001 - sorted by is_transient
                 if not is_transient(e):
                     raise
-                fault = _first_line(e)
+                fault = first_line(e)[:200]
             waited = time.monotonic() - started
             if waited >= NOTICE_AFTER_SECONDS and not notified:
                 notified = True  # one line, so a waiting job does not look hung
@@ -346,11 +346,6 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, (bce.EndpointConnectionError, bce.ConnectionError,
                               bce.HTTPClientError, bce.ResponseStreamingError,
                               bce.IncompleteReadError, ConnectionError, TimeoutError))
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:200]
 
 
 @lru_cache(maxsize=1)

@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from ..core import storage
-from ..core.errors import FieldError, disk_full, first_line
+from ..core.errors import FieldError, first_line
 from ..core.hashing import identity_hash
 from ..core.spec import Spec
 from ..models import hub
@@ -385,11 +385,8 @@ class EncodeAndWrite:
                                     _frames(batch, i, "alpha") if batch["alpha"][i] else None,
                                     animation, metadata)
                 write_image(self.root, str(batch["key"][i]), data)
-            except OSError as e:
-                if full := disk_full(e):
-                    raise full from None  # every image after it would fail the same way
-                status[i], reason[i] = FAILED, f"cannot write output ({first_line(e)})"
-            except ValueError as e:
+            # (a full disk is LocalStorage's DiskFullError, not an OSError: it stops the job)
+            except (OSError, ValueError) as e:
                 status[i], reason[i] = FAILED, f"cannot write output ({first_line(e)})"
         return {"key": batch["key"], "source": batch["source"], "status": status,
                 "reason": reason}
