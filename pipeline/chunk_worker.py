@@ -82,6 +82,10 @@ class ChunkWorker:
         self._batch_size = batch_size
         self._loaded: tuple[str, object] | None = None  # (model key, Stylizer)
 
+    def ready(self) -> bool:
+        """Answers once the actor runs: the scheduler gives a restarted actor work only then."""
+        return True
+
     def stylizer_for(self, task: ChunkTask):
         """The task's model, loaded once and kept while the following chunks use it too."""
         from .stylize import Stylizer

@@ -8,7 +8,11 @@ so a batch of videos shares one pool.
 Faults cost only the chunk in flight. When an actor's process dies (killed, out of memory, node
 lost), Ray restarts the actor (``max_restarts``) and the loop puts its chunk back at the front of
 the queue for whichever actor is free next, up to ``max_attempts`` tries per chunk; an actor that
-cannot be restarted any more is replaced by a new one while the replacement budget lasts. A chunk
+cannot be restarted any more is replaced by a new one while the replacement budget lasts. A
+restarted or replacement actor gets work only once it answers ``ready``: after a node is lost the
+cluster may have no room for it, and a chunk handed to it would wait for capacity that may never
+come back while the other actors run out of work. The job ends when every chunk is done, whether
+or not such an actor ever started. A chunk
 that fails by itself (a bad input, a full disk) is not retried, and fails its group (its video):
 no other chunk of that group starts, chunks in flight finish (so their work is kept for the next
 run), and the other groups go on. With no ``on_failed`` to hand that to, the error is raised
@@ -66,6 +70,7 @@ def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], Non
     actors = [actor_cls.remote() for _ in range(size)]
     idle, pending = deque(actors), deque(tasks)
     running: dict = {}  # generator -> [actor, task, frames reported]
+    starting: dict = {}  # ready() call -> actor restarting or replacing a lost one
     attempts: dict[int, int] = {}
     error: BaseException | None = None  # the first failure, raised without on_failed
 
@@ -79,53 +84,64 @@ def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], Non
         else:
             on_failed(task, e, dropped)
 
+    def lost(actor, e: BaseException) -> None:
+        """``actor``'s process died: wait for Ray's restart, or replace an actor out of them."""
+        if isinstance(e, ray.exceptions.ActorDiedError):  # no restarts left
+            actors.remove(actor)
+            if report.actors_replaced >= 2 * size:
+                return
+            report.actors_replaced += 1
+            actor = actor_cls.remote()
+            actors.append(actor)
+        starting[actor.ready.remote()] = actor
+
     try:
         while running or pending:
             while idle and pending:
                 actor, task = idle.popleft(), pending.popleft()
                 attempts[id(task)] = attempts.get(id(task), 0) + 1
                 running[actor.process.remote(task)] = [actor, task, 0]
-            (generator,), _ = ray.wait(list(running), num_returns=1)
-            actor, task, reported = running[generator]
+            if pending and not actors:  # nothing left to run them on
+                task = pending.popleft()
+                fail(task, ChunkFailed(f"no stylizer left to run {task.chunk.name} of "
+                                       f"{task.input_uri}: every worker was lost"))
+                continue
+            (ref,), _ = ray.wait([*running, *starting], num_returns=1)
+            if ref in starting:
+                actor = starting.pop(ref)
+                try:
+                    ray.get(ref)
+                    idle.append(actor)
+                except ray.exceptions.RayActorError as e:
+                    lost(actor, e)
+                continue
+            actor, task, reported = running[ref]
             try:
-                item = ray.get(next(generator))
+                item = ray.get(next(ref))
             except StopIteration:
-                del running[generator]
+                del running[ref]
                 idle.append(actor)
                 continue
             except ray.exceptions.RayActorError as e:
-                del running[generator]
+                del running[ref]
                 on_frames(task, -reported)
-                if isinstance(e, ray.exceptions.ActorDiedError):  # no restarts left
-                    actors.remove(actor)
-                    if report.actors_replaced < 2 * size:
-                        report.actors_replaced += 1
-                        actor = actor_cls.remote()
-                        actors.append(actor)
-                    else:
-                        actor = None
-                if actor is not None:
-                    idle.append(actor)  # calls to a restarting actor wait for it
-                lost = ChunkFailed(f"{task.chunk.name} of {task.input_uri} lost its worker "
-                                   f"{attempts[id(task)]} times: {first_line(e)}")
-                if not actors:  # nothing left to run anything on
-                    for t in [task, *pending]:
-                        fail(t, lost)
-                elif attempts[id(task)] >= max_attempts:
-                    fail(task, lost)
+                lost(actor, e)
+                if attempts[id(task)] >= max_attempts or not actors:
+                    fail(task, ChunkFailed(f"{task.chunk.name} of {task.input_uri} lost its "
+                                           f"worker {attempts[id(task)]} times: {first_line(e)}"))
                 else:
                     report.retried.append(task)
                     pending.appendleft(task)
                 continue
             except Exception as e:  # noqa: BLE001 - the chunk's own failure
-                del running[generator]
+                del running[ref]
                 idle.append(actor)
                 fail(task, unwrap(e))
                 continue
             if isinstance(item, ChunkRecord):
                 on_done(task, item)
             else:
-                running[generator][2] += item
+                running[ref][2] += item
                 on_frames(task, item)
     finally:
         for actor in actors:
