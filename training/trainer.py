@@ -140,7 +140,13 @@ def ray_storage(run_root: str):
 
 def _scaling(settings: TrainSettings):
     """One GPU a worker when the cluster has GPUs; on CPUs an even share of the cores, one
-    core left over for reading and decoding images."""
+    core left over for reading and decoding images.
+
+    A CPU worker never asks for more than the largest node holds less that one core: Ray places
+    a worker on one node, and a share of the whole cluster could fit none of them (or leave a
+    node no core for the data tasks, which would stall the run). After a node is lost, Ray Train
+    restarts the workers with the same request on the nodes that remain.
+    """
     import ray
     from ray.train import ScalingConfig
 
@@ -148,17 +154,21 @@ def _scaling(settings: TrainSettings):
     use_gpu = settings.use_gpu if settings.use_gpu is not None else resources.get("GPU", 0) > 0
     if use_gpu:
         return ScalingConfig(num_workers=settings.workers, use_gpu=True), 1
-    share = (resources.get("CPU", 1) - 1) / settings.workers
+    largest = max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]),
+                  default=1)
+    share = min((resources.get("CPU", 1) - 1) / settings.workers, max(1, largest - 1))
     cpus = float(int(share)) if share >= 1 else max(0.25, share)
     return (ScalingConfig(num_workers=settings.workers, resources_per_worker={"CPU": cpus}),
             max(1, int(cpus)))
 
 
 def _fit(recipe, settings, options, prepared, run_root, units, augment, progress, say):
+    import ray
     import ray.data
     from ray.train import CheckpointConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
     from ray.util.queue import Queue
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from .data import rows
     from .loop import train_loop
@@ -173,7 +183,10 @@ def _fit(recipe, settings, options, prepared, run_root, units, augment, progress
                 for name, found in units.items()}
     storage_path, filesystem = ray_storage(run_root)
     scaling, threads = _scaling(settings)
-    events = Queue(actor_options={"num_cpus": 0})
+    # On the driver's node, as Ray Train places its controller: a lost worker node must not
+    # take the progress events with it.
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    events = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={"recipe": recipe, "settings": settings, "options": options,
