@@ -109,11 +109,20 @@ def as_user_error(error: BaseException) -> FramestyleError | None:
     for e in causes:
         if isinstance(e, OSError) and (full := disk_full(e)):
             return full
-    for e in causes:
-        name = type(e).__name__
-        if name in ("ActorDiedError", "WorkerCrashedError", "NodeDiedError",
-                    "RaySystemError", "OutOfMemoryError", "ObjectLostError",
-                    "ActorUnavailableError"):
-            return UnavailableError(f"a Ray worker was lost and its retries ran out "
-                                    f"({name}: {first_line(e)[:160]}); re-run to resume")
+    lost = worker_lost(error)
+    if lost is not None:
+        return UnavailableError(f"a Ray worker was lost and its retries ran out "
+                                f"({type(lost).__name__}: {first_line(lost)[:160]}); "
+                                "re-run to resume")
     return None
+
+
+# Ray's errors for a worker process or node that went away (matched by name: the core layer
+# does not import Ray).
+WORKER_LOSS = ("ActorDiedError", "WorkerCrashedError", "NodeDiedError", "RaySystemError",
+               "OutOfMemoryError", "ObjectLostError", "ActorUnavailableError")
+
+
+def worker_lost(error: BaseException) -> BaseException | None:
+    """Ray's error inside ``error`` saying a worker or its node was lost, or None."""
+    return next((e for e in _causes(error) if type(e).__name__ in WORKER_LOSS), None)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 import time
 import warnings
 from collections import defaultdict
@@ -24,7 +25,7 @@ import numpy as np
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from ..core import storage
-from ..core.errors import FieldError, first_line
+from ..core.errors import FieldError, first_line, worker_lost
 from ..core.hashing import identity_hash
 from ..core.spec import Spec
 from ..models import hub
@@ -52,12 +53,17 @@ MAX_BATCH_PIXELS = 8 * 2**20  # per stylizer call; it splits them further to its
 # read/decode and encode/write stages; with whole CPUs for the stylizers those would wait.
 STYLIZER_CPU_SHARE = 0.75
 IO_CPU_SHARE = 0.25
-# Ray Data restarts a dead actor and retries its calls without end by default: an input that
-# kills its worker every time would hang the job. A lost node or a killed worker costs a
-# couple of retries; past them the job stops (exit 5) and a re-run skips what is done. Ray 2.60
-# takes these only as free remote args, which it marks deprecated for 2.64 with no named
-# replacement yet; the warning is silenced below, and the Ray pin guards the rest.
-BOUNDED_RETRIES = {"max_restarts": 2, "max_task_retries": 2}
+# Ray Data restarts a dead actor and retries its calls on it without end by default: an input
+# that kills its worker every time would hang the job, and so would a call waiting for an actor
+# that a shrunken cluster has no room to restart (ray-project/ray#26991, #41029). So a lost
+# worker or node fails the dataset at once, and the job resumes itself: a new dataset, sized to
+# the cluster as it is now, over what this run has not reported yet. Resuming goes on while each
+# try makes progress; WORKER_LOSS_RESUMES tries in a row without any stop the job (exit 5, a
+# re-run skips what is done). Ray 2.60 takes these only as free remote args, which it marks
+# deprecated for 2.64 with no named replacement yet; the warning is silenced below, and the Ray
+# pin guards the rest.
+NO_RAY_RETRIES = {"max_restarts": 0, "max_task_retries": 0}
+WORKER_LOSS_RESUMES = 3
 
 
 class ImageSettings(Spec):
@@ -113,17 +119,38 @@ def run_image_job(job: ImageJob, address: str | None = None, progress: bool = Tr
     # An archive's member count is known only once it has been read through.
     total = len(units) if all(u.kind == "file" for u in units) else None
     samples: list[tuple[str, str]] = []  # (source, key) of a few images done in this run
+    reported: set[str] = set()  # keys of the rows counted, so a resumed try counts none twice
+    fruitless, resumed = 0, False  # tries in a row that lost a worker and reported nothing
     # closed however the loop ends, so an error line starts a line of its own
     with progress_bar(total, "image", "images", progress, initial=skipped + len(failures)) as bar:
-        for row in _rows(_dataset(job, style, destination, todo)) if todo else ():
-            counts[row["status"]] += 1
-            if row["status"] == FAILED:
-                failures.append({"key": row["key"], "source": row["source"],
-                                 "reason": row["reason"]})
-            elif row["status"] == OK and len(samples) < PREVIEW_IMAGES:
-                samples.append((str(row["source"]), str(row["key"])))
-            bar.update(1)
-            bar.set_postfix(failed=counts[FAILED], skipped=counts[SKIPPED], refresh=False)
+        while todo:
+            before = len(reported)
+            try:
+                for row in _rows(_dataset(job, style, destination, todo)):
+                    status, key = row["status"], str(row["key"])
+                    if key in reported:
+                        continue  # reported by a try that then lost a worker
+                    if resumed and status == SKIPPED and key not in finished:
+                        status = OK  # written by this run just before a worker was lost
+                    reported.add(key)
+                    counts[status] += 1
+                    if status == FAILED:
+                        failures.append({"key": key, "source": row["source"],
+                                         "reason": row["reason"]})
+                    elif status == OK and len(samples) < PREVIEW_IMAGES:
+                        samples.append((str(row["source"]), key))
+                    bar.update(1)
+                    bar.set_postfix(failed=counts[FAILED], skipped=counts[SKIPPED],
+                                    refresh=False)
+                break
+            except Exception as e:
+                fruitless = 0 if len(reported) > before else fruitless + 1
+                lost = worker_lost(e)
+                if lost is None or fruitless >= WORKER_LOSS_RESUMES:
+                    raise
+                todo, resumed = _not_reported(todo, reported, job.format), True
+                bar.write(f"framestyle: a Ray worker was lost ({type(lost).__name__}); resuming "
+                          f"the images not done yet on the cluster as it is now", file=sys.stderr)
 
     failures_uri = write_failures(destination, failures)
     if job.preview and samples:
@@ -138,6 +165,13 @@ def run_image_job(job: ImageJob, address: str | None = None, progress: bool = Tr
         "images_per_second": round(counts[OK] / seconds, 3) if seconds > 0 else 0.0,
         "failures": failures_uri, "preview": job.preview if job.preview and samples else None,
     }
+
+
+def _not_reported(units: list[SourceUnit], reported: set[str], fmt: str) -> list[SourceUnit]:
+    """The units a resumed try still reads: an archive again (its members written already are
+    skipped as it streams), a plain file unless its row was reported."""
+    return [u for u in units if u.kind != "file" or (
+        u.key not in reported and output_format(u.key, fmt)[1] not in reported)]
 
 
 def job_identity(job: ImageJob, style: ModelRef) -> tuple[dict, str]:
@@ -209,7 +243,7 @@ def _dataset(job: ImageJob, style: ModelRef, destination: Destination, units: li
     # Ray keeps no idle worker around for tasks, so each task started (and imported into) a
     # fresh Python process, which cost 15-20% of the CPU the model needed (measured).
     io_pool = {"compute": ActorPoolStrategy(min_size=1, max_size=actors), "num_cpus": IO_CPU_SHARE,
-               **BOUNDED_RETRIES}
+               **NO_RAY_RETRIES}
     blocks = -(-len(units) // READ_BATCH)
     if all(u.kind == "file" for u in units):
         actors = min(actors, blocks)  # a small job: no stylizer that would never get work
@@ -224,9 +258,10 @@ def _dataset(job: ImageJob, style: ModelRef, destination: Destination, units: li
                      fn_constructor_kwargs={"root": destination.root, "fmt": job.format,
                                             "max_side": job.max_side,
                                             "max_megapixels": job.max_megapixels,
-                                            "archive_limits": job.archive_limits})
+                                            "archive_limits": job.archive_limits,
+                                            "skip_written": not job.overwrite})
         .map_batches(StylizeImages, batch_size=STYLIZE_BATCH,
-                     compute=ActorPoolStrategy(size=actors), **BOUNDED_RETRIES,
+                     compute=ActorPoolStrategy(size=actors), **NO_RAY_RETRIES,
                      fn_constructor_kwargs={"style": style, "options": job.inference,
                                             "temporal": job.temporal},
                      **actor_resources)
@@ -248,8 +283,9 @@ class ReadAndDecode:
     """Source units in; decoded images out, READ_BATCH at a time, as each unit streams."""
 
     def __init__(self, root: str, fmt: str, max_side: int | None, max_megapixels: float,
-                 archive_limits: ArchiveLimits):
+                 archive_limits: ArchiveLimits, skip_written: bool):
         self.root, self.fmt, self.max_side = root, fmt, max_side
+        self.skip_written = skip_written
         self.max_megapixels, self.archive_limits = max_megapixels, archive_limits
 
     def __call__(self, batch: dict) -> Iterator[dict]:
@@ -265,7 +301,7 @@ class ReadAndDecode:
 
     def _finished_in(self, unit: SourceUnit):
         """For an archive: is a member's output written already? (one listing per archive)"""
-        if unit.kind == "file":
+        if unit.kind == "file" or not self.skip_written:
             return lambda key: False  # plain files were checked on the driver
         under = storage.join(self.root, unit.key) if unit.key else self.root
         done = {unit.key + k for k in storage.storage_for(self.root).list_sizes(under)}
