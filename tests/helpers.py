@@ -46,6 +46,17 @@ def kill_cli_when(ready: Callable[[], bool], *argv, timeout: float = 150,
     return proc.returncode, err.decode(), time.monotonic() - sent
 
 
+def alive_actors(class_name: str) -> list:
+    """The live actors of ``class_name`` in this session's Ray instance, asked of its own GCS:
+    Ray's default lookup reads ``/tmp/ray/ray_current_cluster``, which another cluster on this
+    machine (the node-loss test's) rewrites and removes."""
+    import ray
+    from ray.util.state import list_actors
+
+    return list_actors(address=ray.get_runtime_context().gcs_address,
+                       filters=[("class_name", "=", class_name), ("state", "=", "ALIVE")])
+
+
 def seeded(model: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torch.nn.Module:
     """Non-trivial weights in eval mode, so identical outputs mean the weights really arrived."""
     generator = torch.Generator().manual_seed(seed)

@@ -11,12 +11,11 @@ import time
 from framestyle.models.hub import resolve
 from framestyle.pipeline.stylize import Stylizer
 from framestyle.pipeline.video_job import VideoJob, run_video_jobs
+from helpers import alive_actors
 from media import decoded_frames, ffmpeg, frame_identity
 
 
 def test_killed_stylizer_costs_one_chunk_and_videos_share_a_pool(ray_session, clips, tmp_path):
-    from ray.util.state import list_actors
-
     moving = tmp_path / "moving.mp4"  # every frame differs: frame identity is unambiguous
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=128x72:rate=25", "-frames:v", "50",
            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", moving)
@@ -37,7 +36,7 @@ def test_killed_stylizer_costs_one_chunk_and_videos_share_a_pool(ray_session, cl
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob("out/.framestyle/*/chunk-*.json")) and time.monotonic() < deadline:
         time.sleep(0.05)  # until the pool is warm and one chunk is in
-    workers = list_actors(filters=[("class_name", "=", "ChunkWorker"), ("state", "=", "ALIVE")])
+    workers = alive_actors("ChunkWorker")
     assert len(workers) == 2  # one pool for both videos: one actor per CPU
     os.kill(workers[0].pid, signal.SIGKILL)  # mid-chunk: more chunks wait than there are actors
     thread.join(timeout=240)

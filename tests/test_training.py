@@ -25,7 +25,7 @@ from framestyle.models.transformer_net import TransformerNet
 from framestyle.pipeline.video_job import VideoJob, run_video_jobs
 from framestyle.training.recipe import Product, Recipe
 from framestyle.training.recipes import RECIPES, Entry
-from helpers import kill_cli_when, run_cli
+from helpers import alive_actors, kill_cli_when, run_cli
 from image_zoo import photo
 from media import decoded_frames, frame_errors
 
@@ -101,8 +101,6 @@ def test_distill_on_s3_survives_a_killed_command_and_a_killed_worker(
     """Checkpoints on the S3 server; the command killed after its first checkpoint resumes
     there; a worker killed in the resumed run is restarted from the next one; the loss falls
     over the 40 steps; the published student is what the video job runs by name."""
-    from ray.util.state import list_actors
-
     hub_uri = f"s3://{bucket}/train-{time.time_ns()}/models"
     monkeypatch.setenv(hub.HUB_ENV, hub_uri)
     run_uri = hub_uri.rsplit("/", 1)[0] + "/framestyle-runs/slim7"  # default: beside the hub
@@ -116,12 +114,8 @@ def test_distill_on_s3_survives_a_killed_command_and_a_killed_worker(
     thread = threading.Thread(target=lambda: result.update(cli=run_cli(capsys, *argv, "--json")))
     thread.start()
 
-    def alive_workers():
-        return list_actors(filters=[("class_name", "=", "RayTrainWorker"),
-                                    ("state", "=", "ALIVE")])
-
     deadline = time.monotonic() + 150
-    while time.monotonic() < deadline and len(workers := alive_workers()) < 2:
+    while time.monotonic() < deadline and len(workers := alive_actors("RayTrainWorker")) < 2:
         time.sleep(0.2)
     resumed_at = latest_checkpoint_step(run_uri)  # where the killed run got to
     while time.monotonic() < deadline and latest_checkpoint_step(run_uri) <= resumed_at:
