@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install compile bench clean
 
 # pip compiles every installed module to bytecode one file at a time (about 80 s of CPU here);
 # compileall does the same on every core. Bytecode is needed: with PYTHONDONTWRITEBYTECODE set,
@@ -19,13 +19,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# The project's own modules, compiled like the venv's: the editable install leaves them as
+# source, and every process that imports them (each Ray worker among them) compiled them again.
+SOURCES := core models pipeline jobs training
+compile: $(STAMP)
+	-$(BIN)/python -m compileall -q -j 0 $(SOURCES) >/dev/null
+
+demo: compile
 	$(BIN)/framestyle demo
 
 # lint-imports checks the layer contract in pyproject.toml: a wrong-way import fails the build.
 # The report test opens a job report in a real browser: Debian's chromium, driven by Playwright
 # (which cannot download browsers of its own here).
-test: $(STAMP)
+test: compile
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest

@@ -23,7 +23,7 @@ from image_zoo import photo
 from media import audio_packets, decoded_frames, ffmpeg, frame_errors, frame_identity
 
 pytestmark = pytest.mark.faults
-PHOTOS, STEPS, EVERY = 32, 16, 4
+PHOTOS, STEPS, EVERY = 24, 16, 4
 
 
 @pytest.fixture(scope="module")

@@ -1,16 +1,13 @@
 """framestyle train: each recipe trains on Ray Train with 2 CPU workers, publishes a model the
-video job uses by name; runs resume after the command or a worker is killed; bad input is one
-line, exit 2, nothing published."""
+video job uses by name; a run resumes after the command is killed (a lost worker and its node:
+test_node_loss.py); bad input is one line, exit 2, nothing published."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-import os
 import re
-import signal
-import threading
 import time
 
 import numpy as np
@@ -25,7 +22,7 @@ from framestyle.models.transformer_net import TransformerNet
 from framestyle.pipeline.video_job import VideoJob, run_video_jobs
 from framestyle.training.recipe import Product, Recipe
 from framestyle.training.recipes import RECIPES, Entry
-from helpers import alive_actors, kill_cli_when, run_cli
+from helpers import kill_cli_when, run_cli
 from image_zoo import photo
 from media import decoded_frames, frame_errors
 
@@ -96,55 +93,41 @@ def latest_checkpoint_step(run_uri: str) -> int:
     return int(latest["metrics"]["step"]) if latest else 0
 
 
-def test_distill_on_s3_survives_a_killed_command_and_a_killed_worker(
+def test_distill_on_s3_survives_a_killed_command(
         ray_session, photos, bucket, clips, tmp_path, capsys, monkeypatch):
     """Checkpoints on the S3 server; the command killed after its first checkpoint resumes
-    there; a worker killed in the resumed run is restarted from the next one; the loss falls
-    over the 40 steps; the published student is what the video job runs by name."""
+    there on 2 workers; the loss falls over the 30 steps; the published student is what the
+    video job runs by name. (A worker lost in a running fit, its node with it, is
+    test_node_loss.py's.)"""
     hub_uri = f"s3://{bucket}/train-{time.time_ns()}/models"
     monkeypatch.setenv(hub.HUB_ENV, hub_uri)
     run_uri = hub_uri.rsplit("/", 1)[0] + "/framestyle-runs/slim7"  # default: beside the hub
     argv = ["train", "distill", "--teacher", "builtin:7", "--data", photos, "--name", "slim7",
-            "--steps", "40", "--width", "0.25", "--checkpoint-every", "10", *TINY]
+            "--steps", "30", "--width", "0.25", "--checkpoint-every", "10", *TINY]
     # the whole process group killed (Ray included) once its first checkpoint is registered
     kill_cli_when(lambda: latest_checkpoint_step(run_uri) >= 10, *argv)
     assert hub.list_models() == {}  # nothing published by the killed run
-
-    result = {}
-    thread = threading.Thread(target=lambda: result.update(cli=run_cli(capsys, *argv, "--json")))
-    thread.start()
-
-    deadline = time.monotonic() + 150
-    while time.monotonic() < deadline and len(workers := alive_actors("RayTrainWorker")) < 2:
-        time.sleep(0.2)
     resumed_at = latest_checkpoint_step(run_uri)  # where the killed run got to
-    while time.monotonic() < deadline and latest_checkpoint_step(run_uri) <= resumed_at:
-        time.sleep(0.02)
-    os.kill(workers[1].pid, signal.SIGKILL)
-    thread.join(timeout=240)
-    code, out, err = result["cli"]
+
+    code, out, err = run_cli(capsys, *argv, "--json")
     assert code == 0, err
-    # (a checkpoint being registered as a kill lands may or may not count: read which did)
     starts = [int(n) for n in re.findall(r"resuming slim7 at step (\d+)\n", err)]
-    restarts = [int(n) for n in re.findall(r"resuming slim7 at step (\d+) after a worker "
-                                           r"failure\n", err)]
     assert starts == [resumed_at] and resumed_at in (10, 20)
-    assert len(restarts) == 1 and resumed_at < restarts[0] < 40
     summary = json.loads(out)
-    assert summary["steps"] == 40 and summary["resumed_from"] == resumed_at
-    assert summary["worker_restarts"] == 1
+    assert summary["steps"] == 30 and summary["resumed_from"] == resumed_at
+    assert summary["worker_restarts"] == 0 and summary["workers"] == 2
     assert summary["published"] == ["slim7@1"] and summary["skipped"] == 1
     assert any(k.startswith("checkpoint_") for k in storage.storage_for(run_uri).list_files(run_uri))
     rows = metrics(run_uri)
     # the curve continues: every reported step once (rows a killed attempt wrote after its
     # checkpoint were dropped and trained again), and the loss keeps falling across resumes
-    assert [int(r["step"]) for r in rows] == list(range(2, 41, 2))
+    assert [int(r["step"]) for r in rows] == list(range(2, 31, 2))
     total = [float(r["total"]) for r in rows]
     assert total[-1] < 0.9 * total[0], total
     assert max(total[5:]) < total[0], total  # from step 12 on, below where the run began
     card = json.loads(storage.storage_for(hub_uri).get_bytes(f"{hub_uri}/slim7/1/model.json"))
     assert card["arch"] == "transformer_net" and card["provenance"]["recipe"] == "distill"
-    assert card["provenance"]["steps"] == 40 and card["provenance"]["data"] == [str(photos)]
+    assert card["provenance"]["steps"] == 30 and card["provenance"]["data"] == [str(photos)]
     assert_video_uses(["slim7"], clips["bunny"], tmp_path)
 
 
