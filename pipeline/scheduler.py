@@ -12,11 +12,10 @@ cannot be restarted any more is replaced by a new one while the replacement budg
 restarted or replacement actor gets work only once it answers ``ready``: after a node is lost the
 cluster may have no room for it, and a chunk handed to it would wait for capacity that may never
 come back while the other actors run out of work. The job ends when every chunk is done, whether
-or not such an actor ever started. A chunk
-that fails by itself (a bad input, a full disk) is not retried, and fails its group (its video):
-no other chunk of that group starts, chunks in flight finish (so their work is kept for the next
-run), and the other groups go on. With no ``on_failed`` to hand that to, the error is raised
-once the chunks in flight are done.
+or not such an actor ever started. A chunk that fails by itself (a bad input, a full disk) is not
+retried, and fails its group (its video): no other chunk of that group starts, chunks in flight
+finish (so their work is kept for the next run), and the other groups go on. With no
+``on_failed`` to hand that to, the error is raised once the chunks in flight are done.
 """
 
 from __future__ import annotations
