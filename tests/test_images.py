@@ -234,3 +234,30 @@ def test_bad_arguments_are_one_line_errors(ray_session, tmp_path, capsys):
         code, out, err = run_cli(capsys, *argv)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not listing("o/")
+
+
+def test_overwrite_rereads_archive_members_already_written(tmp_path):
+    """An archive's members whose outputs exist are skipped as it streams, unless --overwrite
+    (the read stage alone, as an actor of the job runs it)."""
+    from framestyle.pipeline.image_job import ReadAndDecode
+    from framestyle.pipeline.image_source import ArchiveLimits
+
+    archive = tmp_path / "set.tar"
+    archive.write_bytes(tar_bytes({f"{n}.png": encoded(photo(20, 16, i), "PNG")
+                                   for i, n in enumerate("ab")}))
+    (unit,) = resolve_sources([str(archive)])
+    out = tmp_path / "out"
+
+    def read(skip_written: bool) -> dict[str, str]:
+        reader = ReadAndDecode(str(out), "same", None, 100, ArchiveLimits(), skip_written)
+        return {str(k): str(s) for batch in reader({"uri": [unit.uri], "kind": [unit.kind],
+                                                     "key": [unit.key]})
+                for k, s in zip(batch["key"], batch["status"])}
+
+    first = read(True)
+    assert sorted(first.values()) == ["ok", "ok"]
+    done = next(k for k in first if k.endswith("a.png"))  # written by an earlier run
+    (out / done).parent.mkdir(parents=True, exist_ok=True)
+    (out / done).write_bytes(encoded(photo(20, 16, 0), "PNG"))
+    assert read(True) == {k: "skipped" if k == done else "ok" for k in first}
+    assert read(False) == first  # --overwrite
