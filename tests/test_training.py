@@ -107,12 +107,14 @@ def test_distill_on_s3_survives_a_killed_command(
     # the whole process group killed (Ray included) once its first checkpoint is registered
     kill_cli_when(lambda: latest_checkpoint_step(run_uri) >= 10, *argv)
     assert hub.list_models() == {}  # nothing published by the killed run
-    resumed_at = latest_checkpoint_step(run_uri)  # where the killed run got to
 
     code, out, err = run_cli(capsys, *argv, "--json")
     assert code == 0, err
+    # where the killed run got to: a checkpoint upload in flight as the kill landed may still
+    # have completed on the server, so read which one the run resumed at
     starts = [int(n) for n in re.findall(r"resuming slim7 at step (\d+)\n", err)]
-    assert starts == [resumed_at] and resumed_at in (10, 20)
+    assert len(starts) == 1 and starts[0] in (10, 20), err
+    resumed_at = starts[0]
     summary = json.loads(out)
     assert summary["steps"] == 30 and summary["resumed_from"] == resumed_at
     assert summary["worker_restarts"] == 0 and summary["workers"] == 2
