@@ -67,11 +67,7 @@ def cached(name: str, size: int, fill: Callable[[str], None]) -> str:
     """The path of cached file ``name`` (``size`` bytes), calling ``fill(path)`` to download it
     when it is not there; marks it most recently used."""
     root = cache_root()
-    folder, locks = root / "objects", root / "locks"
-    folder.mkdir(exist_ok=True)
-    locks.mkdir(exist_ok=True)
-    target = folder / name
-    partial = target.with_name(target.name + PARTIAL)
+    folder, locks, target, partial = _places(root, "objects", name)
     with _locked(locks / name):  # one download of an object at a time; the others wait for it
         with _locked(root / "cache.lock"):  # one process at a time arranges the cache
             if target.exists() and target.stat().st_size == size:
@@ -84,15 +80,7 @@ def cached(name: str, size: int, fill: Callable[[str], None]) -> str:
             _evict(folder, limit - size, keep=target, locks=locks)
             with open(partial, "wb") as f:
                 f.truncate(size)  # the reservation: counted from now on
-        try:
-            fill(str(partial))
-            os.replace(partial, target)
-        except OSError as e:
-            if full := disk_full(e, f"{partial} (the node cache: ${ROOT_ENV})"):
-                raise full from None
-            raise
-        finally:
-            partial.unlink(missing_ok=True)
+        _fill(fill, partial, target)
     return str(target)
 
 
@@ -101,24 +89,34 @@ def built(name: str, build: Callable[[str], None]) -> str:
     runtime), calling ``build(path)`` once when it is not there yet: processes asking together
     wait for the one building it. Kept under ``$FRAMESTYLE_CACHE/built``, outside the download
     cap (such files are few and small, and made again in seconds if removed)."""
-    root = cache_root()
-    folder, locks = root / "built", root / "locks"
+    _, locks, target, partial = _places(cache_root(), "built", name)
+    with _locked(locks / f"built-{name}"):
+        if not target.exists():
+            _fill(build, partial, target)
+    return str(target)
+
+
+def _places(root: Path, kind: str, name: str) -> tuple[Path, Path, Path, Path]:
+    """(folder, locks folder, file, its partial) for file ``name`` of ``kind``, folders made."""
+    folder, locks = root / kind, root / "locks"
     folder.mkdir(exist_ok=True)
     locks.mkdir(exist_ok=True)
     target = folder / name
-    partial = target.with_name(target.name + PARTIAL)
-    with _locked(locks / f"built-{name}"):
-        if not target.exists():
-            try:
-                build(str(partial))
-                os.replace(partial, target)
-            except OSError as e:
-                if full := disk_full(e, f"{partial} (the node cache: ${ROOT_ENV})"):
-                    raise full from None
-                raise
-            finally:
-                partial.unlink(missing_ok=True)
-    return str(target)
+    return folder, locks, target, target.with_name(target.name + PARTIAL)
+
+
+def _fill(fill: Callable[[str], None], partial: Path, target: Path) -> None:
+    """``fill(partial)``, then the file moved into place whole; a full disk is our one-line
+    error naming the file, and nothing partial is left."""
+    try:
+        fill(str(partial))
+        os.replace(partial, target)
+    except OSError as e:
+        if full := disk_full(e, f"{partial} (the node cache: ${ROOT_ENV})"):
+            raise full from None
+        raise
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _evict(folder: Path, room: int, keep: Path, locks: Path) -> None:
