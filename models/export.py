@@ -40,18 +40,26 @@ class UnitRangeModel(nn.Module):
         return ((y - self.low) / self.span).clamp(0, 1)
 
 
-def export_onnx(wrapper: UnitRangeModel, path: str | Path, dtype: str = "fp32",
-                sample_size: tuple[int, int] = (256, 256)) -> Path:
-    path = Path(path)
-    model = wrapper.to(DTYPES[dtype]).eval()
-    sample = torch.rand(1, 3, *sample_size, dtype=DTYPES[dtype])
+OPSET = 17
+
+
+def to_onnx(model: nn.Module, samples: tuple[torch.Tensor, ...], path: str | Path,
+            input_names: list[str], output_name: str) -> Path:
+    """``model`` traced on ``samples`` into an ONNX file whose first input and output take any
+    batch and frame size; any further inputs (a style vector) keep their shapes."""
+    axes = {0: "n", 2: "h", 3: "w"}
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on its own internals
-        torch.onnx.export(model, (sample,), str(path), input_names=["image"],
-                          output_names=["stylized"], opset_version=17, dynamo=False,
-                          dynamic_axes={"image": {0: "n", 2: "h", 3: "w"},
-                                        "stylized": {0: "n", 2: "h", 3: "w"}})
-    return path
+        torch.onnx.export(model.eval(), samples, str(path), input_names=input_names,
+                          output_names=[output_name], opset_version=OPSET, dynamo=False,
+                          dynamic_axes={input_names[0]: axes, output_name: axes})
+    return Path(path)
+
+
+def export_onnx(wrapper: UnitRangeModel, path: str | Path, dtype: str = "fp32",
+                sample_size: tuple[int, int] = (256, 256)) -> Path:
+    sample = torch.rand(1, 3, *sample_size, dtype=DTYPES[dtype])
+    return to_onnx(wrapper.to(DTYPES[dtype]), (sample,), path, ["image"], "stylized")
 
 
 def export_torchscript(wrapper: UnitRangeModel, path: str | Path, dtype: str = "fp32",

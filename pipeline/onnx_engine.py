@@ -13,17 +13,15 @@ Tiling stays with PyTorch: it works by hooking the module's normalisation layers
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
 from torch import nn
 
 from ..core import node_cache
 from ..core.hashing import identity_hash
+from ..models.export import OPSET, to_onnx
 from ..models.hub import ModelRef
 
-OPSET = 17
 EXPORT_VERSION = 1  # bump when the export below changes what it writes
 SAMPLE_SIDE = 64
 
@@ -63,14 +61,7 @@ class OnnxNetwork:
     @staticmethod
     def _export(model: nn.Module, path: str, multiple: int, styles: int) -> None:
         side = max(SAMPLE_SIDE, multiple)
-        sample = (torch.rand(1, 3, side, side),)
-        names = ["x"]
+        samples = (torch.rand(1, 3, side, side),)
         if styles:
-            sample += (torch.full((styles,), 1 / styles),)
-            names.append("condition")
-        with torch.inference_mode(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's notes on its own internals
-            torch.onnx.export(model.float().eval(), sample, path, input_names=names,
-                              output_names=["y"], opset_version=OPSET, dynamo=False,
-                              dynamic_axes={"x": {0: "n", 2: "h", 3: "w"},
-                                            "y": {0: "n", 2: "h", 3: "w"}})
+            samples += (torch.full((styles,), 1 / styles),)
+        to_onnx(model.float(), samples, path, ["x", "condition"][:len(samples)], "y")
