@@ -27,7 +27,10 @@ def connect(address: str | None = None) -> None:
         return
     level = logging.INFO if VERBOSE else logging.ERROR
     if not address:
-        ray.init(logging_level=level, log_to_driver=VERBOSE, include_dashboard=False)
+        # "local", not None: None would join whatever /tmp/ray/ray_current_cluster names (the
+        # last `ray start` here, possibly long dead), and we promise a local instance
+        ray.init(address="local", logging_level=level, log_to_driver=VERBOSE,
+                 include_dashboard=False)
         return
     try:
         ray.init(address=address, logging_level=level, log_to_driver=VERBOSE)

@@ -54,8 +54,10 @@ def ray_session(s3_endpoint, tmp_path_factory):
     # Ray Train's controller polls its workers every 2 s, and a report with a checkpoint waits
     # for that poll; the training tests checkpoint often, so poll more often here.
     os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = "0.5"
-    # the dashboard serves Ray's state API, which the fault-tolerance tests use to find workers
-    ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False)
+    # the dashboard serves Ray's state API, which the fault-tolerance tests use to find workers;
+    # "local": a new instance even where /tmp/ray/ray_current_cluster names a cluster that a
+    # killed run on a reused machine left behind (plain ray.init() would try to join it)
+    ray.init(address="local", num_cpus=2, include_dashboard=True, log_to_driver=False)
     yield
     ray.shutdown()
 

@@ -84,9 +84,12 @@ def main(plan_file: str, result_file: str) -> None:
     started = time.monotonic()
     # the dashboard serves the state API that finds the actors; its default port may be taken
     # by the test session's own Ray
+    # a removed node is declared dead after 2 missed health checks 1 s apart, not Ray's
+    # default 5 x 3 s: a raylet that vanished refuses at once, and the test waits less for it
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 0, "include_dashboard": True, "dashboard_port": free_port(),
-        "object_store_memory": NODE["object_store_memory"]})
+        "object_store_memory": NODE["object_store_memory"], "_system_config": {
+            "health_check_period_ms": 1000, "health_check_failure_threshold": 2}})
     for _ in range(2):
         cluster.add_node(**NODE)
     ray.init(address=cluster.address, log_to_driver=False)

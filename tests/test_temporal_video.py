@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -9,64 +10,74 @@ import pytest
 
 from framestyle.jobs.cli import main
 from framestyle.pipeline.decode import iter_frames
-from framestyle.pipeline.flicker import warping_error
+from framestyle.pipeline.flicker import pair_motion, warping_error
 from framestyle.pipeline.probe import probe
-from framestyle.pipeline.video_job import VideoJob, run_video_job
+from framestyle.pipeline.video_job import VideoJob, run_video_jobs
 
 
 def pair_errors(source, output) -> np.ndarray:
     src, out = probe(str(source)), probe(str(output))
     size = (out.width, out.height)
     meter = warping_error(iter_frames(str(source), src, 0, src.frames, size),
-                          iter_frames(str(output), out, 0, out.frames, size))
+                          iter_frames(str(output), out, 0, out.frames, size),
+                          input_motion(str(source), size))
     assert meter.cuts == []
     return np.array(meter.pair_errors)
 
 
-def stylize(clip, out, chunk_seconds, overlap, temporal=0.7):
-    # crf 0 (lossless) so that what is measured is the temporal step, not keyframe pumping
-    job = VideoJob(input=str(clip), output=str(out), style="builtin:7",
-                   chunk_seconds=chunk_seconds, overlap=overlap, temporal=temporal, crf=0)
-    return run_video_job(job, progress=False)
+@functools.cache
+def input_motion(source: str, size: tuple[int, int]) -> list:
+    """The metric's flow over ``source``, computed once for all the outputs it scores."""
+    src = probe(source)
+    frames = list(iter_frames(source, src, 0, src.frames, size))
+    return [None] + [pair_motion(a, b) for a, b in zip(frames, frames[1:])]
 
 
-def test_warm_up_frames_hide_chunk_seams(ray_session, clips, tmp_path):
-    """Pairs that straddle a chunk boundary flicker no more than the same pairs of a run
-    whose chunks do not break there; without warm-up frames they do."""
-    long_chunks = tmp_path / "long.mp4"
-    stylize(clips["bunny"], long_chunks, chunk_seconds=100, overlap=8)  # 2 chunks: 25 + 25
-    reference = pair_errors(clips["bunny"], long_chunks)
-
-    short = tmp_path / "short.mp4"
-    summary = stylize(clips["bunny"], short, chunk_seconds=0.28, overlap=8)
-    assert summary["chunks"] == 8  # chunks start at 0, 6, 12, 18, 25, 31, 37, 43
-    seams = [5, 11, 17, 30, 36, 42]  # pair t straddles (t, t+1); 24 is a seam in both runs
-    warmed = pair_errors(clips["bunny"], short)
-    assert warmed[seams].mean() <= 1.05 * reference[seams].mean()
-    inside = np.delete(warmed, seams)
-    assert warmed[seams].mean() <= 1.5 * inside.mean()
-
-    cold = tmp_path / "cold.mp4"
-    stylize(clips["bunny"], cold, chunk_seconds=0.28, overlap=0)
-    assert pair_errors(clips["bunny"], cold)[seams].mean() > 1.1 * reference[seams].mean()
+# the runs the tests below compare, as (chunk seconds, warm-up frames, temporal weight)
+RUNS = {
+    "long": (100, 8, 0.7),  # 2 chunks: 25 + 25
+    "short": (0.28, 8, 0.7),  # 8 chunks, starting at 0, 6, 12, 18, 25, 31, 37, 43
+    "cold": (0.28, 0, 0.7),  # the same chunks without warm-up frames
+    "steady": (1, 8, 0.7),
+    "per_frame": (1, 8, 0),
+}
 
 
 @pytest.fixture(scope="module")
-def steady(ray_session, clips, tmp_path_factory):
-    """The bunny clip stylized with the temporal step (one job, shared by the tests below)."""
-    out = tmp_path_factory.mktemp("steady") / "steady.mp4"
-    stylize(clips["bunny"], out, chunk_seconds=1, overlap=8, temporal=0.7)
-    return out
+def styled(ray_session, clips, tmp_path_factory) -> dict:
+    """The bunny clip stylized each way of RUNS, in one job (one pool of actors for all):
+    name -> (output, summary). crf 0 (lossless) so that what is measured is the temporal step,
+    not keyframe pumping."""
+    folder = tmp_path_factory.mktemp("temporal")
+    jobs = [VideoJob(input=str(clips["bunny"]), output=str(folder / f"{name}.mp4"),
+                     style="builtin:7", chunk_seconds=chunk, overlap=overlap, temporal=weight,
+                     crf=0) for name, (chunk, overlap, weight) in RUNS.items()]
+    summaries = run_video_jobs(jobs, progress=False)
+    assert [s["status"] for s in summaries] == ["done"] * len(RUNS), summaries
+    return {name: (folder / f"{name}.mp4", summary)
+            for name, summary in zip(RUNS, summaries)}
 
 
-def test_eval_flicker_ranks_temporal_above_per_frame(ray_session, clips, steady, tmp_path,
-                                                     capsys):
-    per_frame = tmp_path / "per_frame.mp4"
-    stylize(clips["bunny"], per_frame, chunk_seconds=1, overlap=8, temporal=0)
+def test_warm_up_frames_hide_chunk_seams(styled, clips):
+    """Pairs that straddle a chunk boundary flicker no more than the same pairs of a run
+    whose chunks do not break there; without warm-up frames they do."""
+    reference = pair_errors(clips["bunny"], styled["long"][0])
+    assert styled["short"][1]["chunks"] == 8
+    seams = [5, 11, 17, 30, 36, 42]  # pair t straddles (t, t+1); 24 is a seam in both runs
+    warmed = pair_errors(clips["bunny"], styled["short"][0])
+    assert warmed[seams].mean() <= 1.05 * reference[seams].mean()
+    inside = np.delete(warmed, seams)
+    assert warmed[seams].mean() <= 1.5 * inside.mean()
+    assert pair_errors(clips["bunny"], styled["cold"][0])[seams].mean() > \
+        1.1 * reference[seams].mean()
+
+
+def test_eval_flicker_ranks_temporal_above_per_frame(styled, clips, capsys):
+    per_frame = styled["per_frame"][0]
     results = {}
-    for name, video in (("per_frame", per_frame), ("steady", steady)):
-        code = main(["eval", "flicker", str(clips["bunny"]), str(video), "--reference",
-                     str(per_frame), "--json"])
+    for name in ("per_frame", "steady"):
+        code = main(["eval", "flicker", str(clips["bunny"]), str(styled[name][0]),
+                     "--reference", str(per_frame), "--json"])
         out, err = capsys.readouterr()
         assert code == 0, err
         results[name] = json.loads(out)
@@ -78,8 +89,8 @@ def test_eval_flicker_ranks_temporal_above_per_frame(ray_session, clips, steady,
     assert 0 < results["steady"]["deviation"] < 0.04
 
 
-def test_eval_flicker_with_style_and_mismatched_videos(ray_session, clips, steady, capsys):
-    out = steady
+def test_eval_flicker_with_style_and_mismatched_videos(styled, clips, capsys):
+    out = styled["steady"][0]
     code = main(["eval", "flicker", str(clips["bunny"]), str(out), "--style", "builtin:7"])
     text, err = capsys.readouterr()
     assert code == 0, err
