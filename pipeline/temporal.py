@@ -22,6 +22,7 @@ import numpy as np
 DEFAULT_STRENGTH = 0.7
 MATCH_TOLERANCE = 6  # gray levels (of 255): the warped previous input matches this pixel
 MISMATCH_TOLERANCE = 24  # gray levels: beyond this, the flow is wrong here whatever the rule says
+FLOW_MAX_SIDE = 540  # px, shorter side: larger frames get their flow at this size, upsampled
 
 
 @dataclass(frozen=True)
@@ -88,21 +89,51 @@ class DISFlow:
         return self._dis.calc(source, target, None)
 
 
-def with_motion(frames: Iterable[np.ndarray], flow: DISFlow | None = None
-                ) -> Iterator[tuple[np.ndarray, Motion | None]]:
-    """Pair each frame with its Motion from the previous frame (None for the first)."""
+def with_motion(frames: Iterable[np.ndarray], flow: DISFlow | None = None,
+                max_flow_side: int = FLOW_MAX_SIDE) -> Iterator[tuple[np.ndarray, Motion | None]]:
+    """Pair each frame with its Motion from the previous frame (None for the first).
+
+    Frames whose shorter side exceeds ``max_flow_side`` have their flow computed on a copy
+    scaled down to it, then scaled back up (vectors too): DIS's cost grows with the pixels, and
+    at 1080p full-resolution flow would cost the host more than a GPU spends on the model, while
+    motion at that scale is smooth enough that the upsampled flow warps nearly as well
+    (tests/test_temporal.py measures it)."""
     flow = flow or DISFlow()
     previous = None
     for frame in frames:
-        gray = to_gray(frame)
+        gray = _flow_gray(frame, max_flow_side)
         motion = None
         if previous is not None:
             backward = flow(gray, previous)
             consistent = ~occluded(flow(previous, gray), backward)
             mismatch = cv2.absdiff(warp(previous, backward), gray)
-            motion = Motion(backward, trusted(consistent, mismatch).astype(np.float32))
+            motion = _full_size(Motion(backward, trusted(consistent, mismatch).astype(np.float32)),
+                                frame.shape[1], frame.shape[0])
         previous = gray
         yield frame, motion
+
+
+def _flow_gray(frame: np.ndarray, max_side: int) -> np.ndarray:
+    gray = to_gray(frame)
+    h, w = gray.shape
+    scale = max_side / min(h, w)
+    if scale >= 1:
+        return gray
+    return cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))),
+                      interpolation=cv2.INTER_AREA)
+
+
+def _full_size(motion: Motion, width: int, height: int) -> Motion:
+    """``motion`` computed on a scaled-down copy, brought to the frame's own size: the field
+    resized and its vectors stretched by the same factors, the mask resized (soft at edges)."""
+    h, w = motion.flow.shape[:2]
+    if (w, h) == (width, height):
+        return motion
+    flow = cv2.resize(motion.flow, (width, height), interpolation=cv2.INTER_LINEAR)
+    flow[..., 0] *= width / w
+    flow[..., 1] *= height / h
+    visible = cv2.resize(motion.visible, (width, height), interpolation=cv2.INTER_LINEAR)
+    return Motion(flow, visible)
 
 
 def trusted(consistent: np.ndarray, mismatch: np.ndarray) -> np.ndarray:

@@ -128,3 +128,20 @@ def test_deviation_is_mean_absolute_difference_in_unit_range():
     b = [np.full((4, 4, 3), 51, np.uint8)] * 2
     assert deviation(a, b) == pytest.approx(0.2)
     assert to_gray(b[0]).shape == (4, 4)
+
+
+def test_flow_of_large_frames_is_computed_small_and_warps_nearly_as_well():
+    """Frames above the flow size get their flow at half size here (as 1080p does at 540p):
+    full-size vectors, and the warped previous frame matches nearly as well as full-size flow."""
+    frames = panning(frames=6, shift=4, seed=5)
+    full = [m for _, m in with_motion(frames)]
+    capped = [m for _, m in with_motion(frames, max_flow_side=48)]  # 96x128 -> 48x64
+    for t in range(1, len(frames)):
+        assert capped[t].flow.shape == full[t].flow.shape == (96, 128, 2)
+        assert capped[t].visible.shape == (96, 128)
+        centre = capped[t].flow[20:-20, 20:-20]
+        assert np.median(centre[..., 0]) == pytest.approx(4, abs=0.4)  # stretched back to full
+        assert np.median(np.abs(centre[..., 1])) < 0.4
+        errors = [np.abs(warp(frames[t - 1], m.flow).astype(float) - frames[t])[20:-20, 20:-20]
+                  .mean() for m in (full[t], capped[t])]
+        assert errors[1] < 1.5 * errors[0] + 1, errors
