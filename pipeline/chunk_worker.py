@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -20,6 +20,7 @@ from ..core.storage import ObjectInfo
 from ..models.hub import ModelRef
 from .decode import iter_frames
 from .encode import EncodeSettings, FrameEncoder
+from .gpu_codecs import NO_GPU_CODECS, encoder_for, node_codecs
 from .formats import CHUNK_SUFFIX
 from .inference import InferenceOptions
 from .plan import Chunk
@@ -71,6 +72,15 @@ def read_record(chunk_uri: str) -> ChunkRecord | None:
         return None  # a damaged record just means the chunk is redone
 
 
+def held_cpus() -> int:
+    """The whole CPUs this Ray actor was given (1 outside Ray or for a fraction)."""
+    import ray
+
+    if not ray.is_initialized():
+        return 1
+    return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
+
+
 class ChunkWorker:
     """Processes chunks one after another, keeping the model of the last chunk loaded: a pool
     of these serves the chunks of many videos. Used as a Ray actor (``scheduler``)."""
@@ -78,7 +88,9 @@ class ChunkWorker:
     def __init__(self, batch_size: int | None = None):
         import cv2
 
-        cv2.setNumThreads(1)  # one actor per CPU: OpenCV's own pool would oversubscribe it
+        # as many threads as the actor holds CPUs (one per CPU actor; a GPU actor's host share,
+        # --cpus-per-gpu): OpenCV's default pool, one per core, would oversubscribe the node
+        cv2.setNumThreads(held_cpus())
         self._batch_size = batch_size
         self._loaded: tuple[str, object] | None = None  # (model key, Stylizer)
 
@@ -103,14 +115,20 @@ class ChunkWorker:
         are stylized and blended only to bring the temporal state to where the previous chunk
         left it, so the seam does not show; they are not written.
         """
-        chunk, settings = task.chunk, task.encode
+        chunk = task.chunk
         stylizer = self.stylizer_for(task)
-        batch_size = self._batch_size or (16 if stylizer.device.type == "cuda" else 4)
+        on_gpu = stylizer.device.type == "cuda"
+        batch_size = self._batch_size or (16 if on_gpu else 4)
+        # NVDEC where this node has it; NVENC where the video was meant for it and this node
+        # has it too (else the CPU encoder; assembly joins the two, gpu_codecs)
+        codecs = node_codecs() if on_gpu else NO_GPU_CODECS
+        settings = replace(task.encode, encoder=encoder_for(task.encode.codec,
+                                                            task.encode.encoder, codecs))
         warmup = chunk.warmup if task.temporal > 0 else 0
         source = storage.media_url(task.input_uri)  # read in place, never copied whole
         frames = iter_frames(source, task.video, chunk.start - warmup, warmup + chunk.frames,
                              (settings.width, settings.height), task.deinterlace, task.hdr,
-                             seek=task.seek, name=task.input_uri)
+                             seek=task.seek, name=task.input_uri, hwaccel=codecs.nvdec)
         # Flow needs only input frames: computing it on the read-ahead thread overlaps the model.
         paired = with_motion(frames) if task.temporal > 0 else ((f, None) for f in frames)
         blend = TemporalBlender(task.temporal) if task.temporal > 0 else None

@@ -38,16 +38,19 @@ def connect(address: str | None = None) -> None:
         raise InputError(f"cannot join the Ray cluster at {address}: {first_line(e)}") from None
 
 
-def worker_pool() -> tuple[int, dict]:
+def worker_pool(cpus_per_gpu: float = 1) -> tuple[int, dict]:
     """How many stylizer actors the cluster holds, and the resource options of each.
 
-    One actor per GPU when the cluster has GPUs, else one single-threaded actor per CPU (several
-    single-threaded model replicas beat one multi-threaded replica for small convnets on CPU).
+    One actor per GPU, holding ``cpus_per_gpu`` CPUs for its host side, when the cluster has
+    GPUs (fewer actors where the CPUs cannot give each GPU its share); else one single-threaded
+    actor per CPU (several single-threaded model replicas beat one multi-threaded replica for
+    small convnets on CPU).
     """
     import ray
 
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     if gpus > 0:
-        return gpus, {"num_gpus": 1, "num_cpus": 1}
+        fed = int(resources.get("CPU", 0) // cpus_per_gpu) if cpus_per_gpu else gpus
+        return max(1, min(gpus, fed)), {"num_gpus": 1, "num_cpus": cpus_per_gpu}
     return max(1, int(resources.get("CPU", 1))), {"num_cpus": 1}

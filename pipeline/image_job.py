@@ -236,7 +236,7 @@ def _dataset(job: ImageJob, style: ModelRef, destination: Destination, units: li
     # Without --verbose, a failing stage is reported by the job itself, in one line.
     logging.getLogger("ray.data").setLevel(logging.WARNING if cluster.VERBOSE else logging.CRITICAL)
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
-    actors, actor_resources = worker_pool()
+    actors, actor_resources = worker_pool(job.inference.cpus_per_gpu)
     if "num_gpus" not in actor_resources:
         actor_resources = {"num_cpus": STYLIZER_CPU_SHARE}
     # The CPU stages run in small actor pools, not tasks: with every CPU held by a stylizer,

@@ -10,6 +10,7 @@ from pydantic import Field
 from ..core.spec import Spec
 
 MIN_TILE = 64
+DEFAULT_CPUS_PER_GPU = 2.0
 
 
 class InferenceOptions(Spec):
@@ -19,12 +20,16 @@ class InferenceOptions(Spec):
     # auto: onnxruntime on a CPU (the same network, several times faster there), PyTorch on a GPU
     # or where onnxruntime cannot take the model (TorchScript, --compile, fp16/bf16)
     engine: Literal["auto", "torch", "onnxruntime"] = "auto"
+    channels_last: bool | None = None  # NHWC memory for the network; None: on GPUs only
     compile: bool = False  # torch.compile: faster after a one-off compile per frame size
     # (ignored with max_tile)
     max_tile: int | None = Field(None, ge=MIN_TILE)  # larger frames run in tiles (models.tiling)
     # Bytes a stylizer may use; None: its share of its node (pipeline.memory). Frames that do not
     # fit run in tiles. Not part of a job's identity: tiles give the same pixels (models.tiling).
     memory_budget: int | None = Field(None, gt=0)
+    # CPUs each GPU stylizer actor holds for its host side (decode, flow, encode): a GPU is only
+    # as fast as the host feeds it (benchmarks.host_ceiling measures what a share can feed)
+    cpus_per_gpu: float = Field(DEFAULT_CPUS_PER_GPU, gt=0)
 
     def torch_dtype(self, device):
         import torch

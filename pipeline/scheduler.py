@@ -62,7 +62,7 @@ def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], Non
     report = Report()
     if not tasks:
         return report
-    workers, resources = worker_pool()
+    workers, resources = worker_pool(max(t.inference.cpus_per_gpu for t in tasks))
     actor_cls = ray.remote(ChunkWorker).options(max_restarts=ACTOR_RESTARTS, max_task_retries=0,
                                                 **resources)
     size = min(workers, len(tasks))

@@ -64,8 +64,9 @@ class Stylizer:
         self.low, self.high = style.arch.pixels
         self.multiple = style.multiple
         model = hub.load(style).to(self.device, self.dtype)
-        self.model = model.to(memory_format=torch.channels_last) if self.device.type == "cuda" \
-            else model
+        self.channels_last = options.channels_last if options.channels_last is not None \
+            else self.device.type == "cuda"
+        self.model = model.to(memory_format=torch.channels_last) if self.channels_last else model
         # TorchScript modules take no hooks: their cost is assumed, and they are never tiled
         self.inspectable = not isinstance(self.model, torch.jit.ScriptModule)
         self.engine = pick_engine(options, self.device, self.dtype, self.inspectable)
@@ -152,7 +153,7 @@ class Stylizer:
         batch = torch.from_numpy(np.stack(frames)).to(self.device)
         scale = (self.high - self.low) / 255
         x = batch.permute(0, 3, 1, 2).to(self.dtype).mul_(scale).add_(self.low)
-        if self.device.type == "cuda":
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if tile:
             self.tiled_frames += len(frames)
