@@ -10,7 +10,7 @@ from ..core import storage
 from ..models.hub import HUB_ENV
 from ..pipeline.decode import DEINTERLACE_MODES
 from ..pipeline.formats import CONTAINERS, VIDEO_CODECS
-from ..pipeline.inference import InferenceOptions
+from ..pipeline.inference import DEFAULT_CPUS_PER_GPU, InferenceOptions
 from ..pipeline.plan import DEFAULT_CHUNK_SECONDS
 from ..pipeline.temporal import DEFAULT_STRENGTH
 from ..pipeline.image_source import GLOB_CHARS
@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> dict:
     settings = dict(height=args.height, crf=args.crf, chunk_seconds=args.chunk_seconds,
                     temporal=args.temporal, inference=inference_options(args), codec=args.codec,
                     deinterlace=args.deinterlace, hdr=args.hdr, overwrite=args.overwrite,
+                    hardware_codecs=args.hardware_codecs,
                     max_frame_megapixels=args.max_frame_megapixels,
                     max_duration=args.max_duration, **style_options(args))
     # The progress bar goes to stderr, so it shows with --json too without disturbing stdout.
@@ -145,6 +146,10 @@ def add_format_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hdr", choices=list(HDR_MODES), default="tonemap",
                         help="HDR (PQ/HLG) input is tone-mapped to SDR BT.709 before "
                         "stylizing (default: tonemap)")
+    parser.add_argument("--no-hardware-codecs", dest="hardware_codecs", action="store_false",
+                        help="decode and encode on CPUs even on GPU nodes whose driver and "
+                        "ffmpeg have NVDEC/NVENC (by default those are used, chosen per node "
+                        "and logged)")
 
 
 def add_style_arguments(parser: argparse.ArgumentParser) -> None:
@@ -175,11 +180,16 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
                         "tiles of at most SIDE x SIDE pixels: within ~1/255 of one pass but "
                         "several times slower (default: tile only what does not fit the "
                         "worker's memory budget)")
+    parser.add_argument("--cpus-per-gpu", type=float, default=DEFAULT_CPUS_PER_GPU, metavar="N",
+                        help="CPUs each GPU stylizer holds for decoding, optical flow and "
+                        f"encoding, so that the host keeps its GPU busy (default "
+                        f"{DEFAULT_CPUS_PER_GPU:g}; see benchmarks.host_ceiling; no effect without "
+                        "GPUs)")
 
 
 def inference_options(args: argparse.Namespace) -> InferenceOptions:
     return InferenceOptions(engine=args.engine, dtype=args.dtype, compile=args.compile,
-                            max_tile=args.max_tile)
+                            max_tile=args.max_tile, cpus_per_gpu=args.cpus_per_gpu)
 
 
 def style_options(args: argparse.Namespace) -> dict:

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import heapq
 import os
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
 from ..core import storage, tempdirs
 from ..core.errors import FramestyleError
+from .encode import EncodeSettings, reencode_chunk
 from .ffmpeg_exe import run_ffmpeg
+from .gpu_codecs import SOFTWARE
 from .formats import AUDIO_ENCODERS, CHUNK_SUFFIX, OutputFormat
 from .probe import VideoInfo, probe
 
@@ -31,15 +34,19 @@ FRAMES_TAG = "framestyle-frames"
 
 def assemble(chunk_paths: list[str], original: str, info: VideoInfo, timeline: list[int],
              fmt: OutputFormat, out_path: str, workdir: str,
-             tags: dict[str, str] | None = None) -> tuple[VideoInfo, list[str]]:
+             tags: dict[str, str] | None = None,
+             settings: EncodeSettings | None = None) -> tuple[VideoInfo, list[str]]:
     """Write ``out_path`` from the chunks (in order) plus every audio stream of ``original``
     (a path or a URL), with container ``tags``.
 
-    ``timeline`` holds the output frames' timestamps in ``info.time_base``. Returns the probe of
-    the result (after checking that no frame was lost) and a note per re-encoded audio stream.
+    ``timeline`` holds the output frames' timestamps in ``info.time_base``. ``settings`` are
+    the chunks' encoding settings, for re-encoding NVENC chunks of a video whose other chunks
+    were made on CPUs (``joinable``). Returns the probe of the result (after checking that no
+    frame was lost) and a note per re-encoded audio stream or set of chunks.
     """
     import av
 
+    chunk_paths, chunk_note = joinable(chunk_paths, settings, workdir)
     sources = _audio_sources(original, info, fmt, workdir)
     # use_metadata_tags: MP4/MOV keep tags of any name (the job id), as Matroska always does
     options = {"movflags": "+faststart+use_metadata_tags"} if fmt.container.quicktime else {}
@@ -68,7 +75,44 @@ def assemble(chunk_paths: list[str], original: str, info: VideoInfo, timeline: l
     result = probe(out_path)
     if result.frames != len(timeline):
         raise FramestyleError(f"assembled {result.frames} frames, expected {len(timeline)}")
-    return result, [note for _, _, note in sources if note]
+    return result, [note for _, _, note in sources if note] + ([chunk_note] if chunk_note else [])
+
+
+def joinable(chunk_paths: list[str], settings: EncodeSettings | None,
+             workdir: str) -> tuple[list[str], str | None]:
+    """Chunks whose packets join into one stream by copy, and a note if some were re-encoded.
+
+    Chunks of one video share their codec parameters, except where some were encoded with NVENC
+    and others on a node without it (gpu_codecs): then the NVENC chunks are re-encoded here with
+    the CPU encoder's settings, at the video's quality, a second generation for those frames
+    only."""
+    found = [_stream_parameters(path) for path in chunk_paths]
+    if len({extradata for extradata, _ in found}) <= 1:
+        return chunk_paths, None
+    hardware = [i for i, (_, encoder) in enumerate(found) if "nvenc" in encoder.lower()]
+    if settings is None or not hardware:
+        raise FramestyleError("the chunks were encoded with different codec parameters and "
+                              "cannot be joined; re-run with --overwrite")
+    software = replace(settings, encoder=SOFTWARE)
+    joined = list(chunk_paths)
+    for i in hardware:
+        joined[i] = str(Path(workdir, f"reencoded-{i:05d}{CHUNK_SUFFIX}"))
+        reencode_chunk(chunk_paths[i], joined[i], software)
+    if len({_stream_parameters(path)[0] for path in joined}) > 1:
+        raise FramestyleError("the chunks were encoded with different codec parameters and "
+                              "cannot be joined, even after re-encoding the NVENC ones")
+    return joined, (f"{len(hardware)} of {len(chunk_paths)} chunks encoded with NVENC were "
+                    "re-encoded on the CPU to join the chunks of nodes without NVENC")
+
+
+def _stream_parameters(path: str) -> tuple[bytes, str]:
+    """A chunk's video codec parameters (extradata) and the encoder its stream names."""
+    import av
+
+    with av.open(path) as chunk:
+        stream = chunk.streams.video[0]
+        encoder = stream.metadata.get("ENCODER") or stream.metadata.get("encoder") or ""
+        return bytes(stream.codec_context.extradata or b""), encoder
 
 
 def _audio_sources(original: str, info: VideoInfo, fmt: OutputFormat,
@@ -141,7 +185,8 @@ def _when(packet) -> Fraction:
 
 def assemble_and_store(input_uri: str, input_info, output_uri: str, chunk_uris: list[str],
                        video: VideoInfo, timeline: list[int], fmt: OutputFormat, job_id: str,
-                       preview: str | None = None) -> dict:
+                       preview: str | None = None,
+                       settings: EncodeSettings | None = None) -> dict:
     """Fetch chunks, join them with the original audio, check the result, then store it marked
     with ``job_id`` (see ``finished_output``); with ``preview``, also store before/after stills
     and an animated preview under that prefix (``report.video_preview``)."""
@@ -157,7 +202,8 @@ def assemble_and_store(input_uri: str, input_info, output_uri: str, chunk_uris: 
                 local_chunks.append(uri)
         out = str(Path(tmp, "output." + storage.basename(output_uri).rsplit(".", 1)[-1]))
         tags = {JOB_TAG: job_id, FRAMES_TAG: str(len(timeline))}
-        result, notes = assemble(local_chunks, original, video, timeline, fmt, out, tmp, tags)
+        result, notes = assemble(local_chunks, original, video, timeline, fmt, out, tmp, tags,
+                                 settings)
         summary = {"frames": result.frames, "audio_streams": len(result.audio),
                    "audio_reencoded": notes}
         if preview:

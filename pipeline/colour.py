@@ -119,6 +119,11 @@ def tonemap_filters(source: Colour) -> list[str]:
 def from_rgb_filters(target: Colour, pix_fmt: str) -> list[str]:
     """ffmpeg filters taking RGB24 frames to ``pix_fmt`` with ``target``'s matrix and range,
     and tagging the frames (which the encoder writes into the stream) with all of ``target``."""
-    params = ":".join(f"{k}={v}" for k, v in target.output_params().items())
     return [f"scale=in_range=pc:out_color_matrix={_SCALE_MATRIX[target.matrix]}"
-            f":out_range={target.range}", f"format={pix_fmt}", f"setparams={params}"]
+            f":out_range={target.range}", f"format={pix_fmt}", tag_filter(target)]
+
+
+def tag_filter(target: Colour) -> str:
+    """The ffmpeg filter that tags frames with ``target``'s colours, which the encoder writes
+    into the stream."""
+    return "setparams=" + ":".join(f"{k}={v}" for k, v in target.output_params().items())

@@ -75,14 +75,17 @@ def decode_window(info: VideoInfo, start: int, deinterlace: str = "frame") -> tu
 
 def iter_frames(path: str, info: VideoInfo, start: int, count: int, size: tuple[int, int],
                 deinterlace: str = "frame", hdr: str = "tonemap",
-                seek: Seek | None = None, name: str | None = None) -> Iterator[np.ndarray]:
+                seek: Seek | None = None, name: str | None = None,
+                hwaccel: bool = False) -> Iterator[np.ndarray]:
     """Yield ``count`` RGB frames (H, W, 3 uint8): output frames ``start``.. of ``path``.
 
     Frames are located by timestamp, not by index / fps (``VideoInfo.seek_point`` and ``Seek``
     say how), so the first frame is exact at any frame rate, with edit lists, start offsets and
     in containers without an index. ``seek`` is given when the caller has worked it out
     already (chunk tasks carry it instead of the whole timeline). Raises InputError, naming the
-    file as ``name`` (default: ``path``), if the file runs out early.
+    file as ``name`` (default: ``path``), if the file runs out early. ``hwaccel`` decodes on
+    the GPU with NVDEC (the same frames; ffmpeg falls back to the CPU for streams it cannot
+    take there).
     """
     import ffmpeg
 
@@ -91,6 +94,8 @@ def iter_frames(path: str, info: VideoInfo, start: int, count: int, size: tuple[
     if seek is None and first_input > 0:
         seek = info.seek_point(first_input)
     opts, filters = {"noautorotate": None}, decode_filters(info, size, deinterlace, hdr)
+    if hwaccel:
+        opts["hwaccel"] = "cuda"
     if seek is not None and seek.demux is not None:
         # an absolute time: ffmpeg's own "file start" differs from the container's for some
         # formats (MPEG-TS: the latest stream start), so a relative -ss would land off by that
@@ -123,6 +128,10 @@ def iter_frames(path: str, info: VideoInfo, start: int, count: int, size: tuple[
         returncode = proc.wait()
         message = read_error(err)
         err.close()
+    if produced == 0 and returncode and hwaccel:
+        # NVDEC could not start on this stream (a profile this GPU lacks): the CPU decodes it
+        yield from iter_frames(path, info, start, count, size, deinterlace, hdr, seek, name)
+        return
     if produced < skip + count:
         detail = f" ({message})" if returncode else ""
         raise InputError(f"truncated or undecodable video: {name or path} ended at frame "

@@ -13,10 +13,11 @@ from fractions import Fraction
 
 import numpy as np
 
-from .colour import Colour, SDR_BT709, from_rgb_filters
+from .colour import Colour, SDR_BT709, from_rgb_filters, tag_filter
 from ..core.errors import FramestyleError
-from .ffmpeg_exe import read_error, spawn
-from .formats import VIDEO_CODECS
+from .ffmpeg_exe import read_error, run_ffmpeg, spawn
+from .formats import NVENC_OPTIONS, VIDEO_CODECS
+from .gpu_codecs import NVENC, SOFTWARE
 
 
 @dataclass(frozen=True)
@@ -28,12 +29,15 @@ class EncodeSettings:
     crf: int = 20
     codec: str = "h264"
     colour: Colour = SDR_BT709
+    encoder: str = SOFTWARE  # or NVENC: the codec's NVENC encoder (gpu_codecs)
 
     def ffmpeg_options(self) -> dict:
         codec = VIDEO_CODECS[self.codec]
+        hardware = self.encoder == NVENC
+        template = NVENC_OPTIONS if hardware else codec.options
         options = {k: v.format(crf=self.crf, gop=self.gop) if isinstance(v, str) else v
-                   for k, v in codec.options.items()}
-        return {"vcodec": codec.encoder, **options,
+                   for k, v in template.items()}
+        return {"vcodec": codec.nvenc if hardware else codec.encoder, **options,
                 "vf": ",".join(from_rgb_filters(self.colour, codec.pix_fmt))}
 
 
@@ -85,3 +89,16 @@ class FrameEncoder:
             self.close()
         else:
             self.abort()
+
+
+def reencode_chunk(source: str, target: str, settings: EncodeSettings) -> None:
+    """Encode the frames of the chunk ``source`` again into ``target`` with ``settings``; they
+    are in the codec's pixel format already, so only the encoder changes, and the frames are
+    tagged with the video's colours as the chunks encoded from RGB are."""
+    import ffmpeg
+
+    options = settings.ffmpeg_options()
+    options.update(vf=tag_filter(settings.colour), pix_fmt=VIDEO_CODECS[settings.codec].pix_fmt)
+    graph = ffmpeg.input(source).output(target, fps_mode="passthrough", format="matroska",
+                                        **options)
+    run_ffmpeg(graph, f"re-encode the chunk {source}")

@@ -19,17 +19,26 @@ class VideoCodec:
     pix_fmt: str
     options: dict = field(default_factory=dict)  # encoder options; {crf} and {gop} filled in
     tag: str | None = None  # codec tag for MP4/MOV (hvc1: HEVC that Apple players open)
+    nvenc: str | None = None  # its NVENC encoder, used on GPU nodes that have it (gpu_codecs)
+
+
+# NVENC at constant quality like the CPU encoders' crf, with their fixed GOP and no B-frames
+NVENC_OPTIONS = {"preset": "p5", "tune": "hq", "rc": "vbr", "cq": "{crf}", "b:v": 0,
+                 "g": "{gop}", "bf": 0, "forced-idr": 1, "no-scenecut": 1}
 
 
 VIDEO_CODECS: dict[str, VideoCodec] = {
     "h264": VideoCodec("libx264", "yuv420p", {"preset": "veryfast", "crf": "{crf}", "g": "{gop}",
-                                             "keyint_min": "{gop}", "sc_threshold": 0, "bf": 0}),
+                                             "keyint_min": "{gop}", "sc_threshold": 0, "bf": 0},
+                        nvenc="h264_nvenc"),
     "hevc": VideoCodec("libx265", "yuv420p", {"preset": "veryfast", "crf": "{crf}",
                                              "x265-params": "keyint={gop}:min-keyint={gop}:"
-                                             "scenecut=0:bframes=0:log-level=error"}, tag="hvc1"),
+                                             "scenecut=0:bframes=0:log-level=error"}, tag="hvc1",
+                        nvenc="hevc_nvenc"),
     "vp9": VideoCodec("libvpx-vp9", "yuv420p", {"crf": "{crf}", "b:v": 0, "g": "{gop}",
                                                "deadline": "good", "cpu-used": 5, "row-mt": 1}),
-    "av1": VideoCodec("libsvtav1", "yuv420p", {"crf": "{crf}", "g": "{gop}", "preset": 8}),
+    "av1": VideoCodec("libsvtav1", "yuv420p", {"crf": "{crf}", "g": "{gop}", "preset": 8},
+                      nvenc="av1_nvenc"),
     "prores": VideoCodec("prores_ks", "yuv422p10le", {"profile:v": 3}),  # ProRes 422 HQ
     "ffv1": VideoCodec("ffv1", "yuv444p", {"level": 3, "g": 1}),  # lossless (but for RGB->YUV)
 }

@@ -39,6 +39,7 @@ from .decode import (DEINTERLACE_MODES, decode_window, fields_per_frame, output_
                      shown_timeline)
 from .encode import EncodeSettings
 from .ffmpeg_exe import ffmpeg_exe
+from .gpu_codecs import NVENC, encoder_for, gpu_node_codecs
 from .formats import CHUNK_SUFFIX, VIDEO_CODECS, OutputFormat, output_format
 from .inference import InferenceOptions
 from .plan import (DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_FRAMES, Chunk, gop_size, plan_chunks,
@@ -75,6 +76,8 @@ class VideoSettings(Spec):
     deinterlace: Literal[DEINTERLACE_MODES] = "frame"
     hdr: Literal[HDR_MODES] = "tonemap"
     overwrite: bool = False  # redo an output that this very job finished before
+    # NVDEC/NVENC on GPU nodes whose driver and ffmpeg have them (gpu_codecs); off: CPU codecs
+    hardware_codecs: bool = True
     # Limits that protect a shared cluster: a video over them is refused before any work
     max_frame_megapixels: PositiveFloat = DEFAULT_MAX_FRAME_MEGAPIXELS  # one frame, as stored
     max_duration: PositiveFloat = DEFAULT_MAX_DURATION  # seconds
@@ -196,6 +199,7 @@ def _run(jobs: list[VideoJob], address: str | None, progress: bool,
         if not live:
             return videos
         connect(address)
+        _choose_encoders(live)
         for video in live:
             _make_tasks(video)
         total = sum(len(v.timeline) for v in live)
@@ -306,6 +310,18 @@ def _prepare(video: _Video, models: dict) -> None:
                                     colour=output_colour(info.colour, job.hdr))
 
 
+def _choose_encoders(videos: list[_Video]) -> None:
+    """NVENC for the videos that allow hardware codecs, where the cluster's GPU nodes can
+    encode their codec (asked once, on a GPU node); each chunk's own node has the last word."""
+    if not any(v.job.hardware_codecs for v in videos):
+        return
+    gpu = gpu_node_codecs()
+    for video in videos:
+        if video.job.hardware_codecs:
+            encoder = encoder_for(video.settings.codec, NVENC, gpu)
+            video.settings = replace(video.settings, encoder=encoder)
+
+
 def _check_limits(info: VideoInfo, job: VideoJob) -> None:
     megapixels = info.width * info.height / 1e6
     if megapixels > job.max_frame_megapixels:
@@ -403,4 +419,4 @@ def _assemble(video: _Video):
     job = video.job
     return task.remote(job.input, video.input_info, job.output,
                        [t.chunk_uri for t in video.tasks], video.info, video.timeline, video.fmt,
-                       video.job_id, job.preview)
+                       video.job_id, job.preview, video.settings)

@@ -1,0 +1,97 @@
+"""NVDEC/NVENC where a node has them, and what happens where it does not: the choices, the NVENC
+command line, and joining a video whose chunks were made by NVENC and by CPUs. (No GPU here: the
+hardware itself is exercised by benchmarks.gpu on a GPU machine.)"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from framestyle.pipeline import gpu_codecs
+from framestyle.pipeline.assemble import assemble
+from framestyle.pipeline.colour import from_rgb_filters
+from framestyle.pipeline.decode import iter_frames, shown_timeline
+from framestyle.pipeline.encode import EncodeSettings, FrameEncoder
+from framestyle.pipeline.ffmpeg_exe import ffmpeg_exe, ffmpeg_output
+from framestyle.pipeline.formats import output_format
+from framestyle.pipeline.gpu_codecs import (NO_GPU_CODECS, NVENC, NVENC_ENCODERS, SOFTWARE,
+                                            NodeCodecs, encoder_for)
+from framestyle.pipeline.plan import gop_size
+from framestyle.pipeline.probe import probe
+from media import decoded_frames, frame_errors, frame_identity
+
+
+def test_each_node_uses_what_it_has():
+    everything = NodeCodecs(True, frozenset(NVENC_ENCODERS))
+    assert encoder_for("h264", NVENC, everything) == NVENC
+    assert encoder_for("h264", NVENC, NodeCodecs(True, frozenset({"hevc"}))) == SOFTWARE
+    assert encoder_for("h264", SOFTWARE, everything) == SOFTWARE  # the video chose the CPU
+    assert encoder_for("prores", NVENC, everything) == SOFTWARE  # no NVENC for ProRes
+    # this machine has no NVIDIA device: nothing is tried, CPU codecs everywhere
+    assert not gpu_codecs.has_nvidia_device()
+    assert gpu_codecs.node_codecs() == NO_GPU_CODECS
+
+
+def test_nvenc_settings_keep_quality_gop_and_no_b_frames():
+    settings = EncodeSettings(width=640, height=360, fps=25, gop=50, crf=23, codec="hevc",
+                              encoder=NVENC)
+    options = settings.ffmpeg_options()
+    assert options["vcodec"] == "hevc_nvenc"
+    assert (options["cq"], options["g"], options["bf"], options["b:v"]) == ("23", "50", 0, 0)
+    assert options["vf"] == replace(settings, encoder=SOFTWARE).ffmpeg_options()["vf"]
+    # every NVENC encoder we name is one the bundled ffmpeg has
+    encoders = ffmpeg_output(ffmpeg_exe(), "-encoders")
+    assert all(f" {name} " in encoders for name in NVENC_ENCODERS.values())
+
+
+def test_nvdec_that_cannot_start_falls_back_to_the_cpu(clips):
+    """``-hwaccel cuda`` without a usable GPU makes ffmpeg fail outright here: the decoder
+    then reads the stream on the CPU, frame for frame the same."""
+    path = str(clips["bunny"])
+    info = probe(path)
+    size = (info.width, info.height)
+    plain = list(iter_frames(path, info, 10, 20, size))
+    hardware = list(iter_frames(path, info, 10, 20, size, hwaccel=True))
+    assert len(hardware) == 20 and all(np.array_equal(a, b) for a, b in zip(plain, hardware))
+
+
+def test_chunks_from_nvenc_and_cpu_nodes_join_into_one_stream(clips, tmp_path):
+    """A video meant for NVENC whose second chunk ran on a node without it: the NVENC chunk is
+    re-encoded on the CPU at assembly, and the output is one stream with every frame in place.
+    (The NVENC chunk is stood in for by an H.264 stream with other codec parameters, named as
+    h264_nvenc names its streams.)"""
+    path = str(clips["bunny"])  # 50 frames at 25 fps, 5.1 audio
+    info = probe(path)
+    frames = decoded_frames(path)
+    settings = EncodeSettings(width=info.width, height=info.height, fps=info.fps,
+                              gop=gop_size(info.fps), crf=10)
+    cpu_chunk, nvenc_chunk = str(tmp_path / "chunk-0.mkv"), str(tmp_path / "chunk-1.mkv")
+    with FrameEncoder(cpu_chunk, settings) as encoder:
+        for frame in frames[:20]:
+            encoder.write(frame)
+    stand_in = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s",
+         f"{info.width}x{info.height}", "-i", "pipe:", "-vf",
+         ",".join(from_rgb_filters(settings.colour, "yuv420p")), "-c:v", "libx264",
+         "-profile:v", "baseline", "-crf", "10", "-metadata:s:v:0",
+         "encoder=Lavc62 h264_nvenc", "-f", "matroska", nvenc_chunk],
+        input=b"".join(f.tobytes() for f in frames[20:]), capture_output=True)
+    assert stand_in.returncode == 0, stand_in.stderr
+
+    out = str(tmp_path / "out.mp4")
+    result, notes = assemble([cpu_chunk, nvenc_chunk], path, info, shown_timeline(info),
+                             output_format(out), out, str(tmp_path), settings=settings)
+    assert result.frames == 50 and len(result.audio) == 1
+    assert notes[-1].startswith("1 of 2 chunks encoded with NVENC were re-encoded on the CPU")
+    output = decoded_frames(out)
+    assert frame_identity(output, frames)[0] == list(range(50))  # each frame in its place
+    errors = frame_errors(output, frames)
+    assert errors[:20].max() < 2.5 and errors[20:].max() < 3.5, errors  # one more generation
+
+    # without the video's settings (or with no NVENC chunk to blame) it stops, in one line
+    with pytest.raises(Exception, match="cannot be joined"):
+        assemble([cpu_chunk, nvenc_chunk], path, info, shown_timeline(info),
+                 output_format(out), str(tmp_path / "again.mp4"), str(tmp_path))
