@@ -24,7 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+from . import results_dir
+
+RESULTS = results_dir()
 
 
 def cut_clips(folder: Path, count: int, seconds: float, height: int) -> list[Path]:

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
+from . import results_dir
+
+RESULTS = results_dir()
 
 
 def networks(tmp: Path) -> dict[str, str]:

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
+from . import results_dir
+
+RESULTS = results_dir()
 
 
 def main(argv: list[str] | None = None) -> dict:

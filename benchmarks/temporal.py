@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
+from . import results_dir
+
+RESULTS = results_dir()
 
 
 def exponential_blend(per_frame: list[np.ndarray], weight: float) -> list[np.ndarray]:

@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
+from . import results_dir
+
+RESULTS = results_dir()
 RECIPES = {  # recipe -> options: the paper's networks, at full size
     "distill": {"teacher": "builtin:7", "width": 1.0},
     "fast-style": {"style_image": None, "vgg_weights": "random"},

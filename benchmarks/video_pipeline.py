@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
+from . import results_dir
+
+RESULTS = results_dir()
 
 
 def decoded_frames(path: str, height: int) -> list[np.ndarray]:

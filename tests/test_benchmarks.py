@@ -1,0 +1,56 @@
+"""The benchmark scripts that cannot be run in full here: the GPU benchmark runs its whole code
+path on small frames on the CPU, and the summary turns results into the table and plots."""
+
+from __future__ import annotations
+
+import json
+
+from PIL import Image
+
+from benchmarks import gpu
+from benchmarks.summary import README_MARKERS, plots, table_rows, write_readme
+
+
+def test_gpu_benchmark_runs_on_the_cpu(ray_session, tmp_path):
+    output = tmp_path / "gpu.json"
+    result = gpu.main(["--device", "cpu", "--quick", "--output", str(output)])
+    assert json.loads(output.read_text()) == json.loads(json.dumps(result))
+    rows = result["model_only"]
+    # every precision and memory format, eager (--quick on a CPU: one size, no torch.compile)
+    assert len(rows) == 3 * 2 and not any(r["compiled"] for r in rows)
+    fp32 = [r["frames_per_second"] for r in rows if r["dtype"] == "fp32"]
+    assert all(isinstance(fps, float) and fps > 0 for fps in fp32)
+    assert all(isinstance(r["frames_per_second"], float) or
+               r["frames_per_second"].startswith("unsupported") for r in rows)
+    # end to end on the largest size, hardware codecs allowed (none here: the CPU codecs)
+    assert [r["hardware_codecs"] for r in result["end_to_end"]] == [True]
+    assert all(r["frames"] == 25 and r["fps"] > 0 for r in result["end_to_end"])
+    assert result["device"] == "cpu" and result["targets"] is None
+
+
+def test_summary_table_plots_and_readme_block(tmp_path):
+    (tmp_path / "peer.json").write_text(json.dumps({
+        "frames": 241, "photos": 40, "target_speedup": 1.2, "cores": 2,
+        "speedup": {"video_temporal": 0.8, "video_per_frame": 0.9, "images": 1.3},
+        "video": {"peer": {"seconds": 15.0, "warping_error": 0.02, "deviation": 0.0,
+                           "audio_streams": 0},
+                  "temporal": {"seconds": 18.75, "warping_error": 0.006, "deviation": 0.02,
+                               "audio_streams": 1},
+                  "per_frame": {"seconds": 16.6, "warping_error": 0.02, "deviation": 0.0,
+                                "audio_streams": 1}},
+        "images_seconds": {"peer": 6.3, "framestyle": 4.8}}))
+    runs = {"peer": {"exit": 0}, "bulk": {"exit": 1, "error": "RuntimeError: boom"}}
+    rows = table_rows(tmp_path, runs)
+    assert ["peer", "video with the temporal step: peer's time / ours", "0.8x (target >= 1.2)",
+            "2 CPU cores"] in rows
+    assert ["bulk", "FAILED", "RuntimeError: boom", ""] in rows
+    assert plots(tmp_path) == ["peer.png"]
+    assert Image.open(tmp_path / "peer.png").size[0] > 300
+    readme = tmp_path / "README.md"
+    start, end = README_MARKERS
+    readme.write_text(f"# x\n\nbefore\n{start}\nold table\n{end}\nafter\n")
+    write_readme(readme, rows, [], quick=False, between=README_MARKERS,
+                 links_to="benchmarks/results/")
+    text = readme.read_text()
+    assert "old table" not in text and "before" in text and text.endswith(f"{end}\nafter\n")
+    assert "| peer | images: peer's time / ours | 1.3x (target >= 1.2) | 2 CPU cores |" in text
