@@ -27,7 +27,7 @@ from .summary import README_MARKERS, plots, table_rows, write_readme
 
 # name -> arguments of its --quick form (the full form is each benchmark's defaults)
 BENCHMARKS: dict[str, list[str]] = {
-    "engines": ["--frames", "2", "--threads", "1"],
+    "engines": ["--frames", "2", "--threads", "1", "--size", "320x180"],
     "naive_loop": ["--quick"],
     "video_pipeline": ["--clip", "bikes", "--height", "120"],
     "peer": ["--quick", "--metric-frames", "20"],
