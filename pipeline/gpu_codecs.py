@@ -12,9 +12,9 @@ decides alone.
 
 Encoding cannot be decided by each node alone: chunks from different encoders do not join into
 one stream by copy. A video's encoder is chosen once per run, on the driver, by asking a GPU
-node (``cluster_encodes``); a chunk that lands on a node without NVENC is encoded on the CPU and
-its record says so, and assembly re-encodes the hardware chunks of a video whose chunks were made
-both ways (``assemble``), so the output is always one stream.
+node (``gpu_node_codecs``); a chunk that lands on a node without NVENC is encoded on the CPU, and
+assembly, which reads each chunk's encoder from its stream, re-encodes the NVENC chunks of a
+video whose chunks were made both ways (``assemble.joinable``), so the output is one stream.
 """
 
 from __future__ import annotations
