@@ -7,8 +7,17 @@ consistency rule of Ruder et al. 2016, also used by Lai et al. 2018), or where t
 previous input does not match the current one, take the fresh frame as is (see ``trusted``).
 This is the training-free part of Ruder et al. 2018 / ReCoNet: it needs no weights.
 
+A plain blend washes textured styles out: the network paints a different texture on every frame,
+and averaging textures that do not line up lowers their contrast (brush strokes soften frame after
+frame). So the blend is *contrast-preserving*, as in texture advection (Yu, Neyret, Bruneton and
+Holzschuch, *Lagrangian Texture Advection*, TVCG 2011): the blend's fine detail is scaled back up
+to the local contrast of the fresh frame's (``restore_detail``), and the previous state is
+warped bicubically, since bilinear resampling every frame blurs too. docs/temporal.md has the
+methods measured against each other over the 26 built-in styles.
+
 Flow needs only input frames, so ``with_motion`` runs on the decode thread while the model works
-on the previous batch; ``TemporalBlender`` then costs one remap and one blend per frame.
+on the previous batch; ``TemporalBlender`` then costs one remap, one blend and a few blurs per
+frame.
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ DEFAULT_STRENGTH = 0.7
 MATCH_TOLERANCE = 6  # gray levels (of 255): the warped previous input matches this pixel
 MISMATCH_TOLERANCE = 24  # gray levels: beyond this, the flow is wrong here whatever the rule says
 FLOW_MAX_SIDE = 540  # px, shorter side: larger frames get their flow at this size, upsampled
+DETAIL_SIGMA = 1.5  # px: what is finer than this Gaussian is the detail whose contrast is kept
+MAX_DETAIL_GAIN = 3.0  # the most the blend's detail is scaled up (a frame's own is ~1.7x at 0.7)
 
 
 @dataclass(frozen=True)
@@ -37,11 +48,12 @@ def to_gray(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+def warp(image: np.ndarray, flow: np.ndarray,
+         interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
     """``image`` sampled at x + flow(x): brings frame t-1 content to frame t's pixel grid."""
     h, w = flow.shape[:2]
     grid_x, grid_y = _grid(h, w)
-    return cv2.remap(image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR,
+    return cv2.remap(image, grid_x + flow[..., 0], grid_y + flow[..., 1], interpolation,
                      borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -149,24 +161,68 @@ def trusted(consistent: np.ndarray, mismatch: np.ndarray) -> np.ndarray:
     return (consistent | (mismatch <= MATCH_TOLERANCE)) & (mismatch <= MISMATCH_TOLERANCE)
 
 
-class TemporalBlender:
-    """Blend each stylized frame with the warped previous output on visible pixels.
+def restore_detail(blended: np.ndarray, fresh: np.ndarray,
+                   sigma: float = DETAIL_SIGMA) -> np.ndarray:
+    """``blended`` (float32 RGB) with its detail scaled up to the local contrast of ``fresh``'s.
 
-    out_t = S_t + strength * visible * (warp(out_{t-1}) - S_t). ``strength`` 0 is per-frame
-    stylization; near 1 the output follows the flow and changes only where it cannot.
+    Detail is what a Gaussian of ``sigma`` removes. Its local energy (mean square over a window
+    4 sigma wide) is compared between the two, and the blend's detail is multiplied by the square
+    root of the ratio, between 1 and ``MAX_DETAIL_GAIN``: where the blend averaged textures that
+    did not line up, their contrast comes back; where they lined up (the style's texture moved
+    with the scene), the blend kept it and the gain is about 1. Measuring the energy, rather than
+    counting the blend's weights as Yu et al. do for uncorrelated noise, is what handles both.
+    The texture stays the blend's, which changes slowly along the flow: that is the flicker it
+    removes.
+    """
+    low = cv2.GaussianBlur(blended, (0, 0), sigma)
+    detail = cv2.subtract(blended, low)
+    fresh_detail = cv2.subtract(fresh, cv2.GaussianBlur(fresh, (0, 0), sigma))
+    detail *= _detail_gain(fresh_detail, detail, 4 * sigma)[..., None]
+    detail += low
+    return detail
+
+
+def _detail_gain(fresh_detail: np.ndarray, detail: np.ndarray, sigma: float) -> np.ndarray:
+    """sqrt(local energy of ``fresh_detail`` / that of ``detail``), clipped to [1, max], (H, W).
+    Energies are windowed means of the squared detail over all channels, computed at a quarter
+    of the size and the gain scaled back up: the window is wide, and full-size work here would
+    cost more than the rest of the step."""
+    h, w = detail.shape[:2]
+    small = (max(1, w // 4), max(1, h // 4))
+
+    def energy(d: np.ndarray) -> np.ndarray:
+        squared = cv2.resize(cv2.multiply(d, d), small, interpolation=cv2.INTER_AREA)
+        return cv2.GaussianBlur(squared.sum(axis=2), (0, 0), sigma / 4)
+
+    gain = np.sqrt((energy(fresh_detail) + 1) / (energy(detail) + 1))
+    np.clip(gain, 1, MAX_DETAIL_GAIN, out=gain)
+    return cv2.resize(gain, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+class TemporalBlender:
+    """Blend each stylized frame with the warped previous state on visible pixels, keeping the
+    style's contrast.
+
+    state_t = S_t + strength * visible * (warp(state_{t-1}) - S_t), the warp bicubic; the output
+    is state_t with its detail restored to S_t's contrast (``restore_detail``). ``strength`` 0 is
+    per-frame stylization; near 1 the output follows the flow and changes only where it cannot.
+    The state is kept unscaled, so the detail gain never feeds back on itself.
     """
 
     def __init__(self, strength: float = DEFAULT_STRENGTH):
         if not 0 <= strength < 1:
             raise ValueError("temporal strength must be in [0, 1)")
         self.strength = strength
-        self._previous: np.ndarray | None = None
+        self._state: np.ndarray | None = None
 
     def __call__(self, stylized: np.ndarray, motion: Motion | None) -> np.ndarray:
-        current = stylized.astype(np.float32)
-        if motion is not None and self._previous is not None and self.strength > 0:
-            warped = warp(self._previous, motion.flow)
-            alpha = (self.strength * motion.visible)[..., None]
-            current += alpha * (warped - current)
-        self._previous = current
-        return np.clip(current + 0.5, 0, 255).astype(np.uint8)
+        fresh = stylized.astype(np.float32)
+        output = state = fresh
+        if motion is not None and self._state is not None and self.strength > 0:
+            state = warp(self._state, motion.flow, cv2.INTER_CUBIC)
+            state -= fresh  # in place: full-size temporaries cost more than the arithmetic
+            state *= (self.strength * motion.visible)[..., None]
+            state += fresh
+            output = restore_detail(state, fresh)
+        self._state = state
+        return np.clip(output + 0.5, 0, 255).astype(np.uint8)

@@ -50,7 +50,7 @@ from .scheduler import run_chunks, unwrap
 from .temporal import DEFAULT_STRENGTH
 
 # Bump when a change alters the pixels a job writes, so old chunks are not reused.
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3  # 3: the contrast-preserving temporal step
 HDR_MODES = ("tonemap",)  # keeping HDR through the network is a later option
 WORK_DIR = ".framestyle"
 

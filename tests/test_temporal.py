@@ -73,6 +73,51 @@ def test_blender_follows_motion_and_strength_zero_is_per_frame():
         TemporalBlender(1.0)
 
 
+def translated_texture(frames: int, step=(0.37, 0.23), h=96, w=128) -> list[np.ndarray]:
+    """Fine random texture (detail ~2 px) moving by a fraction of a pixel a frame, translated
+    exactly (a phase shift of its spectrum), so that any loss of detail is the step's."""
+    import cv2
+
+    rng = np.random.default_rng(7)
+    base = cv2.GaussianBlur(rng.random((2 * h, 2 * w, 3)).astype(np.float32), (0, 0), 1.0)
+    base = (base - base.mean()) / base.std() * 40 + 128
+    spectrum = np.fft.fft2(base, axes=(0, 1))
+    ky, kx = np.fft.fftfreq(2 * h)[:, None, None], np.fft.fftfreq(2 * w)[None, :, None]
+    out = []
+    for t in range(frames):
+        shifted = np.fft.ifft2(spectrum * np.exp(-2j * np.pi * t * (ky * step[1] + kx * step[0])),
+                               axes=(0, 1)).real
+        out.append(shifted[h // 2:h // 2 + h, w // 2:w // 2 + w].clip(0, 255).astype(np.uint8))
+    return out
+
+
+def detail_energy(frame: np.ndarray) -> float:
+    """Mean square of what a 1.5 px Gaussian removes, away from the borders."""
+    import cv2
+
+    image = frame.astype(np.float32)
+    detail = (image - cv2.GaussianBlur(image, (0, 0), 1.5))[8:-8, 8:-8]
+    return float((detail ** 2).mean())
+
+
+def test_a_moving_texture_keeps_its_detail_through_fifty_frames_of_the_step():
+    """Bilinear warping and blending every frame used to soften brush strokes step by step; the
+    step must carry a texture that moves with the scene without losing its fine detail."""
+    frames = translated_texture(51)
+    motions = [m for _, m in with_motion(frames)]
+    blend = TemporalBlender(0.7)
+    steady = [blend(f, m) for f, m in zip(frames, motions)]
+    for t in (10, 25, 50):
+        assert detail_energy(steady[t]) == pytest.approx(detail_energy(frames[t]), rel=0.1)
+    # the texture stays where the scene put it: off by a fifth of its own contrast (mean
+    # absolute difference from grey ~0.12) at most, from the flow's small errors
+    assert deviation(steady, frames) < 0.025
+    plain = frames[0].astype(np.float32)  # the old warp-and-blend, for scale: it loses ~45%
+    for f, m in zip(frames[1:], motions[1:]):
+        plain = f + 0.7 * m.visible[..., None] * (warp(plain, m.flow) - f)
+    assert detail_energy(plain) < 0.7 * detail_energy(frames[-1])
+
+
 def test_metric_is_zero_for_content_that_moves_with_the_input():
     frames = panning(seed=3)
     styled = [255 - f for f in frames]  # a "style" that moves exactly with the scene
