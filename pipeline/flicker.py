@@ -21,7 +21,10 @@ almost nothing (< ``MIN_VISIBLE`` of the pixels) is counted as a cut and left ou
 method's output legitimately changes there.
 
 A video that is blurred or frozen has a low warping error too, so ``deviation`` reports the mean
-absolute difference (in [0, 1]) between the output and a per-frame stylization of the same input.
+absolute difference (in [0, 1]) between the output and a per-frame stylization of the same input,
+and ``sharpness_kept`` how much of that stylization's fine texture the output kept (mean absolute
+Laplacian of the luma, output over per-frame): a step that averages brush strokes away scores
+low there even when its deviation is small.
 """
 
 from __future__ import annotations
@@ -132,8 +135,25 @@ def warping_error(inputs: Iterable[np.ndarray], outputs: Iterable[np.ndarray],
 
 def deviation(outputs: Iterable[np.ndarray], per_frame: Iterable[np.ndarray]) -> float:
     """Mean absolute difference in [0, 1] between two frame sequences of equal length."""
-    total, count = 0.0, 0
+    return compare(outputs, per_frame)[0]
+
+
+def sharpness(frame: np.ndarray) -> float:
+    """Mean absolute Laplacian of the luma (RGB uint8 in): how much fine texture a frame has."""
+    luma = to_gray(frame).astype(np.float32)
+    return float(np.abs(cv2.Laplacian(luma, cv2.CV_32F)).mean())
+
+
+def difference(output: np.ndarray, per_frame: np.ndarray) -> float:
+    """Mean absolute difference of two frames, in [0, 1]."""
+    return float(np.abs(output.astype(np.float32) - per_frame.astype(np.float32)).mean()) / 255
+
+
+def compare(outputs: Iterable[np.ndarray], per_frame: Iterable[np.ndarray]) -> tuple[float, float]:
+    """(deviation, sharpness kept) of ``outputs`` against a per-frame stylization, in one pass."""
+    total, count, kept, had = 0.0, 0, 0.0, 0.0
     for o, p in zip(outputs, per_frame, strict=True):
-        total += float(np.abs(o.astype(np.float32) - p.astype(np.float32)).mean()) / 255
+        total += difference(o, p)
+        kept, had = kept + sharpness(o), had + sharpness(p)
         count += 1
-    return total / count if count else 0.0
+    return (total / count if count else 0.0), (kept / had if had else 1.0)

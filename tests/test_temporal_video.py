@@ -13,6 +13,7 @@ from framestyle.pipeline.decode import iter_frames
 from framestyle.pipeline.flicker import pair_motion, warping_error
 from framestyle.pipeline.probe import probe
 from framestyle.pipeline.video_job import VideoJob, run_video_jobs
+from media import ffmpeg
 
 
 def pair_errors(source, output) -> np.ndarray:
@@ -72,21 +73,40 @@ def test_warm_up_frames_hide_chunk_seams(styled, clips):
         1.1 * reference[seams].mean()
 
 
-def test_eval_flicker_ranks_temporal_above_per_frame(styled, clips, capsys):
-    per_frame = styled["per_frame"][0]
-    results = {}
-    for name in ("per_frame", "steady"):
-        code = main(["eval", "flicker", str(clips["bunny"]), str(styled[name][0]),
-                     "--reference", str(per_frame), "--json"])
-        out, err = capsys.readouterr()
-        assert code == 0, err
-        results[name] = json.loads(out)
-    assert set(results["steady"]) == {"input", "output", "frames", "pairs", "cuts_skipped",
-                                      "warping_error", "deviation"}
-    assert results["steady"]["pairs"] == 49 and results["steady"]["frames"] == 50
+def eval_flicker(capsys, *argv) -> dict:
+    code = main(["eval", "flicker", *map(str, argv), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_eval_flicker_ranks_temporal_above_per_frame(styled, clips, capsys, tmp_path):
+    bunny, per_frame = clips["bunny"], styled["per_frame"][0]
+    results = {name: eval_flicker(capsys, bunny, styled[name][0], "--reference", per_frame)
+               for name in ("per_frame", "steady")}
+    steady = results["steady"]
+    assert set(steady) == {"input", "output", "frames", "pairs", "cuts_skipped", "sample",
+                           "warping_error", "deviation", "sharpness_kept"}
+    assert steady["pairs"] == 49 and steady["frames"] == 50 and steady["sample"] == 1
+    # the pairs were scored by several Ray tasks: together they are exactly the whole clip's
+    # (up to the summary's 6 decimals)
+    assert steady["warping_error"] == pytest.approx(
+        pair_errors(bunny, styled["steady"][0]).mean(), abs=1e-6)
     assert results["per_frame"]["deviation"] == 0
-    assert results["steady"]["warping_error"] < 0.7 * results["per_frame"]["warping_error"]
-    assert 0 < results["steady"]["deviation"] < 0.04
+    assert results["per_frame"]["sharpness_kept"] == 1
+    assert steady["warping_error"] < 0.7 * results["per_frame"]["warping_error"]
+    assert 0 < steady["deviation"] < 0.04 and steady["sharpness_kept"] > 0.9
+    # a washed-out video is steadier still, and sharpness_kept is what gives it away
+    washed = tmp_path / "washed.mp4"
+    ffmpeg("-i", per_frame, "-vf", "gblur=sigma=1.5", "-c:v", "libx264", "-crf", "0", washed)
+    blurred = eval_flicker(capsys, bunny, washed, "--reference", per_frame, "--sample", "2")
+    assert blurred["sharpness_kept"] < 0.6 and blurred["deviation"] < 0.04
+    # every 5th pair: pairs 1, 6, .., 46, close to the full value even on 50 frames
+    sampled = eval_flicker(capsys, bunny, styled["steady"][0], "--reference", per_frame,
+                           "--sample", "5")
+    assert sampled["pairs"] == 10 and sampled["sample"] == 5
+    assert sampled["warping_error"] == pytest.approx(steady["warping_error"], rel=0.2)
+    assert sampled["sharpness_kept"] == pytest.approx(steady["sharpness_kept"], abs=0.03)
 
 
 def test_eval_flicker_with_style_and_mismatched_videos(styled, clips, capsys):
@@ -98,3 +118,6 @@ def test_eval_flicker_with_style_and_mismatched_videos(styled, clips, capsys):
     code = main(["eval", "flicker", str(clips["rotated"]), str(out)])
     _, err = capsys.readouterr()
     assert code == 2 and "not a stylization of it" in err
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own usage error
+        main(["eval", "flicker", str(clips["bunny"]), str(out), "--sample", "0"])
+    assert exit_info.value.code == 2 and "--sample" in capsys.readouterr().err

@@ -1,0 +1,135 @@
+"""`framestyle eval flicker` on a Ray cluster: frame pairs scored in parallel, or a sample of them.
+
+The metric's flow (TV-L1, ``pipeline.flicker``) costs seconds a frame pair, so one process takes
+most of an hour over a one-minute clip. Pairs are independent: each Ray task decodes one stretch
+of INPUT and OUTPUT (and of the reference, or stylizes INPUT with the style), scores its pairs and
+returns sums; the driver adds them up. ``sample`` N scores every Nth pair (and compares every Nth
+frame with the reference), evenly spread over the clip, so the value follows the whole clip, not
+its start; ``benchmarks.flicker_metric`` measures how close it stays to the full value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..core import storage
+from ..models.hub import ModelRef
+from .cluster import connect
+from .progress import progress_bar
+
+TASKS_PER_CPU = 3  # a few tasks per CPU: even load and a progress bar that moves
+
+
+@dataclass(frozen=True)
+class FlickerInputs:
+    """What one measurement reads: URIs (tasks fetch them on their own node) and the size
+    output frames are compared at."""
+
+    input: str
+    output: str
+    frames: int
+    size: tuple[int, int]
+    reference: str | None = None  # a per-frame stylization of INPUT, or
+    style: ModelRef | None = None  # the style to make one with
+
+
+@dataclass
+class FlickerSums:
+    """One stretch's scores, or their total."""
+
+    pair_errors: dict[int, float] = field(default_factory=dict)  # t of pair (t-1, t) -> E(t)
+    cuts: list[int] = field(default_factory=list)
+    difference: float = 0.0  # sum over compared frames of the mean absolute difference
+    sharpness: float = 0.0  # sum of the output's sharpness over compared frames
+    reference_sharpness: float = 0.0
+    compared: int = 0  # frames compared with the reference
+
+    def add(self, other: FlickerSums) -> None:
+        self.pair_errors.update(other.pair_errors)
+        self.cuts += other.cuts
+        self.difference += other.difference
+        self.sharpness += other.sharpness
+        self.reference_sharpness += other.reference_sharpness
+        self.compared += other.compared
+
+    def summary(self) -> dict:
+        errors = list(self.pair_errors.values())
+        compared = self.compared or None
+        return {
+            "pairs": len(errors), "cuts_skipped": len(self.cuts),
+            "warping_error": round(sum(errors) / len(errors), 6) if errors else 0.0,
+            "deviation": round(self.difference / compared, 5) if compared else None,
+            "sharpness_kept": (round(self.sharpness / self.reference_sharpness, 4)
+                               if compared and self.reference_sharpness else None),
+        }
+
+
+def sampled_pairs(frames: int, sample: int) -> list[int]:
+    """t of the pairs (t-1, t) scored: every ``sample``-th, starting with the first."""
+    return list(range(1, frames, sample))
+
+
+def measure(inputs: FlickerInputs, sample: int = 1, address: str | None = None,
+            progress: bool = True) -> dict:
+    """Score ``inputs`` over the cluster; the summary of ``FlickerSums`` plus what was run."""
+    import ray
+
+    connect(address)
+    pairs = sampled_pairs(inputs.frames, sample)
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    size = max(1, math.ceil(len(pairs) / (TASKS_PER_CPU * cpus)))
+    stretches = [pairs[i:i + size] for i in range(0, len(pairs), size)]
+    remote = ray.remote(num_cpus=1)(score_stretch)
+    pending = {remote.remote(inputs, stretch): len(stretch) for stretch in stretches}
+    total = FlickerSums()
+    with progress_bar(len(pairs), "pair", "flicker", enabled=progress) as bar:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            total.add(ray.get(done[0]))
+            bar.update(pending.pop(done[0]))
+    return {**total.summary(), "sample": sample}
+
+
+def score_stretch(inputs: FlickerInputs, pairs: list[int]) -> FlickerSums:
+    """Score the pairs (t-1, t) for t in ``pairs`` (ascending), decoding one stretch of each
+    video; compare frame t of each pair (and frame 0 with the first pair) with the reference."""
+    import cv2
+
+    from .decode import iter_frames
+    from .flicker import difference, pair_error, pair_motion, sharpness
+    from .probe import probe
+
+    cv2.setNumThreads(1)  # one CPU per task: tasks, not threads, share out the cores
+    first, last = pairs[0] - 1, pairs[-1]
+    wanted = set(pairs)
+    compared = wanted | ({0} if first == 0 else set())
+
+    def frames(uri: str):
+        path = storage.fetch(uri)
+        return iter_frames(path, probe(path, name=uri), first, last - first + 1, inputs.size)
+
+    references = frames(inputs.reference) if inputs.reference else None
+    stylizer = None
+    if inputs.style is not None:
+        from .stylize import Stylizer
+
+        stylizer = Stylizer(inputs.style)
+    sums, previous = FlickerSums(), None
+    for t, (source, output) in enumerate(zip(frames(inputs.input), frames(inputs.output)),
+                                         start=first):
+        reference = next(references) if references is not None else None
+        if t in wanted and previous is not None:
+            motion = pair_motion(previous[0], source)
+            if motion.cut:
+                sums.cuts.append(t)
+            else:
+                sums.pair_errors[t] = pair_error(previous[1], output, motion)
+        if t in compared and (references is not None or stylizer is not None):
+            reference = reference if reference is not None else stylizer([source])[0]
+            sums.difference += difference(output, reference)
+            sums.sharpness += sharpness(output)
+            sums.reference_sharpness += sharpness(reference)
+            sums.compared += 1
+        previous = (source, output)
+    return sums
