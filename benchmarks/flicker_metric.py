@@ -69,7 +69,7 @@ def measure_clip(name: str, height: int, samples: list[int], frames: int, folder
 
     info = probe(styled)
     return {"clip": name, "size": [info.width, info.height], "frames": info.frames,
-            "seconds_of_video": round(info.frames / info.fps, 2),
+            "seconds_of_video": round(float(info.frames / info.fps), 2),
             "stylize_seconds": stylize_seconds, "runs": runs}
 
 
