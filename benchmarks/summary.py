@@ -6,6 +6,7 @@ A new benchmark adds one function to HEADLINES (and, if a picture says it better
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Callable
 
@@ -66,17 +67,11 @@ def _temporal(d: dict) -> list[tuple[str, str]]:
                   for s in steps)
         rows.append((f"{clip}: temporal step over {len(steps)} styles, median E_warp cut / "
                      "sharpness kept; styles meeting all targets",
-                     f"{_median([s['reduction'] for s in steps]):.0%} / "
-                     f"{_median([s['sharpness_kept'] for s in steps]):.0%}; {met}"))
+                     f"{statistics.median([s['reduction'] for s in steps]):.0%} / "
+                     f"{statistics.median([s['sharpness_kept'] for s in steps]):.0%}; {met}"))
     rows += [(f"{t['clip']}: temporal step / model time (one thread)",
               f"{t['step_overhead']:.0%} (target <= 25%)") for t in d["timing"]]
     return rows
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _flicker_metric(d: dict) -> list[tuple[str, str]]:

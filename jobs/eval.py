@@ -29,13 +29,13 @@ examples:
 
 
 def positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise ValueError(text)
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
     return value
-
-
-positive.__name__ = "positive integer"  # argparse names the type in its error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,14 +62,13 @@ def run(args: argparse.Namespace) -> dict:
     if src_info.frames != out_info.frames:
         raise InputError(f"{args.output} has {out_info.frames} frames, {args.input} has "
                          f"{src_info.frames}: not a stylization of it")
-    if args.reference:
-        ref_info = _probe(args.reference)
-        if ref_info.frames != src_info.frames:
-            raise InputError(f"{args.reference} has {ref_info.frames} frames, {args.input} "
-                             f"has {src_info.frames}: not a stylization of it")
-    inputs = FlickerInputs(input=args.input, output=args.output, frames=src_info.frames,
-                           size=(out_info.width, out_info.height), reference=args.reference,
-                           style=style)
+    ref_info = _probe(args.reference) if args.reference else None
+    if ref_info is not None and ref_info.frames != src_info.frames:
+        raise InputError(f"{args.reference} has {ref_info.frames} frames, {args.input} has "
+                         f"{src_info.frames}: not a stylization of it")
+    inputs = FlickerInputs(input=args.input, input_info=src_info, output=args.output,
+                           output_info=out_info, size=(out_info.width, out_info.height),
+                           reference=args.reference, reference_info=ref_info, style=style)
     scores = measure(inputs, sample=args.sample, address=args.address, progress=not args.json)
     return {"input": args.input, "output": args.output, "frames": src_info.frames, **scores}
 

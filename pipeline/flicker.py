@@ -135,7 +135,8 @@ def warping_error(inputs: Iterable[np.ndarray], outputs: Iterable[np.ndarray],
 
 def deviation(outputs: Iterable[np.ndarray], per_frame: Iterable[np.ndarray]) -> float:
     """Mean absolute difference in [0, 1] between two frame sequences of equal length."""
-    return compare(outputs, per_frame)[0]
+    values = [difference(o, p) for o, p in zip(outputs, per_frame, strict=True)]
+    return sum(values) / len(values) if values else 0.0
 
 
 def sharpness(frame: np.ndarray) -> float:

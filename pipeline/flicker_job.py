@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from ..core import storage
 from ..models.hub import ModelRef
 from .cluster import connect
+from .probe import VideoInfo
 from .progress import progress_bar
 
 TASKS_PER_CPU = 3  # a few tasks per CPU: even load and a progress bar that moves
@@ -23,15 +24,22 @@ TASKS_PER_CPU = 3  # a few tasks per CPU: even load and a progress bar that move
 
 @dataclass(frozen=True)
 class FlickerInputs:
-    """What one measurement reads: URIs (tasks fetch them on their own node) and the size
+    """What one measurement reads: URIs (tasks fetch them on their own node) with what the
+    driver's probe found (a probe reads every packet: tasks do not repeat it), and the size
     output frames are compared at."""
 
     input: str
+    input_info: VideoInfo
     output: str
-    frames: int
+    output_info: VideoInfo
     size: tuple[int, int]
     reference: str | None = None  # a per-frame stylization of INPUT, or
+    reference_info: VideoInfo | None = None
     style: ModelRef | None = None  # the style to make one with
+
+    @property
+    def frames(self) -> int:
+        return self.input_info.frames
 
 
 @dataclass
@@ -98,25 +106,25 @@ def score_stretch(inputs: FlickerInputs, pairs: list[int]) -> FlickerSums:
 
     from .decode import iter_frames
     from .flicker import difference, pair_error, pair_motion, sharpness
-    from .probe import probe
 
     cv2.setNumThreads(1)  # one CPU per task: tasks, not threads, share out the cores
     first, last = pairs[0] - 1, pairs[-1]
     wanted = set(pairs)
     compared = wanted | ({0} if first == 0 else set())
 
-    def frames(uri: str):
-        path = storage.fetch(uri)
-        return iter_frames(path, probe(path, name=uri), first, last - first + 1, inputs.size)
+    def frames(uri: str, info: VideoInfo):
+        return iter_frames(storage.fetch(uri), info, first, last - first + 1, inputs.size,
+                           name=uri)
 
-    references = frames(inputs.reference) if inputs.reference else None
+    references = frames(inputs.reference, inputs.reference_info) if inputs.reference else None
     stylizer = None
     if inputs.style is not None:
         from .stylize import Stylizer
 
         stylizer = Stylizer(inputs.style)
     sums, previous = FlickerSums(), None
-    for t, (source, output) in enumerate(zip(frames(inputs.input), frames(inputs.output)),
+    for t, (source, output) in enumerate(zip(frames(inputs.input, inputs.input_info),
+                                             frames(inputs.output, inputs.output_info)),
                                          start=first):
         reference = next(references) if references is not None else None
         if t in wanted and previous is not None:
