@@ -32,7 +32,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "video_pipeline": ["--clip", "bikes", "--height", "120"],
     "peer": ["--quick", "--metric-frames", "20"],
     "temporal": ["--clips", "bikes", "--height", "120", "--frames", "16", "--styles", "7,19",
-                 "--compare-styles", "19"],
+                 "--crop-styles", "19"],
     "flicker_metric": ["--clips", "bigbuckbunny", "--height", "120", "--frames", "24",
                        "--samples", "4"],
     "host_ceiling": ["--quick"],

