@@ -34,6 +34,10 @@ MISMATCH_TOLERANCE = 24  # gray levels: beyond this, the flow is wrong here what
 FLOW_MAX_SIDE = 540  # px, shorter side: larger frames get their flow at this size, upsampled
 DETAIL_SIGMA = 1.5  # px: what is finer than this Gaussian is the detail whose contrast is kept
 MAX_DETAIL_GAIN = 3.0  # the most the blend's detail is scaled up (a frame's own is ~1.7x at 0.7)
+# The most the blend may move a frame from its fresh stylization: the mean absolute correction,
+# in [0, 1] of the pixel range (the deviation that docs/temporal.md measures, with a margin for
+# what the detail restoration adds or takes)
+DEVIATION_BUDGET = 0.038
 
 
 @dataclass(frozen=True)
@@ -203,10 +207,16 @@ class TemporalBlender:
     """Blend each stylized frame with the warped previous state on visible pixels, keeping the
     style's contrast.
 
-    state_t = S_t + strength * visible * (warp(state_{t-1}) - S_t), the warp bicubic; the output
-    is state_t with its detail restored to S_t's contrast (``restore_detail``). ``strength`` 0 is
-    per-frame stylization; near 1 the output follows the flow and changes only where it cannot.
-    The state is kept unscaled, so the detail gain never feeds back on itself.
+    state_t = S_t + c_t, c_t = strength * visible * (warp(state_{t-1}) - S_t), the warp
+    bicubic; the output is state_t with its detail restored to S_t's contrast
+    (``restore_detail``). ``strength`` 0 is per-frame stylization; near 1 the output follows the
+    flow and changes only where it cannot. The state is kept unscaled, so the detail gain never
+    feeds back on itself.
+
+    Where the correction's mean size is over ``DEVIATION_BUDGET`` (styles whose texture changes
+    wholesale from frame to frame), it is scaled down to it: a frame never drifts further from
+    what the network painted than that, so such styles keep their look, at the price of a
+    smaller flicker cut (docs/temporal.md has the trade measured over the 26 built-in styles).
     """
 
     def __init__(self, strength: float = DEFAULT_STRENGTH):
@@ -222,6 +232,9 @@ class TemporalBlender:
             state = warp(self._state, motion.flow, cv2.INTER_CUBIC)
             state -= fresh  # in place: full-size temporaries cost more than the arithmetic
             state *= (self.strength * motion.visible)[..., None]
+            size = cv2.norm(state, cv2.NORM_L1) / state.size / 255
+            if size > DEVIATION_BUDGET:
+                state *= DEVIATION_BUDGET / size
             state += fresh
             output = restore_detail(state, fresh)
         self._state = state

@@ -50,7 +50,7 @@ from .scheduler import run_chunks, unwrap
 from .temporal import DEFAULT_STRENGTH
 
 # Bump when a change alters the pixels a job writes, so old chunks are not reused.
-PIPELINE_VERSION = 3  # 3: the contrast-preserving temporal step
+PIPELINE_VERSION = 4  # 3: the contrast-preserving temporal step; 4: its deviation budget
 HDR_MODES = ("tonemap",)  # keeping HDR through the network is a later option
 WORK_DIR = ".framestyle"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from framestyle.pipeline.flicker import deviation, warping_error
+from framestyle.pipeline import temporal
+from framestyle.pipeline.flicker import deviation, difference, warping_error
 from framestyle.pipeline.temporal import (TemporalBlender, occluded, to_gray, warp,
                                           with_motion)
 
@@ -55,11 +56,16 @@ def test_motion_recovers_a_pan_and_distrusts_a_shot_change():
     assert motions[-1].visible.mean() < 0.3  # the cut
 
 
+def flickering(frames: list[np.ndarray], amplitude: int, seed=1) -> list[np.ndarray]:
+    """A "stylization" whose texture changes every frame: uniform noise of +-``amplitude``."""
+    rng = np.random.default_rng(seed)
+    return [np.clip(f.astype(int) + rng.integers(-amplitude, amplitude, f.shape), 0, 255)
+            .astype(np.uint8) for f in frames]
+
+
 def test_blender_follows_motion_and_strength_zero_is_per_frame():
     frames = panning(frames=10)
-    rng = np.random.default_rng(1)
-    flicker = [np.clip(f.astype(int) + rng.integers(-30, 30, f.shape), 0, 255).astype(np.uint8)
-               for f in frames]  # a "stylization" whose texture changes every frame
+    flicker = flickering(frames, 20)
     motions = [m for _, m in with_motion(frames)]
     off = TemporalBlender(0.0)
     assert all(np.array_equal(off(s, m), s) for s, m in zip(flicker, motions))
@@ -71,6 +77,26 @@ def test_blender_follows_motion_and_strength_zero_is_per_frame():
     assert deviation(steady, flicker) < 0.08
     with pytest.raises(ValueError):
         TemporalBlender(1.0)
+
+
+def test_a_style_that_repaints_every_frame_stays_within_the_deviation_budget(monkeypatch):
+    """Where the texture changes wholesale from frame to frame, carrying it along the flow would
+    move every frame far from what the network painted: the correction is scaled down to the
+    budget, and the step still steadies the video."""
+    frames = panning(frames=10)
+    wild = flickering(frames, 90)  # mean absolute change ~0.18 of the range, frame to frame
+    motions = [m for _, m in with_motion(frames)]
+    blend = TemporalBlender(0.7)
+    steady = [blend(s, m) for s, m in zip(wild, motions)]
+    drift = [difference(o, s) for o, s in zip(steady, wild)]
+    assert max(drift) <= temporal.DEVIATION_BUDGET + 0.002, drift
+    assert min(drift[1:]) > 0.7 * temporal.DEVIATION_BUDGET, drift  # the budget is used
+    before, after = (warping_error(frames, v).warping_error for v in (wild, steady))
+    assert after < 0.8 * before
+    monkeypatch.setattr(temporal, "DEVIATION_BUDGET", 1.0)  # without it, frames drift far more
+    blend = TemporalBlender(0.7)
+    unlimited = [blend(s, m) for s, m in zip(wild, motions)]
+    assert deviation(unlimited, wild) > 2 * deviation(steady, wild)
 
 
 def translated_texture(frames: int, step=(0.37, 0.23), h=96, w=128) -> list[np.ndarray]:
