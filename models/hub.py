@@ -123,6 +123,9 @@ def _checked(text: str, source: str, arch: str | None, trust_code: bool) -> Mode
         raise CheckpointError(f"{text}: {e}") from None
     if not architecture.stylizes:
         raise CheckpointError(f"{text} is a {card.arch}, which cannot stylize images")
+    if architecture.conditioned:  # its style comes from builtin:N, not from the file
+        raise CheckpointError(f"{text} is a {card.arch} network, which needs a style to "
+                              "condition it and cannot be one on its own")
     ref = ModelRef(text=text, arch=architecture, config=card.config, sha256=card.sha256,
                    source=source)
     # A checkpoint that does not load fails here, before any job starts. ``inspect`` has just
