@@ -52,12 +52,11 @@ def to_gray(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
-def warp(image: np.ndarray, flow: np.ndarray,
-         interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+def warp(image: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR,
+         dst: np.ndarray | None = None) -> np.ndarray:
     """``image`` sampled at x + flow(x): brings frame t-1 content to frame t's pixel grid."""
-    h, w = flow.shape[:2]
-    grid_x, grid_y = _grid(h, w)
-    return cv2.remap(image, grid_x + flow[..., 0], grid_y + flow[..., 1], interpolation,
+    # one (H, W, 2) map: a single contiguous add, where separate x and y maps took two strided
+    return cv2.remap(image, _grid(*flow.shape[:2]) + flow, None, interpolation, dst=dst,
                      borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -70,13 +69,13 @@ def occluded(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
     motion boundary (|∇b|² > 0.01 |b|² + 0.002).
     """
     forward_at_t = warp(forward, backward)
+    backward_size = _sq_norm(backward)
     round_trip = _sq_norm(forward_at_t + backward)
-    inconsistent = round_trip > 0.01 * (_sq_norm(forward_at_t) + _sq_norm(backward)) + 0.5
-    du = np.zeros_like(backward)
-    dv = np.zeros_like(backward)
-    du[:, :-1] = backward[:, :-1] - backward[:, 1:]
-    dv[:-1, :] = backward[:-1, :] - backward[1:, :]
-    boundary = _sq_norm(du) + _sq_norm(dv) > 0.01 * _sq_norm(backward) + 0.002
+    inconsistent = round_trip > 0.01 * (_sq_norm(forward_at_t) + backward_size) + 0.5
+    gradient = np.zeros_like(backward_size)  # |b(x) - b(x + 1 px)|^2, across and down
+    gradient[:, :-1] += _sq_norm(backward[:, :-1] - backward[:, 1:])
+    gradient[:-1, :] += _sq_norm(backward[:-1, :] - backward[1:, :])
+    boundary = gradient > 0.01 * backward_size + 0.002
     return inconsistent | boundary
 
 
@@ -84,13 +83,14 @@ def _sq_norm(flow: np.ndarray) -> np.ndarray:
     return flow[..., 0] ** 2 + flow[..., 1] ** 2
 
 
-_GRIDS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+_GRIDS: dict[tuple[int, int], np.ndarray] = {}
 
 
-def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+def _grid(h: int, w: int) -> np.ndarray:
+    """(H, W, 2) float32: each pixel's own (x, y)."""
     if (h, w) not in _GRIDS:
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-        _GRIDS[(h, w)] = (xs, ys)
+        _GRIDS[(h, w)] = np.ascontiguousarray(np.stack([xs, ys], axis=-1))
     return _GRIDS[(h, w)]
 
 
@@ -165,8 +165,20 @@ def trusted(consistent: np.ndarray, mismatch: np.ndarray) -> np.ndarray:
     return (consistent | (mismatch <= MATCH_TOLERANCE)) & (mismatch <= MISMATCH_TOLERANCE)
 
 
-def restore_detail(blended: np.ndarray, fresh: np.ndarray,
-                   sigma: float = DETAIL_SIGMA) -> np.ndarray:
+class Scratch(dict):
+    """Full-size arrays kept from frame to frame. A new 848x360 float array costs more to
+    allocate and touch (fresh pages from the OS) than most of the arithmetic done in it, so the
+    step writes its intermediate results into the same few arrays every frame."""
+
+    def like(self, name: str, image: np.ndarray) -> np.ndarray:
+        array = self.get(name)
+        if array is None or array.shape != image.shape or array.dtype != image.dtype:
+            array = self[name] = np.empty_like(image)
+        return array
+
+
+def restore_detail(blended: np.ndarray, fresh: np.ndarray, sigma: float = DETAIL_SIGMA,
+                   scratch: Scratch | None = None) -> np.ndarray:
     """``blended`` (float32 RGB) with its detail scaled up to the local contrast of ``fresh``'s.
 
     Detail is what a Gaussian of ``sigma`` removes. Its local energy (mean square over a window
@@ -176,17 +188,21 @@ def restore_detail(blended: np.ndarray, fresh: np.ndarray,
     with the scene), the blend kept it and the gain is about 1. Measuring the energy, rather than
     counting the blend's weights as Yu et al. do for uncorrelated noise, is what handles both.
     The texture stays the blend's, which changes slowly along the flow: that is the flicker it
-    removes.
+    removes. The result is written into ``scratch`` when one is given (valid until its next use).
     """
-    low = cv2.GaussianBlur(blended, (0, 0), sigma)
-    detail = cv2.subtract(blended, low)
-    fresh_detail = cv2.subtract(fresh, cv2.GaussianBlur(fresh, (0, 0), sigma))
-    detail *= _detail_gain(fresh_detail, detail, 4 * sigma)[..., None]
-    detail += low
+    scratch = Scratch() if scratch is None else scratch
+    low = cv2.GaussianBlur(blended, (0, 0), sigma, dst=scratch.like("low", blended))
+    detail = cv2.subtract(blended, low, dst=scratch.like("detail", blended))
+    fresh_detail = cv2.GaussianBlur(fresh, (0, 0), sigma, dst=scratch.like("fresh", fresh))
+    cv2.subtract(fresh, fresh_detail, dst=fresh_detail)
+    gain = _detail_gain(fresh_detail, detail, 4 * sigma, scratch)
+    cv2.multiply(detail, cv2.merge([gain, gain, gain]), dst=detail)
+    cv2.add(detail, low, dst=detail)
     return detail
 
 
-def _detail_gain(fresh_detail: np.ndarray, detail: np.ndarray, sigma: float) -> np.ndarray:
+def _detail_gain(fresh_detail: np.ndarray, detail: np.ndarray, sigma: float,
+                 scratch: Scratch) -> np.ndarray:
     """sqrt(local energy of ``fresh_detail`` / that of ``detail``), clipped to [1, max], (H, W).
     Energies are windowed means of the squared detail over all channels, computed at a quarter
     of the size and the gain scaled back up: the window is wide, and full-size work here would
@@ -195,8 +211,9 @@ def _detail_gain(fresh_detail: np.ndarray, detail: np.ndarray, sigma: float) -> 
     small = (max(1, w // 4), max(1, h // 4))
 
     def energy(d: np.ndarray) -> np.ndarray:
-        squared = cv2.resize(cv2.multiply(d, d), small, interpolation=cv2.INTER_AREA)
-        return cv2.GaussianBlur(squared.sum(axis=2), (0, 0), sigma / 4)
+        squared = cv2.multiply(d, d, dst=scratch.like("squared", d))
+        small_squared = cv2.resize(squared, small, interpolation=cv2.INTER_AREA)
+        return cv2.GaussianBlur(small_squared.sum(axis=2), (0, 0), sigma / 4)
 
     gain = np.sqrt((energy(fresh_detail) + 1) / (energy(detail) + 1))
     np.clip(gain, 1, MAX_DETAIL_GAIN, out=gain)
@@ -224,18 +241,31 @@ class TemporalBlender:
             raise ValueError("temporal strength must be in [0, 1)")
         self.strength = strength
         self._state: np.ndarray | None = None
+        self._spare: np.ndarray | None = None  # the state before, written over next frame
+        self._scratch = Scratch()
 
     def __call__(self, stylized: np.ndarray, motion: Motion | None) -> np.ndarray:
-        fresh = stylized.astype(np.float32)
-        output = state = fresh
-        if motion is not None and self._state is not None and self.strength > 0:
-            state = warp(self._state, motion.flow, cv2.INTER_CUBIC)
-            state -= fresh  # in place: full-size temporaries cost more than the arithmetic
-            state *= (self.strength * motion.visible)[..., None]
-            size = cv2.norm(state, cv2.NORM_L1) / state.size / 255
-            if size > DEVIATION_BUDGET:
-                state *= DEVIATION_BUDGET / size
-            state += fresh
-            output = restore_detail(state, fresh)
-        self._state = state
-        return np.clip(output + 0.5, 0, 255).astype(np.uint8)
+        # every full-size array is one of a few reused ones (see ``Scratch``): the state and
+        # the spare it is warped into take turns
+        spare = self._spare if self._spare is not None and \
+            self._spare.shape == stylized.shape else np.empty(stylized.shape, np.float32)
+        if motion is None or self._state is None or self.strength == 0:
+            spare[...] = stylized
+            self._state, self._spare = spare, self._state
+            return stylized.copy()
+        fresh = self._scratch.like("stylized", spare)
+        fresh[...] = stylized
+        state = warp(self._state, motion.flow, cv2.INTER_CUBIC, dst=spare)
+        state -= fresh
+        weight = np.multiply(motion.visible, self.strength,
+                             out=self._scratch.like("weight", motion.visible))
+        state *= weight[..., None]
+        size = cv2.norm(state, cv2.NORM_L1) / state.size / 255
+        if size > DEVIATION_BUDGET:
+            state *= DEVIATION_BUDGET / size
+        state += fresh
+        self._state, self._spare = state, self._state
+        output = restore_detail(state, fresh, scratch=self._scratch)
+        output += 0.5
+        np.clip(output, 0, 255, out=output)
+        return output.astype(np.uint8)
