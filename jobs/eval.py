@@ -6,7 +6,6 @@ import argparse
 
 from ..core import storage
 from ..core.errors import InputError
-from ..models import hub
 
 HELP = "measure a stylized video: flicker (warping error) and deviation from per-frame stylization"
 EPILOG = """\
@@ -56,8 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     from ..pipeline.flicker_job import FlickerInputs, measure
+    from ..pipeline.style_image import resolve_style
 
-    style = hub.resolve(args.style) if args.style else None
+    style = resolve_style(args.style) if args.style else None
     src_info, out_info = _probe(args.input), _probe(args.output)
     if src_info.frames != out_info.frames:
         raise InputError(f"{args.output} has {out_info.frames} frames, {args.input} has "

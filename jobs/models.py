@@ -63,7 +63,9 @@ def export(args: argparse.Namespace) -> dict:
         raise InputError("models export needs STYLE and OUT")
     if args.int8 and (args.format != "onnx" or args.dtype != "fp32"):
         raise InputError("--int8 makes an ONNX model from fp32: drop --dtype, use --format onnx")
-    style = hub.resolve(args.style, arch=args.arch, trust_code=args.trust_code)
+    from ..pipeline.style_image import resolve_style
+
+    style = resolve_style(args.style, arch=args.arch, trust_code=args.trust_code)
     condition = None if style.condition is None else torch.tensor(style.condition)
     wrapper = UnitRangeModel(hub.load(style), style.arch.pixels, condition)
     size = (max(256, style.multiple),) * 2

@@ -1,4 +1,5 @@
-"""framestyle styles sheet IMAGE OUT.png: every built-in style on one image, side by side."""
+"""framestyle styles sheet IMAGE OUT.png: every built-in style on one image, side by side, and
+any other ``--style`` after them (a picture as the style: ``--style image:painting.jpg``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("output", metavar="OUT.png", help="where the sheet goes")
     parser.add_argument("--tile", type=int, default=256, help="longer side of each tile (256)")
     parser.add_argument("--columns", type=int, default=7, help="tiles per row (7)")
+    parser.add_argument("--style", action="append", default=[], metavar="STYLE",
+                        help="one more tile after the built-ins, in any style --style takes "
+                        "elsewhere (image:PICTURE, a checkpoint, a published model); repeat it "
+                        "for more")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -24,8 +29,10 @@ def run(args: argparse.Namespace) -> dict:
 
     from ..models.hub import resolve
     from ..pipeline.image_file_job import load_rgb
+    from ..pipeline.style_image import resolve_style
     from ..pipeline.stylize import Stylizer
 
+    extra = [resolve_style(text) for text in args.style]  # bad styles fail before any work
     photo = load_rgb(storage.fetch(args.image, storage.require(args.image)), args.image, args.tile)
     h, w = photo.shape[:2]
     label = 18
@@ -34,6 +41,8 @@ def run(args: argparse.Namespace) -> dict:
     for i in range(BUILTIN_STYLES):
         stylizer.restyle(resolve(f"builtin:{i}"))
         tiles.append((f"builtin:{i}", stylizer([photo])[0]))
+    for style in extra:
+        tiles.append((style.slug, Stylizer(style)([photo])[0]))
     rows = -(-len(tiles) // args.columns)
     sheet = Image.new("RGB", (args.columns * w, rows * (h + label)), "white")
     draw = ImageDraw.Draw(sheet)
@@ -45,7 +54,7 @@ def run(args: argparse.Namespace) -> dict:
         local = os.path.join(tmp, "sheet.png")
         sheet.save(local)
         storage.storage_for(args.output).upload(local, args.output)
-    return {"image": args.image, "output": args.output, "styles": BUILTIN_STYLES,
+    return {"image": args.image, "output": args.output, "styles": len(tiles) - 1,
             "width": sheet.width, "height": sheet.height}
 
 

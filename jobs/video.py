@@ -156,8 +156,9 @@ def add_style_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style", required=True,
                         help="builtin:N (0..25), a mix such as builtin:3=0.5,12=0.5, a checkpoint "
                         "(path or s3:// URI: .pth/.model from fast_neural_style or "
-                        "pytorch-CycleGAN-and-pix2pix, .safetensors), or a model NAME[@VERSION] "
-                        f"published under ${HUB_ENV}")
+                        "pytorch-CycleGAN-and-pix2pix, .safetensors), a model NAME[@VERSION] "
+                        f"published under ${HUB_ENV}, or any picture as the style: "
+                        "image:PATH_OR_URI (mix them: image:a.jpg=0.5,image:b.jpg=0.5)")
     parser.add_argument("--arch", default=None,
                         help="architecture of a checkpoint whose keys do not say it "
                         "(`framestyle models list` names them)")

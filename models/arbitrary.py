@@ -100,11 +100,14 @@ class StyleNorm(nn.Module):
         self.beta = nn.Linear(style_size, channels)
         self.eps = eps
 
+    def affine(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scale and shift for style vectors (N, 100): each (N, C, 1, 1)."""
+        return self.gamma(style)[:, :, None, None], self.beta(style)[:, :, None, None]
+
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         mean = x.mean(dim=(2, 3), keepdim=True)
         var = x.var(dim=(2, 3), keepdim=True, unbiased=False)
-        gamma = self.gamma(style)[:, :, None, None]
-        beta = self.beta(style)[:, :, None, None]
+        gamma, beta = self.affine(style)
         return (x - mean) * torch.rsqrt(var + self.eps) * gamma + beta
 
 

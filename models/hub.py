@@ -53,12 +53,15 @@ class ModelRef:
     sha256: str = ""  # of the weights file
     source: str | None = None  # local path or s3:// URI of the weights; None: the built-in
     condition: tuple[float, ...] | None = None  # built-in: normalised weights over its styles
+    # what the condition was computed from, by content, where it is computed (a style vector
+    # from pictures): job ids use it, since floats computed on another machine may differ
+    condition_source: str | None = None
 
     @property
     def identity(self) -> dict:
         """Everything that decides what this model does to pixels, for job ids."""
         return {"arch": self.arch.name, "config": self.config, "sha256": self.sha256,
-                "condition": self.condition}
+                "condition": self.condition_source or self.condition}
 
     @property
     def multiple(self) -> int:
@@ -75,6 +78,14 @@ def style_slug(text: str) -> str:
     if _BUILTIN.match(text):
         body = text.split(":", 1)[1]
         return "builtin-" + re.sub(r"[^0-9a-zA-Z.]+", "-", body.replace("=", "x")).strip("-")
+    if text.startswith("image:"):  # image:a.jpg=0.5,image:b.png=0.5 -> image-a-0.5-b-0.5
+        labels = []
+        for part in text.split(","):
+            uri = part.strip().removeprefix("image:")
+            head, weighted, weight = uri.rpartition("=")
+            stem = Path(storage.basename(head if weighted else uri)).stem
+            labels.append(f"{stem}-{weight}" if weighted else stem)
+        return re.sub(r"[^0-9a-zA-Z.]+", "-", "image-" + "-".join(labels)).strip("-")
     name = text if _MODEL_NAME.match(text) else Path(storage.basename(text)).stem
     return re.sub(r"[^0-9a-zA-Z.]+", "-", name).strip("-")
 
@@ -98,16 +109,17 @@ def resolve(text: str, arch: str | None = None, trust_code: bool = False) -> Mod
         if source:
             return _checked(text, source, arch, trust_code)
     raise InputError(f"unknown style {text!r}: use builtin:N with N in 0..{BUILTIN_STYLES - 1}, "
-                     "a mix like builtin:3=0.5,12=0.5, a checkpoint path or s3:// URI, or a "
-                     f"model NAME[@VERSION] published under ${HUB_ENV}")
+                     "a mix like builtin:3=0.5,12=0.5, a checkpoint path or s3:// URI, a "
+                     f"model NAME[@VERSION] published under ${HUB_ENV}, or image:PICTURE")
 
 
 def load(ref: ModelRef) -> "nn.Module":
     """The module ``ref`` names, in eval mode, on the CPU; the weights must be the same bytes
     ``resolve`` checked."""
-    from .checkpoints import builtin_multistyle_path, load_module
+    from .checkpoints import load_module, shipped_graph
 
-    local = builtin_multistyle_path() if ref.source is None else fetch_checkpoint(ref.source)
+    local = shipped_graph(ref.arch.shipped_as) if ref.source is None \
+        else fetch_checkpoint(ref.source)
     return load_module(local, ref.arch, ref.config, ref.sha256)
 
 

@@ -23,10 +23,12 @@ class ConditionalInstanceNorm(nn.Module):
         self.beta = nn.Parameter(torch.zeros(num_styles, channels))
         self.eps = eps
 
+    def affine(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scale and shift for style weights (N, num_styles): each (N, C, 1, 1)."""
+        return (style @ self.gamma)[:, :, None, None], (style @ self.beta)[:, :, None, None]
+
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        # style: (N, num_styles); gamma/beta per sample: (N, C, 1, 1)
-        gamma = (style @ self.gamma)[:, :, None, None]
-        beta = (style @ self.beta)[:, :, None, None]
+        gamma, beta = self.affine(style)
         mean = x.mean(dim=(2, 3), keepdim=True)
         var = x.var(dim=(2, 3), keepdim=True, unbiased=False)
         return (x - mean) * torch.rsqrt(var + self.eps) * gamma + beta

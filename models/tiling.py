@@ -23,7 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .arbitrary import StyleNorm
 from .multistyle import ConditionalInstanceNorm
+
+# instance norms whose scale and shift come from the style (``affine(style)``)
+STYLE_NORMS = (ConditionalInstanceNorm, StyleNorm)
 
 Stats = dict[nn.Module, tuple[torch.Tensor, torch.Tensor]]  # module -> (mean, var), (N, C, 1, 1)
 
@@ -33,16 +37,17 @@ class _Stop(Exception):
 
 
 def _is_instance_norm(m: nn.Module) -> bool:
-    return isinstance(m, ConditionalInstanceNorm) or (
+    return isinstance(m, STYLE_NORMS) or (
         isinstance(m, nn.InstanceNorm2d) and not m.track_running_stats)
 
 
 def _normalize(module: nn.Module, x: torch.Tensor, style: torch.Tensor | None,
                mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
     y = (x - mean) * torch.rsqrt(var + module.eps)
-    if isinstance(module, ConditionalInstanceNorm):
+    if isinstance(module, STYLE_NORMS):
         style = style.expand(x.shape[0], -1).to(x.dtype) if style.dim() == 1 else style
-        return y * (style @ module.gamma)[:, :, None, None] + (style @ module.beta)[:, :, None, None]
+        gamma, beta = module.affine(style)
+        return y * gamma + beta
     if module.affine:
         return y * module.weight[None, :, None, None] + module.bias[None, :, None, None]
     return y

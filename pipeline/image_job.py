@@ -28,7 +28,6 @@ from ..core import storage
 from ..core.errors import FieldError, first_line, worker_lost
 from ..core.hashing import identity_hash
 from ..core.spec import Spec
-from ..models import hub
 from ..models.hub import ModelRef
 from . import cluster
 from .cluster import connect, worker_pool
@@ -38,6 +37,7 @@ from .image_sink import Destination, pack_archive, write_failures, write_image
 from .image_source import ArchiveLimits, SourceUnit, read_guarded, resolve_sources, source_overlaps
 from .inference import InferenceOptions
 from .progress import progress_bar
+from .style_image import resolve_style
 from .temporal import DEFAULT_STRENGTH
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
@@ -69,7 +69,7 @@ WORKER_LOSS_RESUMES = 3
 class ImageSettings(Spec):
     """What ``framestyle image`` and ``framestyle images`` share, validated alike."""
 
-    style: str = Field(min_length=1)  # anything ``models.hub.resolve`` takes
+    style: str = Field(min_length=1)  # anything ``style_image.resolve_style`` takes
     arch: str | None = None
     trust_code: bool = False
     max_side: PositiveInt | None = None  # shrink so the longer side is at most this
@@ -81,7 +81,7 @@ class ImageSettings(Spec):
 
     def resolve_style(self) -> ModelRef:
         """The model, checked on the driver: a bad checkpoint fails here, before any work."""
-        return hub.resolve(self.style, arch=self.arch, trust_code=self.trust_code)
+        return resolve_style(self.style, arch=self.arch, trust_code=self.trust_code)
 
 
 class ImageJob(ImageSettings):

@@ -47,10 +47,11 @@ from .plan import (DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_FRAMES, Chunk, gop_siz
 from .probe import Seek, VideoInfo, probe
 from .progress import progress_bar
 from .scheduler import run_chunks, unwrap
+from .style_image import resolve_style
 from .temporal import DEFAULT_STRENGTH
 
 # Bump when a change alters the pixels a job writes, so old chunks are not reused.
-PIPELINE_VERSION = 4  # 3: the contrast-preserving temporal step; 4: its deviation budget
+PIPELINE_VERSION = 4  # 3: contrast-preserving temporal step; 4: deviation budget, detail target
 HDR_MODES = ("tonemap",)  # keeping HDR through the network is a later option
 WORK_DIR = ".framestyle"
 
@@ -63,7 +64,7 @@ class VideoSettings(Spec):
     """How to stylize videos: what one video and a batch of them share. Constructing it
     validates every field (``FieldError``)."""
 
-    style: str = Field(min_length=1)  # anything ``models.hub.resolve`` takes
+    style: str = Field(min_length=1)  # anything ``style_image.resolve_style`` takes
     arch: str | None = None  # for checkpoints whose keys do not say it
     trust_code: bool = False  # allow TorchScript programs
     height: int | None = Field(None, ge=2)
@@ -288,7 +289,7 @@ def _prepare(video: _Video, models: dict) -> None:
     job = video.job
     key = (job.style, job.arch, job.trust_code)
     if key not in models:
-        models[key] = hub.resolve(job.style, arch=job.arch, trust_code=job.trust_code)
+        models[key] = resolve_style(job.style, arch=job.arch, trust_code=job.trust_code)
     video.model = model = models[key]
     video.fmt = fmt = output_format(job.output, job.codec)
     video.input_info = storage.require(job.input)

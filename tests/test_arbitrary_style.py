@@ -145,3 +145,175 @@ def test_a_checkpoint_of_a_conditioned_network_is_not_a_style(networks, tmp_path
     save_checkpoint(transformer, "arbitrary_transformer", {}, tmp_path / "arb.safetensors")
     with pytest.raises(CheckpointError, match="needs a style to condition it"):
         hub.resolve(str(tmp_path / "arb.safetensors"))
+
+
+# --- --style image:PATH_OR_URI in the commands ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def style_files(pictures, tmp_path_factory):
+    """The painting of ``pictures`` as a JPEG, a second painting, and a photo to stylize."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("style-images")
+    content, painting = pictures
+    files = {"painting": folder / "painting.jpg", "other": folder / "other.png",
+             "photo": folder / "photo.jpg"}
+    Image.fromarray((painting * 255).round().astype(np.uint8)).save(files["painting"],
+                                                                     quality=95)
+    Image.fromarray((255 - painting[::-1] * 255).round().astype(np.uint8)).save(files["other"])
+    Image.fromarray((content[:216] * 255).round().astype(np.uint8)).save(files["photo"],
+                                                                          quality=95)
+    return files
+
+
+def test_an_image_style_is_the_predictor_and_transformer_run_on_the_pictures(
+        networks, style_files, tmp_path, capsys):
+    """``framestyle image --style image:PAINTING``: the painting's largest centred square at
+    256x256 gives the style vector, and the transformer paints the photo with it."""
+    from PIL import Image
+
+    from framestyle.pipeline.style_image import resolve_style
+    from helpers import run_cli
+
+    predictor, transformer = networks
+    out = tmp_path / "styled.png"
+    code, _, err = run_cli(capsys, "image", style_files["photo"], out,
+                           "--style", f"image:{style_files['painting']}")
+    assert code == 0, err
+    photo = np.asarray(Image.open(style_files["photo"]).convert("RGB"), np.float32) / 255
+    painting = np.asarray(Image.open(style_files["painting"]).convert("RGB").resize(
+        (256, 256), Image.LANCZOS), np.float32) / 255  # square already: nothing cropped
+    with torch.no_grad():
+        expected = transformer(nchw(photo), predictor(nchw(painting)))[0].permute(1, 2, 0)
+    written = np.asarray(Image.open(out).convert("RGB"), np.float32)
+    assert np.abs(written - expected.numpy() * 255).mean() < 1.5  # onnxruntime, rounding
+    assert np.abs(written - photo * 255).mean() > 20  # painted
+
+    one, two = (resolve_style(f"image:{style_files[k]}") for k in ("painting", "other"))
+    mixed = resolve_style(f"image:{style_files['painting']}=3,image:{style_files['other']}=1")
+    assert np.allclose(mixed.condition, 0.75 * np.array(one.condition)
+                       + 0.25 * np.array(two.condition), atol=1e-6)
+    # the job identity names the pictures by content: another path to the same bytes is the
+    # same style, other bytes another
+    copy = tmp_path / "copy-of-painting.jpg"
+    copy.write_bytes(style_files["painting"].read_bytes())
+    assert resolve_style(f"image:{copy}").identity == one.identity != two.identity
+
+
+def test_a_video_with_an_image_style_keeps_its_frames_audio_and_resumes(
+        ray_session, clips, style_files, tmp_path, capsys, monkeypatch):
+    """Chunks, the temporal step, the audio and resume after a crash, as with the built-in
+    styles."""
+    import json
+
+    from framestyle.pipeline import video_job
+    from framestyle.pipeline.style_image import resolve_style
+    from framestyle.pipeline.stylize import Stylizer
+    from helpers import run_cli
+    from media import audio_packets, decoded_frames, frame_errors
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("simulated crash before assembly")
+
+    out = tmp_path / "styled.mp4"
+    argv = ["video", clips["bunny"], out, "--style", f"image:{style_files['painting']}",
+            "--chunk-seconds", "0.8", "--crf", "12", "--json"]
+    with monkeypatch.context() as patch:
+        patch.setattr(video_job, "_assemble", crash)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            run_cli(capsys, *argv)
+    assert not out.exists()
+    code, stdout, err = run_cli(capsys, *argv)  # the style computed again: every chunk reused
+    assert code == 0, err
+    first = json.loads(stdout)
+    assert first["chunks"] >= 2 and first["chunks_reused"] == first["chunks"]
+    assert first["frames_out"] == first["frames_in"] == 50
+    frames, styled = decoded_frames(clips["bunny"]), decoded_frames(out)
+    per_frame = Stylizer(resolve_style(f"image:{style_files['painting']}"))(frames)
+    # frame i is input frame i painted, steadied by the step: within its deviation budget (10
+    # grey levels) and H.264's rounding of it, and far from the input
+    errors = frame_errors(styled, per_frame)
+    assert errors.max() < 14, errors
+    assert errors.max() < 0.5 * frame_errors(frames, per_frame).min()
+    assert audio_packets(out) == audio_packets(clips["bunny"])
+
+
+@pytest.mark.parametrize("case", ["missing", "not-an-image", "bomb", "no-bucket", "with-builtin"])
+def test_a_bad_style_image_is_one_line_exit_2_and_nothing_written(case, style_files, tmp_path,
+                                                                   capsys, s3_endpoint):
+    from helpers import run_cli
+
+    bad = tmp_path / "bad.jpg"
+    if case == "not-an-image":
+        bad.write_text("a text file with a .jpg name\n")
+    elif case == "bomb":  # a small PNG declaring 40000x40000 pixels
+        from image_zoo import decompression_bomb_png
+
+        bad.write_bytes(decompression_bomb_png())
+    style, message = {
+        "missing": (f"image:{tmp_path / 'nope.jpg'}", "style image not found"),
+        "not-an-image": (f"image:{bad}", "not a readable image: style image"),
+        "bomb": (f"image:{bad}", "not a readable image: style image"),
+        "no-bucket": ("image:s3://no-such-bucket-here/painting.jpg", "bucket does not exist"),
+        "with-builtin": (f"image:{style_files['painting']}=0.5,builtin:3=0.5",
+                         "image: styles mix only with image: styles"),
+    }[case]
+    out = tmp_path / "out.jpg"
+    code, stdout, err = run_cli(capsys, "image", style_files["photo"], out, "--style", style)
+    assert code == 2 and stdout == ""
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_a_style_image_in_s3_is_the_same_style_as_on_disk(style_files, bucket):
+    from framestyle.core import storage
+    from framestyle.pipeline.style_image import resolve_style
+
+    uri = f"s3://{bucket}/styles/painting.jpg"
+    storage.storage_for(uri).upload(str(style_files["painting"]), uri)
+    remote, local = resolve_style(f"image:{uri}"), resolve_style(f"image:{style_files['painting']}")
+    assert remote.identity == local.identity and remote.condition == local.condition
+
+
+def test_a_style_image_is_a_distillation_teacher(networks, style_files, tmp_path):
+    """``framestyle train distill --teacher image:PAINTING``: the recipe's teacher paints like
+    the arbitrary-style networks (a whole fit is test_training.py's, with a built-in teacher)."""
+    from PIL import Image
+
+    from framestyle.training.distill import Distill, Options
+    from framestyle.training.settings import TrainSettings
+
+    predictor, transformer = networks
+    options = Options(teacher=f"image:{style_files['painting']}", width=0.25)
+    settings = TrainSettings(recipe="distill", data=[str(tmp_path)], name="from-a-painting")
+    recipe = Distill(settings, options, Distill.prepare(settings, options), torch.device("cpu"))
+    painting = np.asarray(Image.open(style_files["painting"]).convert("RGB").resize(
+        (256, 256), Image.LANCZOS), np.float32) / 255
+    batch = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(recipe.teacher(batch), transformer(batch, predictor(nchw(painting))),
+                              atol=1e-5)
+
+
+def test_the_styles_sheet_takes_image_styles_after_the_builtins(style_files, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from framestyle.pipeline.style_image import resolve_style
+    from framestyle.pipeline.stylize import Stylizer
+    from helpers import run_cli
+
+    sheet_file = tmp_path / "sheet.png"
+    code, out, err = run_cli(capsys, "styles", "sheet", style_files["photo"], sheet_file,
+                             "--tile", "64", "--columns", "7", "--json",
+                             "--style", f"image:{style_files['painting']}")
+    assert code == 0, err
+    assert json.loads(out)["styles"] == 27
+    sheet = np.asarray(Image.open(sheet_file).convert("RGB")).astype(float)
+    h = 36  # the 384x216 photo at 64 px wide
+    tile = sheet[3 * (h + 18) + 18:3 * (h + 18) + 18 + h, 6 * 64:7 * 64]  # the 28th tile
+    photo = np.asarray(Image.open(style_files["photo"]).convert("RGB").resize((64, h),
+                                                                                Image.LANCZOS))
+    expected = Stylizer(resolve_style(f"image:{style_files['painting']}"))([photo])[0]
+    assert np.abs(tile - expected).mean() < 3

@@ -20,11 +20,13 @@ from ..core.errors import FieldError
 from ..core.spec import Spec
 from ..models import architectures, hub
 from ..models.export import UnitRangeModel
+from ..pipeline.style_image import resolve_style
 from .recipe import Product, Recipe, from_pixels, to_pixels
 
 
 class Options(Spec):
-    teacher: str = Field(description="the style to learn: builtin:N, a checkpoint, NAME[@V]")
+    teacher: str = Field(description="the style to learn: builtin:N, a checkpoint, NAME[@V], "
+                         "or image:PICTURE")
     arch: str = Field("transformer_net", description="the student's architecture")
     width: float = Field(0.5, gt=0, le=4, description="the student's channel multiplier")
     student_config: dict = Field(default_factory=dict,
@@ -50,7 +52,7 @@ class Distill(Recipe):
             student.build(student_config(options))
         except (TypeError, ValueError) as e:
             raise FieldError("student_config", f"does not build a {student.name}: {e}") from None
-        return {"teacher": hub.resolve(options.teacher, trust_code=options.trust_code)}
+        return {"teacher": resolve_style(options.teacher, trust_code=options.trust_code)}
 
     def build(self, prepared: dict) -> None:
         arch = student_arch(self.options)
