@@ -6,6 +6,7 @@ import argparse
 
 from ..core import storage
 from ..core.errors import InputError
+from .video import add_look_arguments
 
 HELP = "measure a stylized video: flicker (warping error) and deviation from per-frame stylization"
 EPILOG = """\
@@ -46,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "measure deviation")
     reference.add_argument("--reference", metavar="VIDEO",
                            help="a per-frame stylization of INPUT to measure deviation against")
+    add_look_arguments(parser)  # how OUTPUT was made: --style's reference is made alike
     parser.add_argument("--sample", type=positive, default=1, metavar="N",
                         help="score every Nth frame pair (default 1: all of them)")
     parser.add_argument("--address", default=None,
@@ -57,7 +59,8 @@ def run(args: argparse.Namespace) -> dict:
     from ..pipeline.flicker_job import FlickerInputs, measure
     from ..pipeline.style_image import resolve_style
 
-    style = resolve_style(args.style) if args.style else None
+    style = resolve_style(args.style, strength=args.strength,
+                          preserve_color=args.preserve_color) if args.style else None
     src_info, out_info = _probe(args.input), _probe(args.output)
     if src_info.frames != out_info.frames:
         raise InputError(f"{args.output} has {out_info.frames} frames, {args.input} has "

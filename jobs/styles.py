@@ -8,6 +8,7 @@ import os
 
 from ..core import storage, tempdirs
 from ..models.hub import BUILTIN_STYLES
+from .video import add_look_arguments
 
 HELP = "render a contact sheet of all built-in styles applied to one image"
 
@@ -22,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one more tile after the built-ins, in any style --style takes "
                         "elsewhere (image:PICTURE, a checkpoint, a published model); repeat it "
                         "for more")
+    add_look_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -32,12 +34,13 @@ def run(args: argparse.Namespace) -> dict:
     from ..pipeline.style_image import resolve_style
     from ..pipeline.stylize import Stylizer
 
-    extra = [resolve_style(text) for text in args.style]  # bad styles fail before any work
+    look = {"strength": args.strength, "preserve_color": args.preserve_color}
+    extra = [resolve_style(text, **look) for text in args.style]  # bad ones fail before work
     photo = load_rgb(storage.fetch(args.image, storage.require(args.image)), args.image, args.tile)
     h, w = photo.shape[:2]
     label = 18
     tiles = [("original", photo)]
-    stylizer = Stylizer(resolve("builtin:0"))  # one network, restyled 26 times
+    stylizer = Stylizer(resolve_style("builtin:0", **look))  # one network, restyled 26 times
     for i in range(BUILTIN_STYLES):
         stylizer.restyle(resolve(f"builtin:{i}"))
         tiles.append((f"builtin:{i}", stylizer([photo])[0]))

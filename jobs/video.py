@@ -159,6 +159,7 @@ def add_style_arguments(parser: argparse.ArgumentParser) -> None:
                         "pytorch-CycleGAN-and-pix2pix, .safetensors), a model NAME[@VERSION] "
                         f"published under ${HUB_ENV}, or any picture as the style: "
                         "image:PATH_OR_URI (mix them: image:a.jpg=0.5,image:b.jpg=0.5)")
+    add_look_arguments(parser)
     parser.add_argument("--arch", default=None,
                         help="architecture of a checkpoint whose keys do not say it "
                         "(`framestyle models list` names them)")
@@ -193,9 +194,29 @@ def inference_options(args: argparse.Namespace) -> InferenceOptions:
                             max_tile=args.max_tile, cpus_per_gpu=args.cpus_per_gpu)
 
 
+def add_look_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--strength", type=unit_interval, default=1.0, metavar="S",
+                        help="how much of the style: S x stylized + (1 - S) x the input, "
+                        "before the temporal step (0..1, default 1)")
+    parser.add_argument("--preserve-color", action="store_true",
+                        help="keep the input's colours: the stylized luminance with the "
+                        "input's chroma (Gatys et al. 2016)")
+
+
+def unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value
+
+
 def style_options(args: argparse.Namespace) -> dict:
     """The job fields that ``add_style_arguments`` fills."""
-    return {"style": args.style, "arch": args.arch, "trust_code": args.trust_code}
+    return {"style": args.style, "arch": args.arch, "trust_code": args.trust_code,
+            "strength": args.strength, "preserve_color": args.preserve_color}
 
 
 def summary_line(result: dict) -> str:

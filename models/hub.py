@@ -56,12 +56,18 @@ class ModelRef:
     # what the condition was computed from, by content, where it is computed (a style vector
     # from pictures): job ids use it, since floats computed on another machine may differ
     condition_source: str | None = None
+    # how the network's output is used (``pipeline.look``): 1 and False leave it as it is
+    strength: float = 1.0
+    preserve_color: bool = False
 
     @property
     def identity(self) -> dict:
         """Everything that decides what this model does to pixels, for job ids."""
-        return {"arch": self.arch.name, "config": self.config, "sha256": self.sha256,
-                "condition": self.condition_source or self.condition}
+        identity = {"arch": self.arch.name, "config": self.config, "sha256": self.sha256,
+                    "condition": self.condition_source or self.condition}
+        if self.strength != 1 or self.preserve_color:  # (old job ids stay valid without)
+            identity["look"] = {"strength": self.strength, "preserve_color": self.preserve_color}
+        return identity
 
     @property
     def multiple(self) -> int:

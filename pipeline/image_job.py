@@ -70,6 +70,8 @@ class ImageSettings(Spec):
     """What ``framestyle image`` and ``framestyle images`` share, validated alike."""
 
     style: str = Field(min_length=1)  # anything ``style_image.resolve_style`` takes
+    strength: float = Field(1.0, ge=0, le=1)  # of the stylization, blended with the input
+    preserve_color: bool = False  # the stylized luminance with the input's colours
     arch: str | None = None
     trust_code: bool = False
     max_side: PositiveInt | None = None  # shrink so the longer side is at most this
@@ -81,7 +83,8 @@ class ImageSettings(Spec):
 
     def resolve_style(self) -> ModelRef:
         """The model, checked on the driver: a bad checkpoint fails here, before any work."""
-        return resolve_style(self.style, arch=self.arch, trust_code=self.trust_code)
+        return resolve_style(self.style, arch=self.arch, trust_code=self.trust_code,
+                             strength=self.strength, preserve_color=self.preserve_color)
 
 
 class ImageJob(ImageSettings):

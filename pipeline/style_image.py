@@ -13,6 +13,7 @@ commands call for both.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from functools import lru_cache
 
@@ -32,10 +33,18 @@ def is_image_style(text: str) -> bool:
     return text.strip().startswith(PREFIX)
 
 
-def resolve_style(text: str, arch: str | None = None, trust_code: bool = False) -> ModelRef:
-    """``--style`` resolved and checked, ``image:`` styles included; a one-line InputError
-    naming the problem when it cannot be."""
+def resolve_style(text: str, arch: str | None = None, trust_code: bool = False,
+                  strength: float = 1.0, preserve_color: bool = False) -> ModelRef:
+    """``--style`` resolved and checked, ``image:`` styles included, with how its output is
+    used (``pipeline.look``); a one-line InputError naming the problem when it cannot be."""
     text = text.strip()
+    ref = _network(text, arch, trust_code)
+    if strength != 1 or preserve_color:
+        ref = dataclasses.replace(ref, strength=strength, preserve_color=preserve_color)
+    return ref
+
+
+def _network(text: str, arch: str | None, trust_code: bool) -> ModelRef:
     if PREFIX not in text:
         return hub.resolve(text, arch=arch, trust_code=trust_code)
     parts = [_weighted(part, text) for part in text.split(",")]

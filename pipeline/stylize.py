@@ -12,6 +12,7 @@ from ..models import hub
 from ..models.hub import ModelRef
 from ..models.tiling import tiled_forward
 from .inference import InferenceOptions
+from .look import apply_look
 from .memory import worker_budget
 
 # uint8 in and out, the float input and output of the network: held whole even when tiled
@@ -81,6 +82,7 @@ class Stylizer:
         else:
             self.forward = self.model
         self.condition = None
+        self.strength, self.preserve_color = style.strength, style.preserve_color
         if style.condition is not None:
             self.restyle(style)
         self.budget = options.memory_budget or worker_budget(self.device)
@@ -99,8 +101,12 @@ class Stylizer:
             return []
         h, w = frames[0].shape[:2]
         per_pass = max(1, int(self.budget // (self.bytes_per_pixel * h * w)))
-        return [out for i in range(0, len(frames), per_pass)
-                for out in self._stylize(frames[i:i + per_pass])]
+        styled = [out for i in range(0, len(frames), per_pass)
+                  for out in self._stylize(frames[i:i + per_pass])]
+        if self.strength == 1 and not self.preserve_color:
+            return styled
+        return [apply_look(f, s, self.strength, self.preserve_color)
+                for f, s in zip(frames, styled)]
 
     @torch.no_grad()
     def _measure_bytes_per_pixel(self) -> float:

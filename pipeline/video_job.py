@@ -65,6 +65,8 @@ class VideoSettings(Spec):
     validates every field (``FieldError``)."""
 
     style: str = Field(min_length=1)  # anything ``style_image.resolve_style`` takes
+    strength: float = Field(1.0, ge=0, le=1)  # of the stylization, blended with the input
+    preserve_color: bool = False  # the stylized luminance with the input's colours
     arch: str | None = None  # for checkpoints whose keys do not say it
     trust_code: bool = False  # allow TorchScript programs
     height: int | None = Field(None, ge=2)
@@ -287,9 +289,10 @@ def _prepare(video: _Video, models: dict) -> None:
     """Everything checked and probed on the driver, before any work prefix is written; an
     output this very job finished before is taken as it is (``video.output`` is set)."""
     job = video.job
-    key = (job.style, job.arch, job.trust_code)
+    key = (job.style, job.arch, job.trust_code, job.strength, job.preserve_color)
     if key not in models:
-        models[key] = resolve_style(job.style, arch=job.arch, trust_code=job.trust_code)
+        models[key] = resolve_style(job.style, arch=job.arch, trust_code=job.trust_code,
+                                    strength=job.strength, preserve_color=job.preserve_color)
     video.model = model = models[key]
     video.fmt = fmt = output_format(job.output, job.codec)
     video.input_info = storage.require(job.input)
