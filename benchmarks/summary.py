@@ -52,6 +52,8 @@ def _peer(d: dict) -> list[tuple[str, str]]:
              f"{s['video_temporal']}x (target >= {d['target_speedup']})"),
             ("video per frame: peer's time / ours", f"{s['video_per_frame']}x"),
             ("images: peer's time / ours", f"{s['images']}x (target >= {d['target_speedup']})"),
+            *([("images with a style picture: peer's time / ours",
+                f"{s['images_style_image']}x (target >= 1)")] if "images_style_image" in s else []),
             ("flicker E_warp: ours (temporal) vs peer",
              f"{ours['warping_error']:.4f} vs {theirs['warping_error']:.4f} (deviation "
              f"{ours['deviation']:.3f})"),

@@ -29,10 +29,6 @@ STYLE_SIDE = 256  # the predictor's input, as it was trained
 DECODE_SIDE = 1024  # large pictures are decoded at reduced scale, well above STYLE_SIDE
 
 
-def is_image_style(text: str) -> bool:
-    return text.strip().startswith(PREFIX)
-
-
 def resolve_style(text: str, arch: str | None = None, trust_code: bool = False,
                   strength: float = 1.0, preserve_color: bool = False) -> ModelRef:
     """``--style`` resolved and checked, ``image:`` styles included, with how its output is
@@ -67,6 +63,11 @@ def _network(text: str, arch: str | None, trust_code: bool) -> ModelRef:
     return ModelRef(text=text, arch=transformer, sha256=_shipped_sha256(transformer.shipped_as),
                     condition=tuple(float(v) for v in vector),
                     condition_source="image:" + ",".join(sources))
+
+
+def pictures(text: str) -> list[str]:
+    """The URIs of the pictures an ``image:`` style names (none for other styles)."""
+    return [uri for uri, _ in (_weighted(part, text) for part in text.split(",")) if uri]
 
 
 def _weighted(part: str, text: str) -> tuple[str | None, float]:

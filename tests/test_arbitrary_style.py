@@ -295,7 +295,10 @@ def test_a_style_image_is_a_distillation_teacher(networks, style_files, tmp_path
                               atol=1e-5)
 
 
-def test_the_styles_sheet_takes_image_styles_after_the_builtins(style_files, tmp_path, capsys):
+def test_a_before_after_sheet_shows_the_photo_the_picture_and_the_result(style_files, tmp_path,
+                                                                         capsys):
+    """``styles sheet PHOTO OUT --no-builtins --style image:PAINTING``: the original, the
+    painting (its centred crop of the photo's shape) and the photo in its style."""
     import json
 
     from PIL import Image
@@ -306,14 +309,22 @@ def test_the_styles_sheet_takes_image_styles_after_the_builtins(style_files, tmp
 
     sheet_file = tmp_path / "sheet.png"
     code, out, err = run_cli(capsys, "styles", "sheet", style_files["photo"], sheet_file,
-                             "--tile", "64", "--columns", "7", "--json",
+                             "--tile", "64", "--no-builtins", "--json",
                              "--style", f"image:{style_files['painting']}")
     assert code == 0, err
-    assert json.loads(out)["styles"] == 27
+    assert json.loads(out)["styles"] == 1
     sheet = np.asarray(Image.open(sheet_file).convert("RGB")).astype(float)
     h = 36  # the 384x216 photo at 64 px wide
-    tile = sheet[3 * (h + 18) + 18:3 * (h + 18) + 18 + h, 6 * 64:7 * 64]  # the 28th tile
+    assert sheet.shape == (h + 18, 3 * 64, 3)
+    tiles = [sheet[18:18 + h, x * 64:(x + 1) * 64] for x in range(3)]
     photo = np.asarray(Image.open(style_files["photo"]).convert("RGB").resize((64, h),
                                                                                 Image.LANCZOS))
+    painting = Image.open(style_files["painting"]).convert("RGB")  # 256x256: crop 256x144
+    painting = np.asarray(painting.crop((0, 56, 256, 200)).resize((64, h), Image.LANCZOS))
     expected = Stylizer(resolve_style(f"image:{style_files['painting']}"))([photo])[0]
-    assert np.abs(tile - expected).mean() < 3
+    assert np.abs(tiles[0] - photo).mean() < 3
+    assert np.abs(tiles[1] - painting).mean() < 3
+    assert np.abs(tiles[2] - expected).mean() < 3
+    code, _, err = run_cli(capsys, "styles", "sheet", style_files["photo"], sheet_file,
+                           "--no-builtins")
+    assert code == 2 and "--no-builtins leaves nothing to show" in err
