@@ -32,20 +32,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def busiest_node(class_name: str) -> str | None:
-    """The node id of a live actor of ``class_name`` (Ray Data names its actors after the
-    stage's class), or None while there is none."""
+def busiest_node(class_names: list[str]) -> str | None:
+    """The node id of a live actor of the first of ``class_names`` that has one (Ray Data
+    names its actors after the stage's class), or None while there is none."""
     from ray.util.state import list_actors
 
-    actors = [a for a in list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
-              if class_name in a.class_name]
-    return actors[0].node_id if actors else None
+    alive = list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
+    for class_name in class_names:
+        actors = [a for a in alive if class_name in a.class_name and a.node_id]
+        if actors:
+            return actors[0].node_id
+    return None
 
 
 def run_and_lose_a_node(cluster, argv: list[str], progressed: Callable[[], int],
-                        actor_class: str) -> dict:
+                        actor_classes: list[str]) -> dict:
     """``framestyle ARGV`` in a thread; once ``progressed()`` is positive, remove the worker
-    node that holds an ``actor_class`` actor. Returns the command's outcome."""
+    node that holds an actor of the first of ``actor_classes`` alive then. Returns the
+    command's outcome."""
     from framestyle.jobs.cli import main
 
     out, err, outcome = io.StringIO(), io.StringIO(), {}
@@ -60,7 +64,7 @@ def run_and_lose_a_node(cluster, argv: list[str], progressed: Callable[[], int],
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline and thread.is_alive() and not progressed():
         time.sleep(0.05)
-    node_id = busiest_node(actor_class)
+    node_id = busiest_node(actor_classes)
     lost = {"progress_at_loss": progressed(), "running_at_loss": thread.is_alive()}
     victims = [n for n in cluster.worker_nodes if n.node_id == node_id]
     if victims and thread.is_alive():

@@ -47,17 +47,19 @@ def lost(tmp_path_factory, clips):
         "video": {"argv": ["video", str(videos), str(work / "styled-videos") + "/", "--style",
                            "builtin:4", "--chunk-seconds", "0.3", "--temporal", "0", "--json"],
                   "watch": str(work / "styled-videos"), "pattern": "**/chunk-*.json",
-                  "actor": "ChunkWorker"},
+                  "actor": ["ChunkWorker"]},
         "images": {"argv": ["images", str(photos), str(work / "styled-photos"), "--style",
                             "builtin:4", "--json"],
                    "watch": str(work / "styled-photos"), "pattern": "*.jpg",
-                   "actor": "StylizeImages"},
+                   # tiny photos: the stylizers may all be done by the first write,
+                   # and then the writers' node goes
+                   "actor": ["StylizeImages", "EncodeAndWrite"]},
         "train": {"argv": ["train", "distill", "--teacher", "builtin:7", "--data", str(photos),
                            "--name", "lost", "--steps", str(STEPS), "--width", "0.25",
                            "--checkpoint-every", str(EVERY), "--workers", "1", "--image-size", "32",
                            "--log-every", "2", "--json"],
                   "watch": str(run), "pattern": "checkpoint_manager_snapshot.json",
-                  "actor": "RayTrainWorker"},
+                  "actor": ["RayTrainWorker"]},
     }
     plan_file, result_file = work / "plan.json", work / "result.json"
     plan_file.write_text(json.dumps(plan))
