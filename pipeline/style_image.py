@@ -14,13 +14,13 @@ commands call for both.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from functools import lru_cache
 
 import numpy as np
 
 from ..core import storage
 from ..core.errors import InputError
+from ..core.hashing import file_sha256
 from ..models import hub
 from ..models.hub import ModelRef
 
@@ -60,7 +60,7 @@ def _network(text: str, arch: str | None, trust_code: bool) -> ModelRef:
     from ..models import architectures
 
     transformer = architectures.get("arbitrary_transformer")
-    return ModelRef(text=text, arch=transformer, sha256=_shipped_sha256(transformer.shipped_as),
+    return ModelRef(text=text, arch=transformer, sha256=hub.shipped_sha256(transformer.shipped_as),
                     condition=tuple(float(v) for v in vector),
                     condition_source="image:" + ",".join(sources))
 
@@ -100,8 +100,7 @@ def style_vector(uri: str) -> tuple[str, np.ndarray]:
         raise InputError(f"style image not found: {uri}")
     path = storage.fetch(uri, info)
     rgb = load_image(path, f"style image {uri}", DECODE_SIDE).rgb
-    with open(path, "rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    digest = file_sha256(path)
     h, w = rgb.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
@@ -120,10 +119,3 @@ def _predictor():
     arch = architectures.get("style_predictor")
     return load_module(shipped_graph(arch.shipped_as), arch, {})
 
-
-@lru_cache(maxsize=None)
-def _shipped_sha256(name: str) -> str:
-    from ..core.hashing import file_sha256
-    from ..models.checkpoints import shipped_graph
-
-    return file_sha256(shipped_graph(name))
