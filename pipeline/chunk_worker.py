@@ -42,6 +42,7 @@ class ChunkTask:
     temporal: float = 0.0  # strength of the temporal step; 0 stylizes each frame on its own
     deinterlace: str = "frame"
     hdr: str = "tonemap"
+    nvdec: bool = True  # decode on the node's GPU where it can (--no-hardware-codecs: never)
 
     @property
     def record_uri(self) -> str:
@@ -128,7 +129,8 @@ class ChunkWorker:
         source = storage.media_url(task.input_uri)  # read in place, never copied whole
         frames = iter_frames(source, task.video, chunk.start - warmup, warmup + chunk.frames,
                              (settings.width, settings.height), task.deinterlace, task.hdr,
-                             seek=task.seek, name=task.input_uri, hwaccel=codecs.nvdec)
+                             seek=task.seek, name=task.input_uri,
+                             hwaccel=task.nvdec and codecs.nvdec)
         # Flow needs only input frames: computing it on the read-ahead thread overlaps the model.
         paired = with_motion(frames) if task.temporal > 0 else ((f, None) for f in frames)
         blend = TemporalBlender(task.temporal) if task.temporal > 0 else None

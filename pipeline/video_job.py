@@ -345,7 +345,8 @@ def _make_tasks(video: _Video) -> None:
                              input_info=video.input_info, chunk=c, video=slim,
                              seek=chunk_seek(info, c, job), encode=video.settings,
                              chunk_uri=storage.join(video.work, f"{c.name}{CHUNK_SUFFIX}"),
-                             temporal=job.temporal, deinterlace=job.deinterlace, hdr=job.hdr)
+                             temporal=job.temporal, deinterlace=job.deinterlace, hdr=job.hdr,
+                             nvdec=job.hardware_codecs)
                    for c in chunks]
     video.reused_chunks = {t.chunk.index for t in video.tasks if is_finished(t)}
     video.todo = [t for t in video.tasks if t.chunk.index not in video.reused_chunks]

@@ -95,3 +95,45 @@ def test_chunks_from_nvenc_and_cpu_nodes_join_into_one_stream(clips, tmp_path):
     with pytest.raises(Exception, match="cannot be joined"):
         assemble([cpu_chunk, nvenc_chunk], path, info, shown_timeline(info),
                  output_format(out), str(tmp_path / "again.mp4"), str(tmp_path))
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_no_hardware_codecs_means_no_nvdec_either(clips, tmp_path, monkeypatch, allowed):
+    """On a GPU node that has NVDEC, a chunk decodes with it unless the job said
+    --no-hardware-codecs. (The node's codecs and the GPU are stood in for: a stylizer that
+    claims the GPU and returns its frames.)"""
+    import torch
+
+    from framestyle.core import storage
+    from framestyle.models.hub import resolve
+    from framestyle.pipeline import chunk_worker
+    from framestyle.pipeline.chunk_worker import ChunkTask, ChunkWorker
+    from framestyle.pipeline.inference import InferenceOptions
+    from framestyle.pipeline.plan import Chunk
+
+    asked = []
+
+    def decode(*args, hwaccel=False, **kwargs):
+        asked.append(hwaccel)
+        return iter_frames(*args, **kwargs)  # the CPU decoder: there is no GPU here
+
+    class OnTheGpu:
+        device = torch.device("cuda")
+
+        def __call__(self, frames):
+            return frames
+
+    monkeypatch.setattr(chunk_worker, "node_codecs", lambda: NodeCodecs(True, frozenset()))
+    monkeypatch.setattr(chunk_worker, "iter_frames", decode)
+    monkeypatch.setattr(ChunkWorker, "stylizer_for", lambda self, task: OnTheGpu())
+    path = str(clips["bunny"])
+    info = probe(path)
+    task = ChunkTask(model=resolve("builtin:7"), inference=InferenceOptions(), input_uri=path,
+                     input_info=storage.require(path),
+                     chunk=Chunk(index=0, start=0, end=8, warmup=0), video=info, seek=None,
+                     encode=EncodeSettings(width=info.width, height=info.height, fps=info.fps,
+                                           gop=gop_size(info.fps)),
+                     chunk_uri=str(tmp_path / "chunk-0.mkv"), nvdec=allowed)
+    *written, record = ChunkWorker().process(task)
+    assert sum(written) == record.frames == 8
+    assert asked == [allowed]
