@@ -1,21 +1,28 @@
-"""GPU throughput: the model alone and the video job end to end, on the machine's GPU.
+"""GPU throughput: the model alone and the video pipeline end to end, on the machine's GPU.
 
-    python -m benchmarks.gpu [--quick] [--style builtin:7] [--device cuda|cpu]
+    python -m benchmarks.gpu [--quick] [--styles builtin:7,image:PICTURE] [--device cuda|cpu]
+                             [--cpus-per-gpu 2] [--no-job]
 
 Run it on a GPU machine whenever one is at hand; the JSON records the device's name, and every
 figure comes from that one device.
 
 - model-only: frames/s of the ``Stylizer`` (uint8 frames in and out, as the job runs it) at
-  360p, 720p and 1080p in fp32, fp16 and bf16, with channels_last memory and without, eager and
-  ``torch.compile``d, batches of 16 frames already in memory, after a warm-up.
-- end to end: ``run_video_job`` on a 1080p clip (the bundled bunny sample, upscaled) with the
-  temporal step at its default, NVDEC/NVENC on (where the node has them) and off, on a Ray
-  instance that is already up; its ratio to model-only fp16 at 1080p is the pipeline's efficiency.
+  360p, 720p and 1080p in fp32, fp16 and bf16, with channels_last memory and without, eager,
+  and ``torch.compile``d in fp16 (one compile per size), batches of 16 frames already in memory,
+  after a warm-up. Styles after the first (default: an ``image:`` style, the arbitrary-style
+  network, with docs/images/painting-as-style.png as its picture) run at the largest size only.
+- end to end, one actor: the chunk worker's own path (decode with read-ahead, the model, the
+  temporal step, encode, store) over a whole 1080p clip in a process pinned to the actor's CPU
+  share, with the temporal step on and off, NVDEC/NVENC on (where the node has them) and off.
+  No Ray around it, so it runs where Ray is not installed.
+- end to end, the job: ``run_video_job`` on the same clip (Ray, chunks, assembly with audio),
+  hardware codecs on and off, on a Ray instance that is already up; skipped with ``--no-job``
+  or where Ray is not installed (said in the JSON).
 
-Targets on one H100: model-only >= 300 frames/s at 1080p fp16 for the built-in network; end to end
->= 70% of model-only. ``--device cpu`` runs the same code on small frames (with ``--quick``: one size, one
-end-to-end run), to test it without a GPU (tests/test_benchmarks.py); its numbers say nothing
-about GPUs.
+The efficiency is end to end over model-only fp16 at 1080p. Targets on one H100: model-only >=
+300 frames/s at 1080p fp16 for the built-in network; end to end >= 70% of model-only.
+``--device cpu`` runs the same code on small frames (with ``--quick``: one size, one run of
+each), to test it without a GPU (tests/test_benchmarks.py); its numbers say nothing about GPUs.
 
 Writes benchmarks/results/gpu.json (or ``--output``) and prints a table.
 """
@@ -23,7 +30,9 @@ Writes benchmarks/results/gpu.json (or ``--output``) and prints a table.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import platform
 import tempfile
 import time
@@ -37,6 +46,8 @@ RESULTS = results_dir()
 SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
 CPU_SIZES = {"360p/8": (80, 44), "720p/8": (160, 90), "1080p/8": (240, 136)}  # --device cpu
 TARGET_MODEL_FPS, TARGET_EFFICIENCY = 300, 0.70
+PICTURE = Path(__file__).resolve().parent.parent / "docs" / "images" / "painting-as-style.png"
+DEFAULT_STYLES = f"builtin:7,image:{PICTURE}"
 
 
 def model_only(style: str, device: str, size: tuple[int, int], dtype: str, channels_last: bool,
@@ -44,14 +55,14 @@ def model_only(style: str, device: str, size: tuple[int, int], dtype: str, chann
     """Frames a second through the Stylizer, or why this combination cannot run here."""
     import torch
 
-    from framestyle.models.hub import resolve
     from framestyle.pipeline.inference import InferenceOptions
+    from framestyle.pipeline.style_image import resolve_style
     from framestyle.pipeline.stylize import Stylizer
 
     options = InferenceOptions(engine="torch", dtype=dtype, channels_last=channels_last,
                                compile=compiled)
     try:
-        stylizer = Stylizer(resolve(style), options, device=torch.device(device))
+        stylizer = Stylizer(resolve_style(style), options, device=torch.device(device))
         w, h = size
         rng = np.random.default_rng(0)
         clip = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(batch)]
@@ -75,83 +86,169 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def end_to_end(style: str, size: tuple[int, int], seconds: float, hardware: bool,
-               folder: Path) -> dict:
+def model_only_rows(styles: list[str], device: str, sizes: dict, quick: bool,
+                    measured=lambda rows: None) -> list[dict]:
+    on_gpu = device == "cuda"
+    frames = (64 if quick else 320) if on_gpu else 2
+    batch = 16 if on_gpu else 2
+    largest = list(sizes)[-1]
+    runs = []  # (style, size label, dtype, channels_last, compiled)
+    for label in sizes:
+        for dtype in ("fp32", "fp16", "bf16"):
+            runs += [(styles[0], label, dtype, cl, False) for cl in (True, False)]
+    for style in styles[1:]:
+        runs += [(style, largest, dtype, True, False) for dtype in ("fp32", "fp16")]
+    if on_gpu and not quick:  # last: compiling takes longest
+        runs += [(styles[0], label, "fp16", True, True) for label in sizes]
+    rows = []
+    for style, label, dtype, channels_last, compiled in runs:
+        fps = model_only(style, device, sizes[label], dtype, channels_last, compiled, frames,
+                         batch)
+        rows.append({"style": _short(style), "resolution": label, "dtype": dtype,
+                     "channels_last": channels_last, "compiled": compiled,
+                     "frames_per_second": fps})
+        print(f"{_short(style):>24} {label:>8} {dtype} channels_last={channels_last!s:5} "
+              f"compiled={compiled!s:5} {fps}", flush=True)
+        measured(rows)
+    return rows
+
+
+def _short(style: str) -> str:
+    return style if not style.startswith("image:") else "image:" + Path(style[6:]).name
+
+
+def worker_rows(style: str, clip: str, cpus: list[int], quick: bool, folder: Path) -> list[dict]:
+    """One actor's chunk path over the whole clip, in a fresh process pinned to its CPUs."""
+    from .host_ceiling import measure_in_fresh_process
+
+    from framestyle.pipeline.probe import probe
+
+    device = "cuda" if _has_cuda() else "cpu"
+    runs = [(0.7, True, cpus[0]), (0.0, True, cpus[0])]
+    if not quick:
+        runs += [(0.7, False, cpus[0]), (0.0, False, cpus[0])]
+        runs += [(0.7, True, n) for n in cpus[1:]]
+    frames = probe(clip).frames
+    rows = []
+    for temporal, hardware, n in runs:
+        n = min(n, len(os.sched_getaffinity(0)))
+        fps = measure_in_fresh_process(clip, n, temporal, device, str(folder), style, hardware)
+        rows.append({"what": "worker", "frames": frames, "temporal": temporal,
+                     "hardware_codecs": hardware, "cpus": n, "fps": round(fps, 1)})
+        print(f"one actor, {n} CPU(s), temporal {temporal}, hardware codecs "
+              f"{'on' if hardware else 'off'}: {fps:.1f} frames/s", flush=True)
+    return rows
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def job_rows(style: str, clip: str, hardware_modes: tuple[bool, ...], folder: Path) -> list[dict]:
+    from framestyle.pipeline.cluster import connect
     from framestyle.pipeline.video_job import VideoJob, run_video_job
 
-    from .host_ceiling import make_clip
-
-    clip = make_clip(folder, size, seconds, audio=True)
-    output = folder / f"out-{hardware}.mp4"
-    job = VideoJob(input=clip, output=str(output), style=style, hardware_codecs=hardware,
-                   overwrite=True)
-    started = time.perf_counter()
-    summary = run_video_job(job, progress=False)
-    seconds_taken = time.perf_counter() - started
-    return {"frames": summary["frames_out"], "seconds": round(seconds_taken, 2),
-            "fps": round(summary["frames_out"] / seconds_taken, 1), "hardware_codecs": hardware}
+    connect(None)
+    rows = []
+    for hardware in hardware_modes:
+        output = folder / f"out-{hardware}.mp4"
+        job = VideoJob(input=clip, output=str(output), style=style, hardware_codecs=hardware,
+                       overwrite=True)
+        started = time.perf_counter()
+        summary = run_video_job(job, progress=False)
+        seconds = time.perf_counter() - started
+        rows.append({"what": "job", "frames": summary["frames_out"], "temporal": job.temporal,
+                     "hardware_codecs": hardware, "seconds": round(seconds, 2),
+                     "fps": round(summary["frames_out"] / seconds, 1)})
+        print(f"video job: {rows[-1]['fps']} frames/s (hardware codecs "
+              f"{'on' if hardware else 'off'})", flush=True)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--style", default="builtin:7")
+    parser.add_argument("--styles", default=None,
+                        help=f"comma-separated; the first is measured fully (default: "
+                             f"{DEFAULT_STYLES} on a GPU, builtin:7 on a CPU)")
     parser.add_argument("--device", choices=["cuda", "cpu"], default=None,
                         help="default: cuda where there is one, else cpu (small frames)")
-    parser.add_argument("--quick", action="store_true", help="fewer frames, no torch.compile")
+    parser.add_argument("--quick", action="store_true", help="fewer frames and runs, no compile")
+    parser.add_argument("--cpus-per-gpu", default="2,8",
+                        help="the actor's CPU shares to run end to end at (default 2,8; the "
+                             "first is the job's default --cpus-per-gpu)")
+    parser.add_argument("--parts", default="model,worker,job",
+                        help="which to run, of model, worker and job (default: all; the job "
+                             "only where Ray is installed)")
+    parser.add_argument("--model-only-from", metavar="JSON",
+                        help="take the model-only rows from an earlier run on this same device "
+                             "(a GPU session split in two calls)")
     parser.add_argument("--output", default=str(RESULTS / "gpu.json"))
     args = parser.parse_args(argv)
 
-    import ray
     import torch
-
-    from framestyle.pipeline.cluster import connect
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     on_gpu = device == "cuda"
+    parts = set(args.parts.split(","))
+    styles = (args.styles or (DEFAULT_STYLES if on_gpu else "builtin:7")).split(",")
     sizes = SIZES if on_gpu else CPU_SIZES
     if args.quick and not on_gpu:  # a check of the code path: the largest size only
         sizes = dict(list(sizes.items())[-1:])
-    frames = (64 if args.quick else 320) if on_gpu else 2
-    batch = 16 if on_gpu else 2
-    compiles = (False,) if args.quick or not on_gpu else (False, True)
-    rows = []
-    for label, size in sizes.items():
-        for dtype in ("fp32", "fp16", "bf16"):
-            for channels_last in (True, False):
-                for compiled in compiles:
-                    fps = model_only(args.style, device, size, dtype, channels_last, compiled,
-                                     frames, batch)
-                    rows.append({"resolution": label, "dtype": dtype,
-                                 "channels_last": channels_last, "compiled": compiled,
-                                 "frames_per_second": fps})
-                    print(f"{label:>8} {dtype} channels_last={channels_last!s:5} "
-                          f"compiled={compiled!s:5} {fps}", flush=True)
-    connect(None)
     largest = list(sizes)[-1]
-    with tempfile.TemporaryDirectory(prefix="framestyle-gpu-") as tmp:
-        seconds = (2 if on_gpu else 1) if args.quick else 10
-        # without a GPU both settings run the same CPU codecs: a quick check runs one
-        modes = (True, False) if on_gpu or not args.quick else (True,)
-        e2e = [end_to_end(args.style, sizes[largest], seconds, hardware, Path(tmp))
-               for hardware in modes]
-    for row in e2e:
-        print(f"end to end {largest}: {row['fps']} frames/s (hardware codecs "
-              f"{'on' if row['hardware_codecs'] else 'off'})", flush=True)
-    fp16 = [r["frames_per_second"] for r in rows if r["resolution"] == largest
-            and r["dtype"] == "fp16" and r["channels_last"] and not r["compiled"]]
-    model_fps = fp16[0] if fp16 and isinstance(fp16[0], float) else None
+    have_ray = importlib.util.find_spec("ray") is not None
     result = {
-        "benchmark": "gpu", "date": time.strftime("%Y-%m-%d"), "unit": "frames/s", "style": args.style, "device": device,
+        "benchmark": "gpu", "date": time.strftime("%Y-%m-%d"), "unit": "frames/s",
+        "styles": [_short(s) for s in styles], "device": device,
         "device_name": torch.cuda.get_device_name() if on_gpu else platform.processor()
-        or platform.machine(), "torch": torch.__version__, "ray": ray.__version__,
-        "model_only": rows, "end_to_end": e2e,
-        "efficiency_1080p": round(e2e[0]["fps"] / model_fps, 3) if model_fps else None,
+        or platform.machine(), "cpu_cores": len(os.sched_getaffinity(0)),
+        "torch": torch.__version__,
+        "ray": (__import__("ray").__version__ if have_ray else "not installed: no job run"),
+        "end_to_end_resolution": largest, "model_only": [], "end_to_end": [],
         "targets": {"model_only_fp16_1080p": TARGET_MODEL_FPS,
                     "efficiency": TARGET_EFFICIENCY} if on_gpu else None,
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    if args.model_only_from:
+        earlier = json.loads(Path(args.model_only_from).read_text())
+        if earlier["device_name"] != result["device_name"]:
+            parser.error(f"{args.model_only_from} was measured on {earlier['device_name']}, "
+                         f"not on this {result['device_name']}")
+        result["model_only"] = earlier["model_only"]
+    if "model" in parts:
+        result["model_only"] = model_only_rows(
+            styles, device, sizes, args.quick,
+            lambda rows: _write({**result, "model_only": rows}, args.output))
+    _write(result, args.output)
+    with tempfile.TemporaryDirectory(prefix="framestyle-gpu-") as tmp:
+        from .host_ceiling import make_clip
+
+        seconds = (2 if on_gpu else 1) if args.quick else 4
+        if parts & {"worker", "job"}:
+            clip = make_clip(Path(tmp), sizes[largest], seconds, audio=True)
+        if "worker" in parts:
+            result["end_to_end"] += worker_rows(
+                styles[0], clip, [int(n) for n in args.cpus_per_gpu.split(",")], args.quick,
+                Path(tmp))
+            _write(result, args.output)
+        if "job" in parts and have_ray:
+            # without a GPU both settings run the same CPU codecs: a quick check runs one
+            result["end_to_end"] += job_rows(styles[0], clip, (True, False) if on_gpu or not
+                                             args.quick else (True,), Path(tmp))
+    fp16 = [r["frames_per_second"] for r in result["model_only"]
+            if r["style"] == _short(styles[0]) and r["resolution"] == largest
+            and r["dtype"] == "fp16" and r["channels_last"] and not r["compiled"]]
+    model_fps = fp16[0] if fp16 and isinstance(fp16[0], float) else None
+    for row in result["end_to_end"]:
+        row["efficiency"] = round(row["fps"] / model_fps, 3) if model_fps else None
+    _write(result, args.output)
     return result
+
+
+def _write(result: dict, output: str) -> None:
+    """Written after each part, so a run cut short keeps what it measured."""
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    Path(output).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

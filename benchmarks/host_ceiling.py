@@ -64,18 +64,23 @@ class _Identity:
 
 
 def host_frames_per_second(path: str, threads: int, temporal: float, device: str,
-                           out_dir: str) -> float:
+                           out_dir: str, style: str | None = None, hardware: bool = True) -> float:
     """Frames a second through the worker's path, in this process pinned to ``threads``
-    CPUs (called in a fresh process, so the pinning and OpenCV's threads are its own)."""
+    CPUs (called in a fresh process, so the pinning and OpenCV's threads are its own).
+
+    ``style`` None: the model is the identity (the host ceiling); else that style's real
+    Stylizer, so this is one actor's chunk end to end (benchmarks.gpu). ``hardware``: NVDEC and
+    NVENC where the node has them, as a job with hardware codecs on."""
     import cv2
 
     from framestyle.core import storage
-    from framestyle.models.hub import resolve
     from framestyle.pipeline.chunk_worker import ChunkTask, ChunkWorker
     from framestyle.pipeline.encode import EncodeSettings
+    from framestyle.pipeline.gpu_codecs import NVENC, SOFTWARE
     from framestyle.pipeline.inference import InferenceOptions
     from framestyle.pipeline.plan import Chunk, gop_size
     from framestyle.pipeline.probe import probe
+    from framestyle.pipeline.style_image import resolve_style
 
     os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:threads]))
     info = probe(path)
@@ -84,19 +89,29 @@ def host_frames_per_second(path: str, threads: int, temporal: float, device: str
         def stylizer_for(self, task):
             return _Identity(device)
 
-    worker = HostOnly()
+    worker = HostOnly() if style is None else ChunkWorker()
     cv2.setNumThreads(threads)  # the actor's share, as ChunkWorker sets from Ray's assignment
-    task = ChunkTask(model=resolve("builtin:7"), inference=InferenceOptions(), input_uri=path,
-                     input_info=storage.require(path),
+    task = ChunkTask(model=resolve_style(style or "builtin:7"), inference=InferenceOptions(),
+                     input_uri=path, input_info=storage.require(path),
                      chunk=Chunk(index=0, start=0, end=info.frames, warmup=0), video=info,
                      seek=None, encode=EncodeSettings(width=info.width, height=info.height,
-                                                      fps=info.fps, gop=gop_size(info.fps)),
+                                                      fps=info.fps, gop=gop_size(info.fps),
+                                                      encoder=NVENC if hardware else SOFTWARE),
                      chunk_uri=str(Path(out_dir, f"chunk-{threads}-{temporal}.mkv")),
-                     temporal=temporal)
+                     temporal=temporal, nvdec=hardware)
+    if style is not None:
+        worker.stylizer_for(task)  # loaded before the clock starts, as a warm actor has it
     started = time.perf_counter()
     for _ in worker.process(task):
         pass
     return info.frames / (time.perf_counter() - started)
+
+
+def measure_in_fresh_process(*args) -> float:
+    """``host_frames_per_second(*args)`` in a spawned process of its own."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(_measure, (args,))
 
 
 def _measure(args: tuple) -> float:
@@ -114,7 +129,6 @@ def main(argv: list[str] | None = None) -> dict:
     seconds = 2.0 if args.quick else args.seconds
     cores = len(os.sched_getaffinity(0))
     rows = []
-    context = multiprocessing.get_context("spawn")  # a fresh process per measurement
     with tempfile.TemporaryDirectory(prefix="framestyle-host-") as tmp:
         for label, size in HEIGHTS.items():
             path = make_clip(Path(tmp), size, seconds)
@@ -124,9 +138,8 @@ def main(argv: list[str] | None = None) -> dict:
                     if threads > cores:
                         row[name] = None  # not measured: the machine has fewer cores
                         continue
-                    with context.Pool(1) as pool:
-                        row[name] = round(pool.apply(
-                            _measure, ((path, threads, temporal, args.device, tmp),)), 1)
+                    row[name] = round(measure_in_fresh_process(
+                        path, threads, temporal, args.device, tmp), 1)
                 rows.append(row)
                 print(f"{label:>6} {threads} CPU(s): "
                       + ", ".join(f"{k} {v if v is not None else 'n/a'} frames/s"

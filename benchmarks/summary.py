@@ -118,14 +118,16 @@ def _training(d: dict) -> list[tuple[str, str]]:
 
 
 def _gpu(d: dict) -> list[tuple[str, str]]:
-    rows = [(f"model only {r['resolution']} {r['dtype']}"
+    where = f" ({d['device_name']})"
+    rows = [(f"model only {r.get('style', '')} {r['resolution']} {r['dtype']}"
              f"{' channels_last' if r['channels_last'] else ''}"
-             f"{' compiled' if r['compiled'] else ''}", str(r["frames_per_second"]))
-            for r in d["model_only"] if r["dtype"] == "fp16" or r["resolution"].startswith("1080")]
-    rows += [(f"end to end, hardware codecs {'on' if r['hardware_codecs'] else 'off'}",
-              f"{r['fps']} frames/s") for r in d["end_to_end"]]
-    if d.get("efficiency_1080p") is not None:
-        rows.append(("end to end / model only fp16 (largest size)", str(d["efficiency_1080p"])))
+             f"{' compiled' if r['compiled'] else ''}{where}", str(r["frames_per_second"]))
+            for r in d["model_only"] if r["dtype"] == "fp16" and r["channels_last"]]
+    for r in d["end_to_end"]:
+        what = ("one actor" + f", {r['cpus']} CPUs" if r["what"] == "worker" else "video job")
+        rows.append((f"end to end {d.get('end_to_end_resolution', '')}, {what}, temporal "
+                     f"{r['temporal']}, hardware codecs {'on' if r['hardware_codecs'] else 'off'}"
+                     f"{where}", f"{r['fps']} frames/s, {r['efficiency']} of model only"))
     return rows
 
 

@@ -75,8 +75,10 @@ def read_record(chunk_uri: str) -> ChunkRecord | None:
 
 def held_cpus() -> int:
     """The whole CPUs this Ray actor was given (1 outside Ray or for a fraction)."""
-    import ray
-
+    try:
+        import ray
+    except ImportError:  # the worker's path run alone (benchmarks.gpu where Ray is not installed)
+        return 1
     if not ray.is_initialized():
         return 1
     return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))

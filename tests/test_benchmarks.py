@@ -22,9 +22,13 @@ def test_gpu_benchmark_runs_on_the_cpu(ray_session, tmp_path):
     assert all(isinstance(fps, float) and fps > 0 for fps in fp32)
     assert all(isinstance(r["frames_per_second"], float) or
                r["frames_per_second"].startswith("unsupported") for r in rows)
-    # end to end on the largest size, hardware codecs allowed (none here: the CPU codecs)
-    assert [r["hardware_codecs"] for r in result["end_to_end"]] == [True]
-    assert all(r["frames"] == 25 and r["fps"] > 0 for r in result["end_to_end"])
+    # end to end on the largest size, hardware codecs allowed (none here: the CPU codecs), by
+    # one actor with and without the temporal step, then by the video job
+    e2e = result["end_to_end"]
+    assert [(r["what"], r["temporal"], r["hardware_codecs"]) for r in e2e] == [
+        ("worker", 0.7, True), ("worker", 0.0, True), ("job", 0.7, True)]
+    assert all(r["frames"] == 25 and r["fps"] > 0 for r in e2e)
+    assert e2e[0]["cpus"] == 2
     assert result["device"] == "cpu" and result["targets"] is None
 
 
