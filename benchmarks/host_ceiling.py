@@ -114,6 +114,12 @@ def measure_in_fresh_process(*args) -> float:
         return pool.apply(_measure, (args,))
 
 
+def _gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name()
+
+
 def _measure(args: tuple) -> float:
     return host_frames_per_second(*args)
 
@@ -147,6 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
                       flush=True)
     result = {"benchmark": "host_ceiling", "date": time.strftime("%Y-%m-%d"), "unit": "frames/s", "device": args.device,
               "machine": {"cpu": platform.processor() or platform.machine(), "cores": cores},
+              **({"device_name": _gpu_name()} if args.device == "cuda" else {}),
               "clip_seconds": seconds, "rows": rows,
               "note": "model replaced by the identity: decode + flow + blend + encode + store"}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ HEADER = ["benchmark", "figure", "value", "measured on"]
 
 def _device(data: dict) -> str:
     """The device a benchmark's figures came from, and the day."""
-    cores = data.get("cores") or data.get("cpus")
+    cores = data.get("cores") or data.get("cpus") or data.get("machine", {}).get("cores")
     gpus = data.get("gpus")
     device = (str(data["device_name"]) if data.get("device_name") else
               f"{int(cores)} CPU cores" + (f", {gpus} GPUs" if gpus else "") if cores else "CPU")
@@ -88,7 +88,8 @@ def _flicker_metric(d: dict) -> list[tuple[str, str]]:
 
 
 def _host(d: dict) -> list[tuple[str, str]]:
-    return [(f"host ceiling {r['resolution']}, {r['threads']} CPU(s), temporal on / off",
+    codecs = " (GPU node: NVDEC where it has it)" if d.get("device") == "cuda" else ""
+    return [(f"host ceiling {r['resolution']}, {r['threads']} CPU(s){codecs}, temporal on / off",
              f"{r['temporal_on']} / {r['temporal_off']} frames/s")
             for r in d["rows"] if r.get("temporal_on") is not None]
 
@@ -118,23 +119,22 @@ def _training(d: dict) -> list[tuple[str, str]]:
 
 
 def _gpu(d: dict) -> list[tuple[str, str]]:
-    where = f" ({d['device_name']})"
     rows = [(f"model only {r.get('style', '')} {r['resolution']} {r['dtype']}"
              f"{' channels_last' if r['channels_last'] else ''}"
-             f"{' compiled' if r['compiled'] else ''}{where}", str(r["frames_per_second"]))
+             f"{' compiled' if r['compiled'] else ''}", str(r["frames_per_second"]))
             for r in d["model_only"] if r["dtype"] == "fp16" and r["channels_last"]]
     for r in d["end_to_end"]:
         what = ("one actor" + f", {r['cpus']} CPUs" if r["what"] == "worker" else "video job")
         rows.append((f"end to end {d.get('end_to_end_resolution', '')}, {what}, temporal "
-                     f"{r['temporal']}, hardware codecs {'on' if r['hardware_codecs'] else 'off'}"
-                     f"{where}", f"{r['fps']} frames/s, {r['efficiency']} of model only"))
+                     f"{r['temporal']}, hardware codecs {'on' if r['hardware_codecs'] else 'off'}",
+                     f"{r['fps']} frames/s, {r['efficiency']} of model only"))
     return rows
 
 
 HEADLINES: dict[str, Callable] = {
     "engines": _engines, "naive_loop": _naive, "video_pipeline": _video_pipeline,
     "peer": _peer, "temporal": _temporal, "flicker_metric": _flicker_metric,
-    "host_ceiling": _host, "scale_out": _scale_out,
+    "host_ceiling": _host, "host_ceiling_gpu": _host, "scale_out": _scale_out,
     "images": _images, "bulk": _bulk, "int8": _int8, "training": _training, "gpu": _gpu,
 }
 

@@ -45,10 +45,19 @@ class ConvNorm(nn.Module):
         self.norm = ConditionalInstanceNorm(cout, num_styles)
         self.stride, self.upsample, self.pad = stride, upsample, kernel // 2
 
+    def widen_input(self, channels: int) -> None:
+        """Take ``channels`` input channels, the extra ones zero and weighted zero: the same
+        output, in a shape fast convolution kernels want (fp16 tensor cores skip 3 channels)."""
+        extra = channels - self.w.shape[1]
+        if extra > 0:
+            self.w = nn.Parameter(F.pad(self.w.detach(), [0, 0, 0, 0, 0, extra]))
+
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         if self.upsample > 1:
             x = F.interpolate(x, scale_factor=self.upsample, mode="nearest")
         x = F.pad(x, [self.pad] * 4, mode="reflect")
+        if x.shape[1] < self.w.shape[1]:  # widened (widen_input): zero channels to match
+            x = F.pad(x, [0, 0, 0, 0, 0, self.w.shape[1] - x.shape[1]])
         return self.norm(F.conv2d(x, self.w, stride=self.stride), style)
 
 

@@ -9,6 +9,7 @@ import torch
 
 from framestyle.core import node_cache
 from framestyle.core.errors import FieldError
+from framestyle.models.arbitrary import ArbitraryTransformer
 from framestyle.models.cycle_gan import ResnetGenerator
 from framestyle.models.hub import resolve
 from framestyle.models.pix2pix import UnetGenerator
@@ -72,3 +73,32 @@ def test_one_export_serves_every_mix_and_tiles_stay_with_torch(cache):
     whole = a([big])[0].astype(int)
     assert np.abs(tiled([big])[0].astype(int) - whole).mean() < 2
     assert tiled.tiled_frames == 1
+
+
+@pytest.mark.parametrize("network", ["builtin", "transformer_net", "resnet_generator",
+                                     "unet_generator", "arbitrary"])
+def test_rgb_convolutions_widened_for_tensor_cores_give_the_same_output(network):
+    """On a GPU in fp16/bf16 each convolution over 3 channels runs over 8, 5 of them zero
+    (stylize.widen_rgb_convs); the output must not change. Checked here in fp32, in both
+    memory layouts."""
+    from framestyle.models import hub
+    from framestyle.pipeline.stylize import widen_rgb_convs
+
+    module = {"builtin": lambda: hub.load(resolve("builtin:7")),
+              "arbitrary": lambda: seeded(ArbitraryTransformer()),
+              "transformer_net": lambda: seeded(TransformerNet(width=0.25)),
+              "resnet_generator": lambda: seeded(ResnetGenerator(ngf=8, n_blocks=2)),
+              "unet_generator": lambda: seeded(UnetGenerator(ngf=8))}[network]().eval()
+    side = 256 if network == "unet_generator" else 64  # the U-Net halves its input 8 times
+    x = torch.rand(2, 3, side, side, generator=torch.Generator().manual_seed(0))
+    extra = {"builtin": (torch.tensor([resolve("builtin:7").condition]),),
+             "arbitrary": (torch.rand(1, 100, generator=torch.Generator().manual_seed(1)),),
+             }.get(network, ())
+    with torch.no_grad():
+        before = module(x, *extra)
+        assert widen_rgb_convs(module) == 1  # each network's first convolution
+        assert not any(type(m) is torch.nn.Conv2d and m.in_channels == 3
+                       for m in module.modules())
+        for layout in (torch.contiguous_format, torch.channels_last):
+            after = module.to(memory_format=layout)(x.contiguous(memory_format=layout), *extra)
+            torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
