@@ -11,7 +11,8 @@ import sys
 import threading
 
 from ..core.errors import FieldError, as_user_error, first_line
-from . import demo, eval, image, images, jobs_command, models, run, styles, submit, train, video
+from . import (demo, eval, image, images, jobs_command, models, run, serve, styles, submit, train,
+               video)
 
 # subcommand -> module with HELP, add_arguments(parser), run(args) -> dict, summary_line(dict),
 # and optionally EPILOG, FLAGS (job field -> flag, where it is not --field-name),
@@ -35,6 +36,7 @@ JOBS = {
     "run": run,
     "submit": submit,
     "jobs": jobs_command,
+    "serve": serve,
 }
 
 

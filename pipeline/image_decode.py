@@ -29,6 +29,10 @@ class ImageError(Exception):
     """This one image cannot be processed; the message is the reason users see."""
 
 
+class ImageTooLarge(ImageError):
+    """More pixels than allowed: a decompression bomb, or over the megapixel limit."""
+
+
 @dataclass(frozen=True)
 class Metadata:
     """What a photo says about itself, to carry over to its stylized copy."""
@@ -100,7 +104,7 @@ def decode_image(data: bytes, max_side: int | None = None,
                 loop = img.info.get("loop")
                 metadata = _metadata(img)  # after decoding: it resets the orientation in place
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"decompression bomb: more than {max_pixels()} pixels "
+        raise ImageTooLarge(f"decompression bomb: more than {max_pixels()} pixels "
                          "(Pillow's limit, Image.MAX_IMAGE_PIXELS)") from None
     except UnidentifiedImageError:
         raise ImageError("not an image (unrecognised format)") from None
@@ -125,7 +129,7 @@ def _check_pixels(size: tuple[int, int], frames: int, max_megapixels: float) -> 
     megapixels = w * h * frames / 1e6
     if megapixels > max_megapixels:
         frames_text = f" x {frames} frames" if frames > 1 else ""
-        raise ImageError(f"{w}x{h}{frames_text} is {megapixels_text(megapixels)} megapixels, "
+        raise ImageTooLarge(f"{w}x{h}{frames_text} is {megapixels_text(megapixels)} megapixels, "
                          f"over the {max_megapixels:g} MP limit (--max-megapixels)")
 
 

