@@ -43,6 +43,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "training": ["--steps", "2", "--workers", "1", "--recipes", "distill", "--distill-steps",
                  "4", "--distill-size", "64"],
     "gpu": ["--quick"],
+    "serve": ["--quick"],
 }
 
 

@@ -131,11 +131,18 @@ def _gpu(d: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def _serve(d: dict) -> list[tuple[str, str]]:
+    return [(f"serve, {r['clients']} client(s), batching {'on' if r['batching'] else 'off'}",
+             f"{r['requests_per_s']} requests/s, p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms, "
+             f"{r['failed']} failed") for r in d["rows"]]
+
+
 HEADLINES: dict[str, Callable] = {
     "engines": _engines, "naive_loop": _naive, "video_pipeline": _video_pipeline,
     "peer": _peer, "temporal": _temporal, "flicker_metric": _flicker_metric,
     "host_ceiling": _host, "host_ceiling_gpu": _host, "scale_out": _scale_out,
     "images": _images, "bulk": _bulk, "int8": _int8, "training": _training, "gpu": _gpu,
+    "serve": _serve,
 }
 
 

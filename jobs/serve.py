@@ -36,9 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "request is always allowed as its style")
     parser.add_argument("--replicas", type=int, default=None, metavar="N",
                         help="replicas of the stylizer (default: one per GPU, else 1)")
-    parser.add_argument("--batch-size", type=int, default=8, metavar="N",
-                        help="requests a replica runs through the network together (default: "
-                        "8; 1 turns batching off)")
+    parser.add_argument("--batch-size", type=int, default=None, metavar="N",
+                        help="requests a replica runs through the network together (default: 8 "
+                        "on GPUs; 1, no batching, on CPUs, where python -m benchmarks.serve "
+                        "measured batching 10-20%% slower)")
     parser.add_argument("--max-upload-mb", type=float, default=25.0, metavar="MB",
                         help="largest upload accepted (default: %(default)g)")
     parser.add_argument("--max-megapixels", type=float, default=40.0, metavar="MP",
@@ -67,7 +68,7 @@ def start(args: argparse.Namespace) -> str:
     from ..core.errors import InputError
     from ..pipeline.cluster import connect
     from ..pipeline.style_image import resolve_style
-    from .serve_app import DEFAULT_STYLES, application
+    from .serve_app import DEFAULT_BATCH_SIZE, DEFAULT_STYLES, application
 
     styles = [s.strip() for s in args.styles.split(",")] if args.styles else list(DEFAULT_STYLES)
     for style in styles:
@@ -79,7 +80,8 @@ def start(args: argparse.Namespace) -> str:
     connect(args.address)
     gpus = int(ray.cluster_resources().get("GPU", 0))
     serve.start(http_options={"host": args.host, "port": args.port})
-    serve.run(application(styles, args.max_upload_mb, args.max_megapixels, args.batch_size,
+    batch_size = args.batch_size or (DEFAULT_BATCH_SIZE if gpus else 1)
+    serve.run(application(styles, args.max_upload_mb, args.max_megapixels, batch_size,
                           args.replicas or max(1, gpus), gpus > 0),
               name="framestyle", route_prefix="/")
     return f"http://{args.host}:{args.port}/"

@@ -257,3 +257,16 @@ def application(styles: list[str], max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     options = {"num_cpus": 1, "num_gpus": 1} if gpus else {"num_cpus": 1}
     return StylizeService.options(num_replicas=replicas, ray_actor_options=options).bind(
         styles, max_upload_mb, max_megapixels, batch_size)
+
+
+def build(args: dict):
+    """Application builder for a Serve config file (``import_path:
+    framestyle.jobs.serve_app:build``), as infra/k8s/rayservice.yaml deploys it; ``args`` take
+    the command's option names (styles as one comma-separated string)."""
+    styles = args.get("styles")
+    gpus = bool(args.get("gpus", False))
+    return application([s.strip() for s in styles.split(",")] if styles else list(DEFAULT_STYLES),
+                       float(args.get("max_upload_mb", DEFAULT_MAX_UPLOAD_MB)),
+                       float(args.get("max_megapixels", DEFAULT_MAX_MEGAPIXELS)),
+                       int(args.get("batch_size", DEFAULT_BATCH_SIZE if gpus else 1)),
+                       int(args.get("replicas", 1)), gpus)

@@ -203,3 +203,36 @@ def test_the_page_stylizes_in_a_real_browser(server, tmp_path):
     assert got.shape == image.shape
     assert np.abs(got.astype(int) - image).mean() > 20  # not the input
     assert np.abs(got.astype(int) - expected).max() <= 1  # the stylizer's own result
+
+
+def test_the_rayservice_manifest_deploys_this_app():
+    """infra/k8s/rayservice.yaml names our application builder with arguments it takes, the
+    pinned Ray and the image of this version, GPUs for the workers and token auth on."""
+    import importlib
+    import importlib.metadata
+
+    import ray
+    import yaml
+    from ray.serve import Application
+
+    manifest = yaml.safe_load((Path(__file__).parent.parent / "infra" / "k8s" /
+                               "rayservice.yaml").read_text())
+    assert (manifest["apiVersion"], manifest["kind"]) == ("ray.io/v1", "RayService")
+    (app,) = yaml.safe_load(manifest["spec"]["serveConfigV2"])["applications"]
+    module, _, name = app["import_path"].partition(":")
+    assert isinstance(getattr(importlib.import_module(module), name)(app["args"]), Application)
+    cluster = manifest["spec"]["rayClusterConfig"]
+    assert cluster["rayVersion"] == ray.__version__
+    pods = [cluster["headGroupSpec"]["template"]] + [g["template"]
+                                                    for g in cluster["workerGroupSpecs"]]
+    version = importlib.metadata.version("framestyle")
+    for pod in pods:
+        (container,) = pod["spec"]["containers"]
+        assert container["image"] == f"framestyle:{version}"
+        assert {"name": "RAY_AUTH_MODE", "value": "token"} in container["env"]
+        assert "AWS_SECRET_ACCESS_KEY" not in str(container)
+    assert cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
+    assert all(g["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]
+               for g in cluster["workerGroupSpecs"])
+    styles = app["args"]["styles"].split(",")
+    assert all(resolve_style(style) for style in styles)
