@@ -9,9 +9,10 @@ Faults cost only the chunk in flight. When an actor's process dies (killed, out 
 lost), Ray restarts the actor (``max_restarts``) and the loop puts its chunk back at the front of
 the queue for whichever actor is free next, up to ``max_attempts`` tries per chunk; an actor that
 cannot be restarted any more is replaced by a new one while the replacement budget lasts. A
-restarted or replacement actor gets work only once it answers ``ready``: after a node is lost the
-cluster may have no room for it, and a chunk handed to it would wait for capacity that may never
-come back while the other actors run out of work. The job ends when every chunk is done, whether
+restarted or replacement actor, like every actor at the start, gets work only once it answers
+``ready``: after a node is lost, or while other work holds part of the cluster, there may be no
+room for it, and a chunk handed to it would wait for capacity that may never come while the
+other actors run out of work. The job ends when every chunk is done, whether
 or not such an actor ever started. A chunk that fails by itself (a bad input, a full disk) is not
 retried, and fails its group (its video): no other chunk of that group starts, chunks in flight
 finish (so their work is kept for the next run), and the other groups go on. With no
@@ -67,9 +68,12 @@ def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], Non
                                                 **resources)
     size = min(workers, len(tasks))
     actors = [actor_cls.remote() for _ in range(size)]
-    idle, pending = deque(actors), deque(tasks)
+    idle, pending = deque(), deque(tasks)
     running: dict = {}  # generator -> [actor, task, frames reported]
-    starting: dict = {}  # ready() call -> actor restarting or replacing a lost one
+    # ready() call -> actor starting, restarting or replacing a lost one: the pool is sized to
+    # the whole cluster, but what else runs there (a Serve app, another job) may hold part of
+    # it, and a chunk handed to an actor that cannot start would wait for ever
+    starting: dict = {actor.ready.remote(): actor for actor in actors}
     attempts: dict[int, int] = {}
     error: BaseException | None = None  # the first failure, raised without on_failed
 

@@ -51,3 +51,40 @@ def test_killed_stylizer_costs_one_chunk_and_videos_share_a_pool(ray_session, cl
         assert best == list(range(len(frames)))  # every frame is its own input frame, stylized
         assert max(errors) < 10, errors  # within H.264's loss on these tiny busy frames
     assert not list(tmp_path.glob("out/.framestyle/*"))
+
+
+def test_a_pool_larger_than_what_is_free_still_finishes(ray_session, tmp_path):
+    """The pool is sized to the cluster (2 CPUs, 2 actors), but something else holds one CPU (as
+    a Serve replica does): the actor that cannot start gets no chunk, and the job finishes on the
+    other. (Before, its chunk waited for ever.)"""
+    import ray
+
+    @ray.remote(num_cpus=1)
+    class Holder:
+        def ready(self) -> bool:
+            return True
+
+    holder = Holder.remote()
+    ray.get(holder.ready.remote())
+    moving = tmp_path / "moving.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x54:rate=25", "-frames:v", "30",
+           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", moving)
+    job = VideoJob(input=str(moving), output=str(tmp_path / "out.mp4"), style="builtin:4",
+                   chunk_seconds=0.4, temporal=0)
+    results, errors = [], []
+    thread = threading.Thread(target=lambda: _collect(job, results, errors), daemon=True)
+    thread.start()
+    thread.join(timeout=180)
+    ray.kill(holder)
+    assert not thread.is_alive(), "the job waited for an actor that could not start"
+    assert errors == [] and results[0]["status"] == "done"
+    output = decoded_frames(tmp_path / "out.mp4")
+    expected = Stylizer(resolve("builtin:4"))(decoded_frames(moving))
+    assert frame_identity(output, expected)[0] == list(range(30))  # every frame in its place
+
+
+def _collect(job, results, errors) -> None:
+    try:
+        results.extend(run_video_jobs([job], progress=False))
+    except Exception as e:  # noqa: BLE001 - reported by the test's assertion
+        errors.append(e)
