@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     import requests
     from ray import serve
 
+    from framestyle.jobs.cli import build_parser
     from framestyle.jobs.serve import start
 
     with socket.socket() as s:
@@ -93,9 +94,9 @@ def main(argv: list[str] | None = None) -> dict:
     body = photo_bytes()
     rows = []
     for batch_size in (8, 1):
-        options = argparse.Namespace(address=None, host="127.0.0.1", port=port, styles=STYLE,
-                                     replicas=args.replicas, batch_size=batch_size,
-                                     max_upload_mb=25.0, max_megapixels=40.0)
+        options = build_parser().parse_args([
+            "serve", "--port", str(port), "--styles", STYLE, "--replicas", str(args.replicas),
+            "--batch-size", str(batch_size)])
         url = start(options).rstrip("/")
         requests.post(f"{url}/v1/stylize", params={"style": STYLE}, data=body,
                       timeout=300).raise_for_status()  # the model loaded: not timed

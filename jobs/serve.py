@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest upload accepted (default: %(default)g)")
     parser.add_argument("--max-megapixels", type=float, default=40.0, metavar="MP",
                         help="largest image accepted, in decoded pixels (default: %(default)g)")
+    parser.add_argument("--max-video-seconds", type=float, default=10.0, metavar="S",
+                        help="longest video the page takes (default: %(default)g)")
+    parser.add_argument("--video-work", default=None, metavar="URI",
+                        help="where the page's videos, their chunks and results go (default: a "
+                        "local temporary folder; on a cluster of several machines an s3:// "
+                        "prefix every node can reach)")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -82,7 +88,8 @@ def start(args: argparse.Namespace) -> str:
     serve.start(http_options={"host": args.host, "port": args.port})
     batch_size = args.batch_size or (DEFAULT_BATCH_SIZE if gpus else 1)
     serve.run(application(styles, args.max_upload_mb, args.max_megapixels, batch_size,
-                          args.replicas or max(1, gpus), gpus > 0),
+                          args.replicas or max(1, gpus), gpus > 0, args.max_video_seconds,
+                          args.video_work),
               name="framestyle", route_prefix="/")
     return f"http://{args.host}:{args.port}/"
 

@@ -8,6 +8,11 @@
                               image out. Parameters (query or form fields): style, max_side,
                               format (jpg, png, webp), strength, preserve_color; a form may carry
                               ``style_image``, a picture to use as the style (an image: style).
+    POST /v1/videos           a short video (form field ``video`` or the raw body), the same
+                              parameters: 202 with its id; the video job runs it (temporal step,
+                              audio kept) on the cluster
+    GET  /v1/videos/ID        {"status": "running" | "done" | "failed", "frames_done", ...}
+    GET  /v1/videos/ID/result.mp4
 
 Requests are batched on the replica (``@serve.batch``): frames of one style and size that arrive
 within a few milliseconds run through the network together. Each replica keeps the stylizers of
@@ -21,6 +26,7 @@ import asyncio
 import hashlib
 import tempfile
 import threading
+import uuid
 from collections import OrderedDict
 from pathlib import Path
 
@@ -28,7 +34,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ray import serve
 
-from ..core.errors import InputError
+from ..core import storage
+from ..core.errors import InputError, as_user_error, first_line
 from ..core.hashing import identity_hash
 from ..models.hub import BUILTIN_STYLES
 from ..pipeline.image_decode import ImageError, ImageTooLarge, decode_image
@@ -43,6 +50,7 @@ DEFAULT_BATCH_SIZE = 8
 BATCH_WAIT_SECONDS = 0.01  # how long a request waits for others to share its forward pass
 LOADED_STYLES = 4  # stylizers a replica keeps, least recently used dropped first
 THUMBNAIL_SIDE = 160
+DEFAULT_MAX_VIDEO_SECONDS = 10.0  # the page's videos are short; bulk work goes to `video`
 FORMATS = {"jpg": ("JPEG", "image/jpeg"), "png": ("PNG", "image/png"),
            "webp": ("WEBP", "image/webp")}
 
@@ -83,6 +91,12 @@ def _format_of(fields: dict) -> tuple[str, str]:
     return FORMATS[choice]
 
 
+def _suffix(name: str | None) -> str:
+    """The upload's extension, if it is a plain one (ffmpeg reads the content either way)."""
+    suffix = Path(name or "").suffix.lower()
+    return suffix if suffix[1:].isalnum() and len(suffix) <= 6 else ".mp4"
+
+
 def _sample_photo():
     """The photo every thumbnail shows: a frame of the bundled bikes clip."""
     import numpy as np
@@ -99,6 +113,76 @@ def _sample_photo():
     return np.ascontiguousarray(frame[:, left:left + side])
 
 
+@serve.deployment(name="videos", num_replicas=1, ray_actor_options={"num_cpus": 0})
+class VideoService:
+    """The page's short videos, through the video job (chunks on the cluster's stylizer actors,
+    the temporal step, audio and rotation kept). One replica holds every job's state, so any
+    ingress replica can answer for any video. Inputs, chunks and outputs go under ``work``: a
+    local folder on one machine, an s3:// prefix on a cluster (--video-work)."""
+
+    def __init__(self, work: str | None, max_seconds: float):
+        self.work = work or tempfile.mkdtemp(prefix="framestyle-serve-videos-")
+        self.max_seconds = max_seconds
+        self.jobs: dict[str, dict] = {}
+
+    def start(self, data: bytes, suffix: str, style: str | None, picture: bytes | None,
+              look: dict) -> dict:
+        """Store the upload, check it is a short video, start its job: {"id"} or {"error",
+        "status"}."""
+        from ..pipeline.probe import probe
+
+        job_id = uuid.uuid4().hex[:12]
+        folder = storage.join(self.work, job_id)
+        source = storage.join(folder, f"input{suffix}")
+        storage.storage_for(source).put_bytes(data, source)
+        try:
+            info = probe(storage.media_url(source), name="the upload")
+        except Exception as e:  # noqa: BLE001 - what the prober says is the reason
+            storage.storage_for(folder).delete_prefix(folder)
+            return {"error": f"not a readable video: {first_line(as_user_error(e) or e)}",
+                    "status": 400}
+        if info.duration > self.max_seconds:
+            storage.storage_for(folder).delete_prefix(folder)
+            return {"error": f"video of {info.duration:.1f} s is over the {self.max_seconds:g} s "
+                    "limit here (use `framestyle video` for long ones)", "status": 413}
+        if picture is not None:
+            style_path = storage.join(folder, "style-picture")
+            storage.storage_for(style_path).put_bytes(picture, style_path)
+            style = f"{PREFIX}{style_path}"
+        output = storage.join(folder, "result.mp4")
+        self.jobs[job_id] = {"status": "running", "frames_done": 0, "frames_total": info.frames,
+                             "error": None, "output": output}
+        threading.Thread(target=self._run, args=(job_id, source, output, style, look),
+                         daemon=True).start()
+        return {"id": job_id}
+
+    def _run(self, job_id: str, source: str, output: str, style: str, look: dict) -> None:
+        from ..pipeline.video_job import VideoJob, run_video_job
+
+        state = self.jobs[job_id]
+
+        def frames(done: int, total: int) -> None:
+            state["frames_done"], state["frames_total"] = done, total
+
+        try:
+            run_video_job(VideoJob(input=source, output=output, style=style, **look),
+                          progress=False, on_frames=frames)
+        except Exception as e:  # noqa: BLE001 - reported to whoever asks
+            state["status"], state["error"] = "failed", first_line(as_user_error(e) or e)
+        else:
+            state["status"] = "done"
+
+    def status(self, job_id: str) -> dict | None:
+        state = self.jobs.get(job_id)
+        return None if state is None else {k: v for k, v in state.items() if k != "output"}
+
+    def result(self, job_id: str) -> bytes | None:
+        state = self.jobs.get(job_id)
+        if state is None or state["status"] != "done":
+            return None
+        return storage.storage_for(state["output"]).get_bytes(state["output"])
+
+
 @serve.deployment(name="framestyle", ray_actor_options={"num_cpus": 1})
 @serve.ingress(api)
 class StylizeService:
@@ -106,7 +190,7 @@ class StylizeService:
 
     def __init__(self, styles: list[str], max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
                  max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
-                 batch_size: int = DEFAULT_BATCH_SIZE):
+                 batch_size: int = DEFAULT_BATCH_SIZE, videos=None):
         for style in styles:
             resolve_style(style)  # a bad --styles entry fails the deployment, not a request
         self.styles = list(styles)
@@ -118,6 +202,7 @@ class StylizeService:
         self._thumbnails: dict[int, bytes] = {}
         self.counters = {"requests": 0, "batches": 0, "refused": 0}
         self._batched.set_max_batch_size(batch_size)
+        self.videos = videos  # VideoService's handle
 
     @api.get("/", response_class=HTMLResponse)
     def page(self) -> str:
@@ -169,9 +254,45 @@ class StylizeService:
                                        None if image.alpha is None else [image.alpha])
         return Response(data, media_type=media_type)
 
-    async def _fields(self, request: Request) -> dict:
-        """The request's parameters and image bytes, from a form or a raw body with query
-        parameters; refused before reading when the upload is over the limit."""
+    @api.post("/v1/videos", status_code=202)
+    async def start_video(self, request: Request) -> JSONResponse:
+        try:
+            fields = await self._fields(request, "video")
+            ref = self._style_of(fields)
+        except RequestError:
+            self.counters["refused"] += 1
+            raise
+        picture = fields.get("style_image") or None
+        look = {"strength": ref.strength, "preserve_color": ref.preserve_color}
+        answer = await self.videos.start.remote(
+            fields["video"], _suffix(fields.get("video_name")), None if picture else ref.text,
+            picture, look)
+        if "error" in answer:
+            self.counters["refused"] += 1
+            raise RequestError(answer["status"], answer["error"])
+        job = answer["id"]
+        return JSONResponse({"id": job, "status": f"/v1/videos/{job}",
+                             "result": f"/v1/videos/{job}/result.mp4"}, status_code=202)
+
+    @api.get("/v1/videos/{job}")
+    async def video_status(self, job: str) -> dict:
+        state = await self.videos.status.remote(job)
+        if state is None:
+            raise RequestError(404, f"no video {job!r} here")
+        return state
+
+    @api.get("/v1/videos/{job}/result.mp4")
+    async def video_result(self, job: str) -> Response:
+        state = await self.video_status(job)
+        if state["status"] != "done":
+            raise RequestError(409, f"video {job} is {state['status']}"
+                               + (f": {state['error']}" if state["error"] else ""))
+        return Response(await self.videos.result.remote(job), media_type="video/mp4")
+
+    async def _fields(self, request: Request, upload: str = "image") -> dict:
+        """The request's parameters and the ``upload`` field's bytes (an image or a video),
+        from a form or a raw body with query parameters; refused before reading when the upload
+        is over the limit."""
         length = request.headers.get("content-length")
         if length is None:
             raise RequestError(411, "send the upload with a Content-Length")
@@ -187,12 +308,15 @@ class StylizeService:
             except Exception as e:  # noqa: BLE001 - Starlette raises several kinds
                 raise RequestError(400, f"malformed form: {e}") from None
             for key, value in form.multi_items():
-                fields[key] = await value.read() if hasattr(value, "read") else value
+                if hasattr(value, "read"):
+                    fields[key], fields[f"{key}_name"] = await value.read(), value.filename
+                else:
+                    fields[key] = value
         else:
-            fields["image"] = await request.body()
-        if not isinstance(fields.get("image"), bytes) or not fields["image"]:
-            raise RequestError(400, "no image: send it as the body or as the form field "
-                               "'image'")
+            fields[upload] = await request.body()
+        if not isinstance(fields.get(upload), bytes) or not fields[upload]:
+            raise RequestError(400, f"no {upload}: send it as the body or as the form field "
+                               f"{upload!r}")
         return fields
 
     def _style_of(self, fields: dict):
@@ -252,11 +376,15 @@ class StylizeService:
 
 def application(styles: list[str], max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
                 max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
-                batch_size: int = DEFAULT_BATCH_SIZE, replicas: int = 1, gpus: bool = False):
-    """The bound Serve application: ``replicas`` replicas, one GPU each where ``gpus``."""
+                batch_size: int = DEFAULT_BATCH_SIZE, replicas: int = 1, gpus: bool = False,
+                max_video_seconds: float = DEFAULT_MAX_VIDEO_SECONDS,
+                video_work: str | None = None):
+    """The bound Serve application: ``replicas`` replicas, one GPU each where ``gpus``, and
+    the one replica that runs the page's videos through the video job."""
     options = {"num_cpus": 1, "num_gpus": 1} if gpus else {"num_cpus": 1}
+    videos = VideoService.bind(video_work, max_video_seconds)
     return StylizeService.options(num_replicas=replicas, ray_actor_options=options).bind(
-        styles, max_upload_mb, max_megapixels, batch_size)
+        styles, max_upload_mb, max_megapixels, batch_size, videos)
 
 
 def build(args: dict):
@@ -269,4 +397,6 @@ def build(args: dict):
                        float(args.get("max_upload_mb", DEFAULT_MAX_UPLOAD_MB)),
                        float(args.get("max_megapixels", DEFAULT_MAX_MEGAPIXELS)),
                        int(args.get("batch_size", DEFAULT_BATCH_SIZE if gpus else 1)),
-                       int(args.get("replicas", 1)), gpus)
+                       int(args.get("replicas", 1)), gpus,
+                       float(args.get("max_video_seconds", DEFAULT_MAX_VIDEO_SECONDS)),
+                       args.get("video_work"))

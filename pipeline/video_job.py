@@ -143,10 +143,11 @@ class _Video:
     seconds: float = 0.0
 
 
-def run_video_job(job: VideoJob, address: str | None = None, progress: bool = True) -> dict:
+def run_video_job(job: VideoJob, address: str | None = None, progress: bool = True,
+                  on_frames: Callable[[int, int], None] = lambda done, total: None) -> dict:
     """Run ``job`` to completion and return its summary (what ``--json`` prints); a failure is
-    raised."""
-    (video,) = _run([job], address, progress)
+    raised. ``on_frames(done, total)`` follows the frames stylized, as the progress bar does."""
+    (video,) = _run([job], address, progress, on_frames=on_frames)
     if video.error is not None:
         raise video.error
     return _summary(video)
@@ -166,7 +167,8 @@ def run_video_jobs(jobs: list[VideoJob], address: str | None = None, progress: b
 
 
 def _run(jobs: list[VideoJob], address: str | None, progress: bool,
-         on_end: Callable[[int, _Video], None] = lambda index, video: None) -> list[_Video]:
+         on_end: Callable[[int, _Video], None] = lambda index, video: None,
+         on_frames: Callable[[int, int], None] = lambda done, total: None) -> list[_Video]:
     started = time.monotonic()
     ffmpeg_exe()  # a FRAMESTYLE_FFMPEG we cannot use is reported before any work
     videos = [_Video(job) for job in jobs]
@@ -210,6 +212,13 @@ def _run(jobs: list[VideoJob], address: str | None, progress: bool,
                    if t.chunk.index in v.reused_chunks)
         name = storage.basename(jobs[0].input) if len(jobs) == 1 else f"{len(jobs)} videos"
         bar = progress_bar(total, "frame", name, progress, initial=done)
+        counted = [done]  # the bar's own count stays put when it is disabled
+        on_frames(done, total)
+
+        def frames_done(n: int) -> None:
+            bar.update(n)
+            counted[0] += n
+            on_frames(counted[0], bar.total)
         by_task = {id(t): v for v in live for t in v.todo}
         assembling: dict = {}  # ObjectRef -> video
 
@@ -251,7 +260,7 @@ def _run(jobs: list[VideoJob], address: str | None, progress: bool,
                 assemble(video)
         try:
             report = run_chunks([t for v in live for t in v.todo],
-                                on_frames=lambda task, n: bar.update(n), on_done=chunk_done,
+                                on_frames=lambda task, n: frames_done(n), on_done=chunk_done,
                                 on_failed=chunk_failed, group=lambda task: id(by_task[id(task)]))
             for task in report.retried:
                 by_task[id(task)].retried += 1

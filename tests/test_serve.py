@@ -3,11 +3,11 @@ server on the session's Ray instance for the whole module."""
 
 from __future__ import annotations
 
-import argparse
 import io
 import shutil
 import socket
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 
 from framestyle.pipeline.style_image import resolve_style
 from framestyle.pipeline.stylize import Stylizer
+from media import audio_packets, decoded_frames, ffmpeg, frame_errors
 
 STYLES = ["builtin:7", "builtin:19"]
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -49,13 +50,15 @@ def pixels_of(data: bytes) -> np.ndarray:
 def server(ray_session):
     from ray import serve
 
+    from framestyle.jobs.cli import build_parser
     from framestyle.jobs.serve import start
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    args = argparse.Namespace(address=None, host="127.0.0.1", port=port, styles=",".join(STYLES),
-                              replicas=1, batch_size=8, max_upload_mb=1.0, max_megapixels=4.0)
+    args = build_parser().parse_args(["serve", "--port", str(port), "--styles", ",".join(STYLES),
+                                      "--batch-size", "8", "--max-upload-mb", "1",
+                                      "--max-megapixels", "4", "--max-video-seconds", "3"])
     url = start(args)
     try:
         yield url.rstrip("/")
@@ -167,7 +170,56 @@ def test_concurrent_requests_share_forward_passes(server):
     assert after["batches"] - before["batches"] < len(images)  # some went through together
 
 
-def test_the_page_stylizes_in_a_real_browser(server, tmp_path):
+def wait_for_video(server, answer: dict, seconds: float = 240) -> list[dict]:
+    """Poll a started video until it ends; every status seen."""
+    seen = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen.append(requests.get(server + answer["status"], timeout=30).json())
+        if seen[-1]["status"] != "running":
+            return seen
+        time.sleep(0.5)
+    raise AssertionError(f"still running after {seconds} s: {seen[-1]}")
+
+
+def test_a_short_video_goes_through_the_video_job(server, clips, tmp_path):
+    """The page's videos: the video job with its temporal step, every frame in place, the audio
+    kept, progress as it goes; refused when not a video or too long."""
+    bunny = clips["bunny"]  # 2 s, 50 frames, 5.1 audio
+    started = requests.post(f"{server}/v1/videos", timeout=60,
+                            files={"video": ("bunny.mp4", bunny.read_bytes())},
+                            data={"style": "builtin:19"})
+    assert started.status_code == 202, started.text
+    seen = wait_for_video(server, started.json())
+    assert seen[-1]["status"] == "done" and seen[-1]["error"] is None
+    assert seen[-1]["frames_done"] == seen[-1]["frames_total"] == 50
+    done = [s["frames_done"] for s in seen]
+    assert done == sorted(done)  # progress only goes forward
+    result = requests.get(server + started.json()["result"], timeout=60)
+    assert result.status_code == 200 and result.headers["content-type"] == "video/mp4"
+    out = tmp_path / "out.mp4"
+    out.write_bytes(result.content)
+    frames, inputs = decoded_frames(out), decoded_frames(bunny)
+    assert len(frames) == 50
+    # close to each frame stylized on its own (the temporal step and H.264 at 160x90 move a
+    # fast-textured style by ~15 levels), and far from the same frames in another style
+    errors = frame_errors(frames, Stylizer(resolve_style("builtin:19"))(inputs))
+    other = frame_errors(frames, Stylizer(resolve_style("builtin:7"))(inputs))
+    assert errors.mean() < 20 and errors.mean() < other.mean() / 2, (errors, other)
+    assert audio_packets(out) == audio_packets(bunny)  # the 5.1 audio, untouched
+
+    not_video = requests.post(f"{server}/v1/videos", data=b"just text", timeout=60)
+    assert not_video.status_code == 400 and "not a readable video" in not_video.json()["error"]
+    long = tmp_path / "long.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10", "-t", "5", "-pix_fmt", "yuv420p",
+           str(long))
+    too_long = requests.post(f"{server}/v1/videos", data=long.read_bytes(), timeout=60)
+    assert too_long.status_code == 413 and "3 s limit" in too_long.json()["error"]
+    assert requests.get(f"{server}/v1/videos/nope", timeout=30).status_code == 404
+    assert requests.get(f"{server}/v1/videos/nope/result.mp4", timeout=30).status_code == 404
+
+
+def test_the_page_stylizes_in_a_real_browser(server, clips, tmp_path):
     from playwright.sync_api import sync_playwright
 
     image = photo(240, 160, seed=3)
@@ -196,8 +248,20 @@ def test_the_page_stylizes_in_a_real_browser(server, tmp_path):
         page.dispatch_event("#slider", "input")
         page.screenshot(path=str(ARTIFACTS / "serve-page.png"), full_page=True)
         status = page.inner_text("#status")
+        # then a short video, through the video job, with its progress shown
+        page.set_input_files("#photo", str(clips["bunny"]))
+        page.click("#go")
+        page.wait_for_selector("#result-video[data-ready='true']", timeout=240_000)
+        video = bytes(page.evaluate(
+            "async () => Array.from(new Uint8Array(await (await fetch("
+            "document.querySelector('#result-video').src)).arrayBuffer()))"))
+        progress = page.inner_text("#frames")
+        page.screenshot(path=str(ARTIFACTS / "serve-page-video.png"), full_page=True)
         browser.close()
     assert problems == [] and status.startswith("done")
+    assert progress == "50 / 50 frames"
+    (tmp_path / "page.mp4").write_bytes(video)
+    assert len(decoded_frames(tmp_path / "page.mp4")) == 50
     got = pixels_of(result)
     expected = Stylizer(resolve_style("builtin:19"))([image])[0]
     assert got.shape == image.shape
