@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install compile bench clean
+.PHONY: demo test install compile bench image clean
 
 # pip compiles every installed module to bytecode one file at a time (about 80 s of CPU here);
 # compileall does the same on every core. Bytecode is needed: with PYTHONDONTWRITEBYTECODE set,
@@ -43,6 +43,11 @@ test: compile
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	$(BIN)/python -m benchmarks all
+
+# The cluster image (infra/docker/Dockerfile), tagged with the project's version.
+VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+image:
+	docker build -f infra/docker/Dockerfile -t framestyle:$(VERSION) .
 
 clean:
 	rm -rf out .pytest_cache
