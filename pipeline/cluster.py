@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -54,3 +55,108 @@ def worker_pool(cpus_per_gpu: float = 1) -> tuple[int, dict]:
         fed = int(resources.get("CPU", 0) // cpus_per_gpu) if cpus_per_gpu else gpus
         return max(1, min(gpus, fed)), {"num_gpus": 1, "num_cpus": cpus_per_gpu}
     return max(1, int(resources.get("CPU", 1))), {"num_cpus": 1}
+
+
+# --- paths every node must see ------------------------------------------------------------------
+
+# A node's local disk, for tests on a cluster simulated on one machine (tests/shared_paths.py):
+# the root that node's checks put in front of every path, as if its disk were its own.
+SIMULATED_DISK_ENV = "FRAMESTYLE_SIMULATED_NODE_DISK"
+SHARED_CHECK_SECONDS = 60
+
+
+def joins_a_cluster(address: str | None) -> bool:
+    """Whether ``connect(address)`` joins a running cluster, which may have many nodes, rather
+    than starting a local instance (one node, which sees every local path)."""
+    import ray
+
+    return ray.is_initialized() or bool(address or os.environ.get("RAY_ADDRESS"))
+
+
+def check_shared(address: str | None, paths: list[tuple[str, str | None]]) -> None:
+    """``require_shared(paths)`` on the cluster at ``address``, where it may have other nodes."""
+    if joins_a_cluster(address):
+        connect(address)
+        require_shared(paths)
+
+
+def require_shared(paths: list[tuple[str, str | None]]) -> None:
+    """Refuse, in one line, a local path that not every node of a multi-node cluster can see.
+
+    ``paths`` pairs how the user named each path (``OUT``, ``--data``) with it; s3:// URIs
+    and None pass. Chunks, images, checkpoints and models are read and written by whichever node
+    runs that step, so on a cluster of more than one node a path on one machine's disk would
+    send work to disks that no one else reads. Each path is checked for real: a marker file
+    written beside it (or, where that folder is read-only, the file itself) must look the same
+    from every node, so a shared filesystem mounted at the same path on every node passes.
+    """
+    import ray
+
+    from ..core import storage
+
+    local = [(name, path) for name, path in paths if path and not storage.is_s3(path)]
+    nodes = [node for node in ray.nodes() if node["Alive"]]
+    if not local or len(nodes) <= 1:
+        return
+    looks = ray.remote(num_cpus=0)(_looks)
+    for name, path in local:
+        with _evidence(os.path.abspath(path)) as (target, expected):
+            seen = ray.get([looks.options(scheduling_strategy=_on(node)).remote(target)
+                            for node in nodes], timeout=SHARED_CHECK_SECONDS)
+        blind = [node["NodeManagerAddress"] for node, saw in zip(nodes, seen) if saw != expected]
+        if blind:
+            raise InputError(
+                f"{name} {path} is on a local disk that {len(blind)} of this cluster's "
+                f"{len(nodes)} nodes cannot see ({', '.join(sorted(set(blind))[:3])}): on a "
+                "cluster use an s3:// URI, or a filesystem mounted at the same path on every node")
+
+
+def _on(node: dict):
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+
+
+class _evidence:
+    """(path to look at, what every node must see there): a fresh marker file in the nearest
+    existing folder of ``path``, removed afterwards; where that folder cannot be written, the
+    size and modification time of what exists."""
+
+    def __init__(self, path: str):
+        folder = path
+        while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+            folder = os.path.dirname(folder)
+        self.existing = path if os.path.exists(path) else folder
+        self.marker = os.path.join(folder, f".framestyle-shared-{os.getpid()}-{id(self):x}")
+
+    def __enter__(self) -> tuple[str, object]:
+        import uuid
+
+        token = uuid.uuid4().hex
+        try:
+            with open(self.marker, "x") as f:
+                f.write(token)
+        except OSError:  # a read-only folder: the input itself must look the same everywhere
+            self.marker = None
+            return self.existing, _looks(self.existing)
+        return self.marker, ("marker", token)
+
+    def __exit__(self, *exc) -> None:
+        if self.marker:
+            with contextlib.suppress(OSError):
+                os.remove(self.marker)
+
+
+def _looks(path: str):
+    """What this node sees at ``path``: a marker's token, a file's size and time, or None."""
+    root = os.environ.get(SIMULATED_DISK_ENV)
+    if root:
+        path = os.path.join(root, path.lstrip("/"))
+    try:
+        if os.path.basename(path).startswith(".framestyle-shared-"):
+            with open(path) as f:
+                return ("marker", f.read())
+        stat = os.stat(path)
+        return ("file", stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        return None

@@ -30,7 +30,7 @@ from ..core.hashing import identity_hash
 from ..core.spec import Spec
 from ..models.hub import ModelRef
 from . import cluster
-from .cluster import connect, worker_pool
+from .cluster import check_shared, connect, worker_pool
 from .image_decode import DEFAULT_MAX_MEGAPIXELS, Animation, ImageError, Metadata, decode_image
 from .image_encode import OUTPUT_FORMATS, encode_image, output_format
 from .image_sink import Destination, pack_archive, write_failures, write_image
@@ -110,9 +110,12 @@ class ImageJob(ImageSettings):
 def run_image_job(job: ImageJob, address: str | None = None, progress: bool = True) -> dict:
     started = time.monotonic()
     destination = Destination.parse(job.destination)
+    style = job.resolve_style()
+    # a path some node cannot see: refused before anything is written
+    check_shared(address, [*(("SOURCE", src) for src in job.sources),
+                           ("DEST", job.destination), ("--style", style.source)])
     destination.check(job.overwrite)
     units = resolve_sources(job.sources)
-    style = job.resolve_style()
     destination.claim(*job_identity(job, style), job.overwrite)
     finished = destination.prepare(job.overwrite)
     todo, skipped, failures = _plan(units, finished, job.format)

@@ -24,7 +24,7 @@ from ..core.errors import FieldError, FramestyleError, InputError, first_line
 from ..core.lease import Lease
 from ..core.spec import Spec
 from ..models import hub
-from ..pipeline.cluster import connect
+from ..pipeline.cluster import check_shared, connect
 from ..pipeline.progress import progress_bar
 from .data import Augment, preflight
 from .recipes import load_recipe
@@ -53,6 +53,10 @@ def train(settings: TrainSettings, options: dict, address: str | None = None,
                                    "cyclegan")
     run_root = settings.storage or default_storage(hub.hub_root())
     run_uri = storage.join(run_root, settings.name)
+    # workers read the data and write checkpoints; the model is published to the hub
+    check_shared(address, [*(("--data", uri) for uri in settings.data),
+                           *(("--data-b", uri) for uri in settings.data_b or []),
+                           ("--storage", run_root), (f"${hub.HUB_ENV}", hub.hub_root())])
     augment = Augment(settings.image_size, recipe.jitter, recipe.paired)
     sources = {"a": settings.data, **({"b": settings.data_b} if settings.data_b else {})}
     units = {name: _units(uris, augment, name) for name, uris in sources.items()}
