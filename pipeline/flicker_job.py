@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ..core import storage
 from ..models.hub import ModelRef
-from .cluster import connect
+from .cluster import check_shared, connect
 from .probe import VideoInfo
 from .progress import progress_bar
 
@@ -83,6 +83,10 @@ def measure(inputs: FlickerInputs, sample: int = 1, address: str | None = None,
     """Score ``inputs`` over the cluster; the summary of ``FlickerSums`` plus what was run."""
     import ray
 
+    check_shared(address, [("IN", inputs.input), ("OUT", inputs.output),
+                           ("--reference", inputs.reference),
+                           ("--style", inputs.style.source if inputs.style else None)])
+    # (the scoring tasks read them on whichever node they run)
     connect(address)
     pairs = sampled_pairs(inputs.frames, sample)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))

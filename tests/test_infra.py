@@ -7,6 +7,7 @@ import copy
 import importlib.metadata
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -141,9 +142,16 @@ def test_the_dockerfile_builds_the_pinned_stack_as_a_user():
     assert "uv pip install --no-cache ." in dockerfile  # the pins of pyproject.toml, no others
     assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility,video" in dockerfile
     users = [rest for word, rest in instructions if word == "USER"]
-    assert users and users[-1].strip() not in ("root", "0")
+    assert users and users[-1].strip() not in ("root", "0")  # uid 1000, the user made above
     assert instructions[-1][0] == "CMD"
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv/", ".git/", "tests/"} <= set(ignored)
     makefile = (ROOT / "Makefile").read_text()
     assert "-t framestyle:$(VERSION)" in makefile  # the tag is the project's version
+
+
+def test_hadolint_passes_the_dockerfile():
+    hadolint = Path(sys.executable).with_name("hadolint")
+    done = subprocess.run([str(hadolint), "--no-color", str(INFRA / "docker" / "Dockerfile")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
