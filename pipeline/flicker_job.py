@@ -83,10 +83,10 @@ def measure(inputs: FlickerInputs, sample: int = 1, address: str | None = None,
     """Score ``inputs`` over the cluster; the summary of ``FlickerSums`` plus what was run."""
     import ray
 
+    # the scoring tasks read these on whichever node they run
     check_shared(address, [("IN", inputs.input), ("OUT", inputs.output),
                            ("--reference", inputs.reference),
                            ("--style", inputs.style.source if inputs.style else None)])
-    # (the scoring tasks read them on whichever node they run)
     connect(address)
     pairs = sampled_pairs(inputs.frames, sample)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
