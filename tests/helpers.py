@@ -76,3 +76,31 @@ def load_checkpoint(path, arch: str | None = None, trust_code: bool = False):
     """(module, ModelRef) for a checkpoint file, through the hub as every job loads one."""
     ref = hub.resolve(str(path), arch=arch, trust_code=trust_code)
     return hub.load(ref), ref
+
+
+def run_on_simulated_cluster(script: str, plan: dict, work, models: str,
+                             timeout: float) -> dict:
+    """Run ``tests/SCRIPT PLAN.json RESULT.json`` (a multi-node ``ray.cluster_utils.Cluster``
+    of its own: the test session's Ray instance cannot become one) with the model hub at
+    ``models``, and return its result.
+
+    The script's Ray gets its own temp dir (short: Unix socket paths are limited to 107 bytes):
+    the cluster's address file, sessions and sockets stay there, so even a killed run leaves
+    nothing in /tmp/ray for a later plain ray.init() to try to join."""
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    plan_file, result_file = Path(work, "plan.json"), Path(work, "result.json")
+    plan_file.write_text(json.dumps(plan))
+    ray_tmp = tempfile.mkdtemp(prefix="fscl", dir="/tmp")
+    env = {**os.environ, hub.HUB_ENV: models, "RAY_ADDRESS": "", "RAY_TMPDIR": ray_tmp}
+    try:
+        proc = subprocess.run([sys.executable, str(Path(__file__).with_name(script)),
+                               plan_file, result_file], env=env, capture_output=True, text=True,
+                              timeout=timeout)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(result_file.read_text())

@@ -8,19 +8,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from framestyle.models import hub
 from framestyle.models.hub import resolve
 from framestyle.pipeline.stylize import Stylizer
+from helpers import run_on_simulated_cluster
 from image_zoo import photo
 from media import audio_packets, decoded_frames, ffmpeg, frame_errors, frame_identity
 
@@ -61,22 +56,7 @@ def lost(tmp_path_factory, clips):
                   "watch": str(run), "pattern": "checkpoint_manager_snapshot.json",
                   "actor": ["RayTrainWorker"]},
     }
-    plan_file, result_file = work / "plan.json", work / "result.json"
-    plan_file.write_text(json.dumps(plan))
-    # its own Ray temp dir (short: Unix socket paths are limited to 107 bytes): the cluster's
-    # address file, sessions and sockets stay there, so even a killed run leaves nothing in
-    # /tmp/ray for a later plain ray.init() to try to join
-    ray_tmp = tempfile.mkdtemp(prefix="fsnl", dir="/tmp")
-    env = {**os.environ, hub.HUB_ENV: str(work / "models"), "RAY_ADDRESS": "",
-           "RAY_TMPDIR": ray_tmp}
-    try:
-        proc = subprocess.run([sys.executable, str(Path(__file__).with_name("node_loss.py")),
-                               plan_file, result_file], env=env, capture_output=True, text=True,
-                              timeout=600)
-    finally:
-        shutil.rmtree(ray_tmp, ignore_errors=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(result_file.read_text()), work
+    return run_on_simulated_cluster("node_loss.py", plan, work, str(work / "models"), 600), work
 
 
 def finished_after_loss(result: dict) -> None:

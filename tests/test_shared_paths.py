@@ -4,17 +4,13 @@ machine: each worker node checks paths on a disk of its own (``shared_paths.py``
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from framestyle.models import hub
+from helpers import run_on_simulated_cluster
 from media import decoded_frames
 
 pytestmark = pytest.mark.faults
@@ -47,19 +43,8 @@ def ran(tmp_path_factory, clips):
                              str(shared / "out" / "bunny.mp4")],
         },
     }
-    plan_file, result_file = work / "plan.json", work / "result.json"
-    plan_file.write_text(json.dumps(plan))
-    ray_tmp = tempfile.mkdtemp(prefix="fssp", dir="/tmp")  # short: socket paths are limited
-    env = {**os.environ, hub.HUB_ENV: str(alone / "models"), "RAY_ADDRESS": "",
-           "RAY_TMPDIR": ray_tmp}
-    try:
-        proc = subprocess.run([sys.executable, str(Path(__file__).with_name("shared_paths.py")),
-                               plan_file, result_file], env=env, capture_output=True, text=True,
-                              timeout=400)
-    finally:
-        shutil.rmtree(ray_tmp, ignore_errors=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(result_file.read_text()), shared, alone
+    return run_on_simulated_cluster("shared_paths.py", plan, work, str(alone / "models"),
+                                    400), shared, alone
 
 
 def refused(result: dict, name: str, path: Path) -> None:
