@@ -82,6 +82,9 @@ def _flicker_metric(d: dict) -> list[tuple[str, str]]:
         for run in r["runs"]:
             differs = run.get("relative_error")
             worst = f", {max(differs.values()):.1%} off the full value" if differs else ""
+            if run.get("warping_error_margin") is not None:
+                worst += (", full E_warp within its 95% margin" if run["full_within_margin"]
+                          else ", full E_warp outside its 95% margin")
             rows.append((f"eval flicker, {r['clip']} ({r['seconds_of_video']} s), "
                          f"--sample {run['sample']}", f"{run['seconds']} s{worst}"))
     return rows

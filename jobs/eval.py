@@ -87,5 +87,7 @@ def summary_line(result: dict) -> str:
         f", deviation {result['deviation']:.4f}, sharpness kept {result['sharpness_kept']:.0%}")
     cuts = f" ({result['cuts_skipped']} shot changes skipped)" if result["cuts_skipped"] else ""
     sampled = f" (every {result['sample']}th pair)" if result["sample"] > 1 else ""
-    return (f"{result['output']}: warping error {result['warping_error']:.5f} over "
+    margin = result.get("warping_error_margin")
+    within = f" ± {margin:.5f} (95%)" if margin is not None else ""
+    return (f"{result['output']}: warping error {result['warping_error']:.5f}{within} over "
             f"{result['pairs']} frame pairs{sampled}{cuts}{deviation}")

@@ -100,7 +100,27 @@ def measure(inputs: FlickerInputs, sample: int = 1, address: str | None = None,
             done, _ = ray.wait(list(pending), num_returns=1)
             total.add(ray.get(done[0]))
             bar.update(pending.pop(done[0]))
-    return {**total.summary(), "sample": sample}
+    summary = total.summary()
+    return {**summary, "warping_error_margin": sampling_margin(
+        list(total.pair_errors.values()), inputs.frames - 1 - len(total.cuts) * sample),
+        "sample": sample}
+
+
+def sampling_margin(errors: list[float], population: int) -> float | None:
+    """Half the width of the 95% confidence interval of the mean of ``errors``, a sample of
+    ``population`` pair errors (the pairs a full run would score); None for a full run, whose
+    mean is exact, or a sample too small to tell.
+
+    How far a sampled mean may be from the full run's depends on how much the pairs' errors
+    vary, which differs from clip to clip: no N keeps every clip within a fixed 5%
+    (docs/temporal.md), so the command reports how sure its number is instead. Every Nth pair is
+    treated as a simple random sample (normal approximation, finite-population correction)."""
+    n = len(errors)
+    if n < 2 or n >= population:
+        return None
+    mean = sum(errors) / n
+    variance = sum((e - mean) ** 2 for e in errors) / (n - 1)
+    return round(1.96 * math.sqrt(variance / n * (1 - n / population)), 6)
 
 
 def score_stretch(inputs: FlickerInputs, pairs: list[int]) -> FlickerSums:

@@ -86,7 +86,9 @@ def test_eval_flicker_ranks_temporal_above_per_frame(styled, clips, capsys, tmp_
                for name in ("per_frame", "steady")}
     steady = results["steady"]
     assert set(steady) == {"input", "output", "frames", "pairs", "cuts_skipped", "sample",
-                           "warping_error", "deviation", "sharpness_kept"}
+                           "warping_error", "warping_error_margin", "deviation",
+                           "sharpness_kept"}
+    assert steady["warping_error_margin"] is None  # every pair scored: the exact value
     assert steady["pairs"] == 49 and steady["frames"] == 50 and steady["sample"] == 1
     # the pairs were scored by several Ray tasks: together they are exactly the whole clip's
     # (up to the summary's 6 decimals)
@@ -106,6 +108,12 @@ def test_eval_flicker_ranks_temporal_above_per_frame(styled, clips, capsys, tmp_
                            "--sample", "5")
     assert sampled["pairs"] == 10 and sampled["sample"] == 5
     assert sampled["warping_error"] == pytest.approx(steady["warping_error"], rel=0.2)
+    # with how sure it is: the full value within the 95% interval, which is no wider than
+    # the spread of 10 of 49 pairs allows
+    margin = sampled["warping_error_margin"]
+    errors = pair_errors(bunny, styled["steady"][0])
+    assert abs(sampled["warping_error"] - steady["warping_error"]) <= margin
+    assert margin <= 1.96 * errors.std() / np.sqrt(10)
     assert sampled["sharpness_kept"] == pytest.approx(steady["sharpness_kept"], abs=0.03)
 
 
