@@ -18,8 +18,9 @@ blurred or frozen video is steady but deviates) and sharpness_kept (how much of 
 stylization's fine texture OUTPUT kept: a washed-out video scores low). The flow is accurate but
 slow, about 2-5 s a frame pair at 360p on one core, so pairs are spread over the Ray cluster
 (--address, else a local Ray instance on every core), and --sample N scores every Nth pair and
-compares every Nth frame (on the sample clips --sample 10 stays within a few percent of the full
-value: docs/temporal.md). See docs/temporal.md.
+compares every Nth frame, reporting the warping error with its 95% margin (how far the full
+run's value may be: it depends on how much the pairs differ, so no N is right for every clip).
+See docs/temporal.md.
 
 examples:
   framestyle eval flicker clip.mp4 clip-styled.mp4 --style builtin:7

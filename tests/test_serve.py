@@ -300,3 +300,14 @@ def test_the_rayservice_manifest_deploys_this_app():
                for g in cluster["workerGroupSpecs"])
     styles = app["args"]["styles"].split(",")
     assert all(resolve_style(style) for style in styles)
+
+
+def test_bad_serve_options_stop_in_one_line_before_anything_starts(capsys):
+    from framestyle.jobs.cli import main
+
+    for argv, words in [(["--styles", "builtin:7,builtin:99"], "builtin:99"),
+                        (["--replicas", "0"], "--replicas must be at least 1"),
+                        (["--styles", "image:/no/such/painting.jpg"], "painting.jpg")]:
+        assert main(["serve", *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("framestyle: error:") and words in err[0], err
