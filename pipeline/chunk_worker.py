@@ -79,8 +79,8 @@ def held_cpus() -> int:
         import ray
     except ImportError:  # the worker's path run alone (benchmarks.gpu where Ray is not installed)
         return 1
-    if not ray.is_initialized():
-        return 1
+    if not ray.is_initialized() or ray.get_runtime_context().get_actor_id() is None:
+        return 1  # outside an actor (a driver, a benchmark): no assignment to read
     return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
 
 
