@@ -6,6 +6,12 @@ import argparse
 import sys
 import time
 
+# The endpoint's limits (jobs/serve_app.py takes them from here: this module loads no Ray)
+DEFAULT_MAX_UPLOAD_MB = 25.0
+DEFAULT_MAX_MEGAPIXELS = 40.0
+DEFAULT_MAX_VIDEO_SECONDS = 10.0  # the page's videos are short; bulk work goes to `video`
+DEFAULT_BATCH_SIZE = 8  # on GPUs; on CPUs batching is off (benchmarks.serve)
+
 HELP = "serve stylization online: a web page and an HTTP API (Ray Serve), until Ctrl-C"
 EPILOG = """Open http://HOST:PORT/ for the page: pick or drop a photo, pick a style from the thumbnails
 or drop a painting to use as the style, set strength and colour preservation, compare before
@@ -40,11 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="requests a replica runs through the network together (default: 8 "
                         "on GPUs; 1, no batching, on CPUs, where python -m benchmarks.serve "
                         "measured batching 10-20%% slower)")
-    parser.add_argument("--max-upload-mb", type=float, default=25.0, metavar="MB",
+    parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
                         help="largest upload accepted (default: %(default)g)")
-    parser.add_argument("--max-megapixels", type=float, default=40.0, metavar="MP",
+    parser.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS,
+                        metavar="MP",
                         help="largest image accepted, in decoded pixels (default: %(default)g)")
-    parser.add_argument("--max-video-seconds", type=float, default=10.0, metavar="S",
+    parser.add_argument("--max-video-seconds", type=float, default=DEFAULT_MAX_VIDEO_SECONDS,
+                        metavar="S",
                         help="longest video the page takes (default: %(default)g)")
     parser.add_argument("--video-work", default=None, metavar="URI",
                         help="where the page's videos, their chunks and results go (default: a "
@@ -74,7 +82,7 @@ def start(args: argparse.Namespace) -> str:
     from ..core.errors import InputError
     from ..pipeline.cluster import connect
     from ..pipeline.style_image import resolve_style
-    from .serve_app import DEFAULT_BATCH_SIZE, DEFAULT_STYLES, application
+    from .serve_app import DEFAULT_STYLES, application
 
     styles = [s.strip() for s in args.styles.split(",")] if args.styles else list(DEFAULT_STYLES)
     for style in styles:

@@ -31,6 +31,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ray import serve
 
@@ -41,16 +42,15 @@ from ..models.hub import BUILTIN_STYLES
 from ..pipeline.image_decode import ImageError, ImageTooLarge, decode_image
 from ..pipeline.image_encode import encode_image
 from ..pipeline.style_image import PREFIX, resolve_style
+from .serve import (DEFAULT_BATCH_SIZE, DEFAULT_MAX_MEGAPIXELS, DEFAULT_MAX_UPLOAD_MB,
+                    DEFAULT_MAX_VIDEO_SECONDS)
 
 PAGE = Path(__file__).with_name("web") / "index.html"
 DEFAULT_STYLES = tuple(f"builtin:{i}" for i in range(BUILTIN_STYLES))
-DEFAULT_MAX_UPLOAD_MB = 25.0
-DEFAULT_MAX_MEGAPIXELS = 40.0
-DEFAULT_BATCH_SIZE = 8
 BATCH_WAIT_SECONDS = 0.01  # how long a request waits for others to share its forward pass
 LOADED_STYLES = 4  # stylizers a replica keeps, least recently used dropped first
 THUMBNAIL_SIDE = 160
-DEFAULT_MAX_VIDEO_SECONDS = 10.0  # the page's videos are short; bulk work goes to `video`
+KEPT_VIDEOS = 32  # finished videos a server keeps for download; older ones are deleted
 FORMATS = {"jpg": ("JPEG", "image/jpeg"), "png": ("PNG", "image/png"),
            "webp": ("WEBP", "image/webp")}
 
@@ -68,6 +68,14 @@ class RequestError(Exception):
 @api.exception_handler(RequestError)
 async def _refuse(request: Request, error: RequestError) -> JSONResponse:
     return JSONResponse({"error": str(error)}, status_code=error.status)
+
+
+@api.exception_handler(RequestValidationError)
+async def _malformed(request: Request, error: RequestValidationError) -> JSONResponse:
+    """FastAPI's own checks (a path part that is not a number): the same JSON as ours."""
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                         for e in error.errors())
+    return JSONResponse({"error": f"bad request: {problems}"}, status_code=400)
 
 
 # Above the deployment: Serve captures the class, and what it calls, when it is decorated.
@@ -150,11 +158,21 @@ class VideoService:
             storage.storage_for(style_path).put_bytes(picture, style_path)
             style = f"{PREFIX}{style_path}"
         output = storage.join(folder, "result.mp4")
+        self._forget_old()
         self.jobs[job_id] = {"status": "running", "frames_done": 0, "frames_total": info.frames,
                              "error": None, "output": output}
         threading.Thread(target=self._run, args=(job_id, source, output, style, look),
                          daemon=True).start()
         return {"id": job_id}
+
+    def _forget_old(self) -> None:
+        """Delete the oldest finished videos beyond KEPT_VIDEOS, files and all: a server that
+        runs for weeks must not fill its disk."""
+        finished = [job for job, state in self.jobs.items() if state["status"] != "running"]
+        for job in finished[:max(0, len(finished) - KEPT_VIDEOS + 1)]:
+            folder = storage.join(self.work, job)
+            storage.storage_for(folder).delete_prefix(folder)
+            del self.jobs[job]
 
     def _run(self, job_id: str, source: str, output: str, style: str, look: dict) -> None:
         from ..pipeline.video_job import VideoJob, run_video_job

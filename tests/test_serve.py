@@ -143,6 +143,8 @@ def test_bad_requests_get_a_4xx_naming_the_problem_and_serving_goes_on(server):
         assert requests.get(f"{server}/healthz", timeout=30).json()["status"] == "ok", name
     assert requests.post(url, data=good, params={"style": "builtin:7"},
                          timeout=60).status_code == 200
+    odd = requests.get(f"{server}/v1/styles/first/thumbnail.jpg", timeout=30)
+    assert odd.status_code == 400 and "index" in odd.json()["error"]  # FastAPI's check, our JSON
 
 
 def test_concurrent_requests_share_forward_passes(server):
@@ -311,3 +313,20 @@ def test_bad_serve_options_stop_in_one_line_before_anything_starts(capsys):
         assert main(["serve", *argv]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("framestyle: error:") and words in err[0], err
+
+
+def test_the_video_service_keeps_a_bounded_number_of_finished_videos(tmp_path):
+    """A server that runs for weeks deletes the oldest finished videos, files and all, and never
+    one still running."""
+    from framestyle.jobs import serve_app
+
+    service = serve_app.VideoService.func_or_class(str(tmp_path), 10.0)
+    for i in range(serve_app.KEPT_VIDEOS + 5):
+        (tmp_path / f"job{i}").mkdir()
+        (tmp_path / f"job{i}" / "result.mp4").write_bytes(b"x")
+        service.jobs[f"job{i}"] = {"status": "running" if i == 0 else "done"}
+    service._forget_old()
+    kept = list(service.jobs)
+    assert kept[0] == "job0"  # still running
+    assert len(kept) == serve_app.KEPT_VIDEOS  # room for the one about to start
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
