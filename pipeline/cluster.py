@@ -63,6 +63,9 @@ def worker_pool(cpus_per_gpu: float = 1) -> tuple[int, dict]:
 # the root that node's checks put in front of every path, as if its disk were its own.
 SIMULATED_DISK_ENV = "FRAMESTYLE_SIMULATED_NODE_DISK"
 SHARED_CHECK_SECONDS = 60
+# (the cluster's nodes, a folder) every one of those nodes was found to see: a bulk job over
+# thousands of videos in one folder checks that folder once, not once per video
+_SEEN_BY_ALL: set[tuple[frozenset, str]] = set()
 
 
 def joins_a_cluster(address: str | None) -> bool:
@@ -99,8 +102,12 @@ def require_shared(paths: list[tuple[str, str | None]]) -> None:
     if not local or len(nodes) <= 1:
         return
     looks = ray.remote(num_cpus=0)(_looks)
+    node_ids = frozenset(node["NodeID"] for node in nodes)
     for name, path in local:
-        with _evidence(os.path.abspath(path)) as (target, expected):
+        evidence = _evidence(os.path.abspath(path))
+        if (node_ids, evidence.folder) in _SEEN_BY_ALL:
+            continue
+        with evidence as (target, expected):
             seen = ray.get([looks.options(scheduling_strategy=_on(node)).remote(target)
                             for node in nodes], timeout=SHARED_CHECK_SECONDS)
         blind = [node["NodeManagerAddress"] for node, saw in zip(nodes, seen) if saw != expected]
@@ -109,6 +116,7 @@ def require_shared(paths: list[tuple[str, str | None]]) -> None:
                 f"{name} {path} is on a local disk that {len(blind)} of this cluster's "
                 f"{len(nodes)} nodes cannot see ({', '.join(sorted(set(blind))[:3])}): on a "
                 "cluster use an s3:// URI, or a filesystem mounted at the same path on every node")
+        _SEEN_BY_ALL.add((node_ids, evidence.folder))
 
 
 def _on(node: dict):
@@ -126,6 +134,7 @@ class _evidence:
         folder = path
         while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
             folder = os.path.dirname(folder)
+        self.folder = folder
         self.existing = path if os.path.exists(path) else folder
         self.marker = os.path.join(folder, f".framestyle-shared-{os.getpid()}-{id(self):x}")
 

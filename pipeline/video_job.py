@@ -33,7 +33,7 @@ from ..models import hub
 from ..models.hub import ModelRef
 from .assemble import assemble_and_store, finished_output
 from .chunk_worker import ChunkTask, read_record
-from .cluster import connect, joins_a_cluster, require_shared, worker_pool
+from .cluster import check_shared, connect, worker_pool
 from .colour import output_colour
 from .decode import (DEINTERLACE_MODES, decode_window, fields_per_frame, output_size,
                      shown_timeline)
@@ -194,14 +194,13 @@ def _run(jobs: list[VideoJob], address: str | None, progress: bool,
             continue
         if video.output:
             end(video, SKIPPED)
-    if _live(videos) and joins_a_cluster(address):
-        connect(address)
-        for video in _live(videos):  # a path some node cannot see: refused before any work
-            try:
-                require_shared([("IN", video.job.input), ("OUT", video.job.output),
-                                ("--preview", video.job.preview), ("--style", video.model.source)])
-            except InputError as e:
-                end(video, FAILED, e)
+    for video in _live(videos):  # a path some node cannot see: refused before any work
+        try:
+            check_shared(address, [("IN", video.job.input), ("OUT", video.job.output),
+                                   ("--preview", video.job.preview),
+                                   ("--style", video.model.source)])
+        except InputError as e:
+            end(video, FAILED, e)
     with ExitStack() as leases:
         for video in _live(videos):  # before Ray starts: a run that must wait is told at once
             try:
