@@ -81,12 +81,9 @@ def start(args: argparse.Namespace) -> str:
 
     from ..core.errors import InputError
     from ..pipeline.cluster import connect
-    from ..pipeline.style_image import resolve_style
-    from .serve_app import DEFAULT_STYLES, application
+    from .serve_app import application, checked_styles
 
-    styles = [s.strip() for s in args.styles.split(",")] if args.styles else list(DEFAULT_STYLES)
-    for style in styles:
-        resolve_style(style)  # a bad style stops here, in one line, before anything starts
+    styles = checked_styles(args.styles)  # a bad style stops here, before anything starts
     for name in ("replicas", "batch_size", "port"):
         value = getattr(args, name)
         if value is not None and value < 1:

@@ -393,6 +393,15 @@ class StylizeService:
             return self._stylizers[key][1]
 
 
+def checked_styles(text: str | None) -> list[str]:
+    """The styles a server offers: comma-separated ``text``, else the built-ins; each resolved
+    once, before deploying, so a bad one stops the server in one line, not its requests."""
+    styles = [s.strip() for s in text.split(",")] if text else list(DEFAULT_STYLES)
+    for style in styles:
+        resolve_style(style)
+    return styles
+
+
 def application(styles: list[str], max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
                 max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
                 batch_size: int = DEFAULT_BATCH_SIZE, replicas: int = 1, gpus: bool = False,
@@ -410,12 +419,8 @@ def build(args: dict):
     """Application builder for a Serve config file (``import_path:
     framestyle.jobs.serve_app:build``), as infra/k8s/rayservice.yaml deploys it; ``args`` take
     the command's option names (styles as one comma-separated string)."""
-    styles = [s.strip() for s in args["styles"].split(",")] if args.get("styles") \
-        else list(DEFAULT_STYLES)
-    for style in styles:
-        resolve_style(style)  # a bad style fails the deployment, not its requests
     gpus = bool(args.get("gpus", False))
-    return application(styles,
+    return application(checked_styles(args.get("styles")),  # a bad one fails the deployment
                        float(args.get("max_upload_mb", DEFAULT_MAX_UPLOAD_MB)),
                        float(args.get("max_megapixels", DEFAULT_MAX_MEGAPIXELS)),
                        int(args.get("batch_size", DEFAULT_BATCH_SIZE if gpus else 1)),
