@@ -17,14 +17,12 @@ from PIL import Image
 
 from framestyle.core import storage
 from framestyle.models import hub
-from framestyle.pipeline.stylize import Stylizer
 from framestyle.models.transformer_net import TransformerNet
-from framestyle.pipeline.video_job import VideoJob, run_video_jobs
 from framestyle.training.recipe import Product, Recipe
 from framestyle.training.recipes import RECIPES, Entry
 from helpers import kill_cli_when, run_cli
 from image_zoo import photo
-from media import decoded_frames, frame_errors
+from media import assert_video_uses
 
 TINY = ["--workers", "2", "--image-size", "32", "--log-every", "2"]
 # One worker where a test is about what a recipe makes, not about distributed training (the
@@ -62,27 +60,6 @@ def metrics(run_uri: str) -> list[dict]:
     uri = storage.join(run_uri, "metrics.csv")
     data = storage.storage_for(uri).get_bytes(uri)
     return list(csv.DictReader(io.StringIO(data.decode()))) if data else []
-
-
-def assert_video_uses(styles: list[str], clip, tmp_path) -> None:
-    """One video job per style, in one pass: output frame i is the style run on input frame i.
-
-    Compared at half size: a few steps of training leave pixel-level noise that H.264's 4:2:0
-    chroma cannot carry, so full-size errors measure the codec, not the model."""
-    outputs = [tmp_path / f"video-{i}.mp4" for i in range(len(styles))]
-    run_video_jobs([VideoJob(input=str(clip), output=str(out), style=style, temporal=0, crf=10)
-                    for style, out in zip(styles, outputs)], progress=False)
-    frames = decoded_frames(clip)
-    for style, out in zip(styles, outputs):
-        expected = [half(f) for f in Stylizer(hub.resolve(style))(frames)]
-        errors = frame_errors([half(f) for f in decoded_frames(out)], expected)
-        assert errors.max() < 8, (style, errors.max())
-        assert errors.max() < 0.5 * frame_errors(expected, [half(f) for f in frames]).min()
-
-
-def half(frame: np.ndarray) -> np.ndarray:
-    f = frame[:frame.shape[0] // 2 * 2, :frame.shape[1] // 2 * 2].astype(np.float32)
-    return (f[::2, ::2] + f[1::2, ::2] + f[::2, 1::2] + f[1::2, 1::2]) / 4
 
 
 def latest_checkpoint_step(run_uri: str) -> int:

@@ -23,6 +23,7 @@ from ..core.errors import FieldError, InputError
 from ..pipeline.image_decode import ImageError, decode_image
 from ..pipeline.image_source import SourceUnit, read_guarded
 
+MIN_PASS_STEPS = 25
 PREFLIGHT_ITEMS = 32  # images the driver tries before it lets the workers find out
 PAIR_TOLERANCE = 0.02  # an A|B image is twice as wide as high, within 2%
 
@@ -100,6 +101,15 @@ def rows(unit_row: dict, augment: Augment) -> Iterator[dict]:
             yield {"image": image, "valid": True, "source": item.source}
 
 
+def pass_repeats(units, rows_per_step: int, rows_per_unit: int = 1) -> int:
+    """How many times a pass lists a small set of plain files: each pass over the data costs
+    Ray Data a few seconds to start, so a pass lasts at least MIN_PASS_STEPS steps (every
+    repeat is cropped and flipped anew). Archives are never repeated (their size is unknown)."""
+    if any(u.kind != "file" for u in units):
+        return 1
+    return max(1, -(-MIN_PASS_STEPS * rows_per_step // (len(units) * rows_per_unit)))
+
+
 def preflight(units: list[SourceUnit], augment: Augment, flag: str) -> None:
     """Fail now, not on a worker after Ray Train has started and retried, when the first
     images of a source are all unreadable (or, for pix2pix, not pairs)."""
@@ -131,8 +141,20 @@ class Position:
     batches: dict[str, int] = field(default_factory=dict)
 
 
+def _tensor(column: np.ndarray, device, pixels: bool):
+    """NHWC -> NCHW floats on ``device``; uint8 pixels scaled to [0, 1]."""
+    import torch
+
+    tensor = torch.from_numpy(np.ascontiguousarray(column)).to(device)
+    if tensor.dim() == 4:
+        tensor = tensor.permute(0, 3, 1, 2)
+    tensor = tensor.float()
+    return (tensor.div_(255) if pixels else tensor).contiguous()
+
+
 class Batches:
-    """Endless fixed-size batches from a worker's shards, as float [0, 1] NCHW tensors.
+    """Endless fixed-size batches from a worker's shards, as float [0, 1] NCHW tensors (and any
+    other columns the rows have, as float tensors under their own names).
 
     Invalid rows (unreadable images) are replaced by valid rows of the same batch and their
     sources remembered in ``skipped``; a batch with no valid row at all comes back as None (the
@@ -150,18 +172,18 @@ class Batches:
     def __next__(self) -> dict | None:
         out = {}
         for name, it in self._iters.items():
-            images = next(it)
-            if images is None:
+            columns = next(it)
+            if columns is None:
                 return None
+            images = columns.pop("image")
             if self.paired:
                 out["a"], out["b"] = images[:, :3], images[:, 3:]
             else:
                 out[name] = images
+            out.update(columns)  # a recipe's own columns (a pair's flow and mask)
         return out
 
     def _epochs(self, name: str):
-        import torch
-
         pos = self.position
         pos.epochs.setdefault(name, 0)
         resume_at = pos.batches.get(name, 0)
@@ -181,10 +203,10 @@ class Batches:
                 if not valid.any():
                     yield None
                     continue
-                images = batch["image"][valid]
-                images = images[np.arange(len(valid)) % len(images)]  # refill to batch size
-                tensor = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2)
-                yield tensor.float().div_(255).contiguous()
+                rows = np.flatnonzero(valid)
+                rows = rows[np.arange(len(valid)) % len(rows)]  # refill to batch size
+                yield {key: _tensor(column[rows], self.device, key == "image")
+                       for key, column in batch.items() if key not in ("valid", "source")}
             if not seen:
                 raise InputError("too few images for this many workers: each worker's share of "
                                  "the data is empty (use fewer --workers or more images)")

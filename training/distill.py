@@ -32,6 +32,9 @@ class Options(Spec):
     student_config: dict = Field(default_factory=dict,
                                  description="more constructor settings, as JSON")
     gradient_weight: float = Field(1.0, ge=0, description="weight of the image-gradient L1 loss")
+    init: str | None = Field(None, description="start the student from these weights (a "
+                             "checkpoint or NAME[@V] of the student's architecture and config): "
+                             "fine-tuning, as after pruning")
     trust_code: bool = Field(False, description="allow a TorchScript teacher")
 
     @field_validator("student_config", mode="before")
@@ -52,12 +55,15 @@ class Distill(Recipe):
             student.build(student_config(options))
         except (TypeError, ValueError) as e:
             raise FieldError("student_config", f"does not build a {student.name}: {e}") from None
-        return {"teacher": resolve_style(options.teacher, trust_code=options.trust_code)}
+        return {"teacher": resolve_style(options.teacher, trust_code=options.trust_code),
+                "init": initial_state(options) if options.init else None}
 
     def build(self, prepared: dict) -> None:
         arch = student_arch(self.options)
         self.pixels = arch.pixels
         self.nets["student"] = arch.build(student_config(self.options)).to(self.device)
+        if prepared.get("init") is not None:
+            self.nets["student"].load_state_dict(prepared["init"])
         self.adam("student", self.nets["student"].parameters(), betas=(0.9, 0.999))
         teacher = prepared["teacher"]
         condition = None if teacher.condition is None else torch.tensor(teacher.condition)
@@ -104,6 +110,22 @@ def student_arch(options: Options) -> architectures.Architecture:
                               if a.at_width and not a.conditioned)
         raise FieldError("arch", f"{arch.name} cannot be a student; use one of {trainable}")
     return arch
+
+
+def initial_state(options: Options) -> dict[str, torch.Tensor]:
+    """The ``init`` weights, checked to fit the student exactly."""
+    from ..core.errors import InputError
+
+    ref = hub.resolve(options.init, arch=options.arch)
+    state = hub.load(ref).state_dict()
+    try:
+        student_arch(options).build(student_config(options)).load_state_dict(state)
+    except RuntimeError as e:  # "Error(s) in loading state_dict ...:\n\tsize mismatch for ..."
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        raise FieldError("init", f"{options.init} does not fit the student: {lines[-1]}") from None
+    except InputError as e:
+        raise FieldError("init", str(e)) from None
+    return state
 
 
 def student_config(options: Options) -> dict:

@@ -11,7 +11,10 @@ A recipe is one file holding one ``Recipe`` subclass (plus its ``Options``) and 
 * ``build(prepared)``: its networks in ``self.nets``, optimizers and LR schedules;
 * ``step(batch)``: one optimisation step on a batch of [0, 1] images, returning its losses;
 * ``samples(batch)``: rows of images for the sample grid (inputs, outputs, ...);
-* ``products(settings, options)``: which of its networks are published, as which architecture.
+* ``products(settings, options)``: which of its networks are published, as which architecture;
+* ``preflight`` and ``dataset``, only for a recipe that reads something other than images
+  (``temporal`` reads frame pairs of videos): the driver's check of ``--data`` and the Ray
+  Dataset of training rows.
 
 The trainer wraps the trained networks for DDP, checkpoints ``state_dict()`` and resumes with
 ``load_state_dict()``, both covering networks, optimizers, LR schedules and ``extra_state``.
@@ -83,6 +86,24 @@ class Recipe:
     @classmethod
     def products(cls, settings: TrainSettings, options: Spec) -> list[Product]:
         raise NotImplementedError
+
+    @classmethod
+    def preflight(cls, units, augment, flag: str, options: Spec) -> None:
+        from .data import preflight
+
+        preflight(units, augment, flag)
+
+    @classmethod
+    def dataset(cls, units, augment, options: Spec, rows_per_step: int):
+        """The Ray Dataset of training rows: one crop per image, small sets listed again so
+        that a pass is not too short (``data.pass_repeats``)."""
+        import ray.data
+
+        from .data import pass_repeats, rows
+
+        return ray.data.from_items([u.to_row() for u in units] * pass_repeats(units, rows_per_step),
+                                   override_num_blocks=min(len(units), 64)
+                                   ).flat_map(rows, fn_kwargs={"augment": augment})
 
     def extra_state(self) -> dict:
         return {}

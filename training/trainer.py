@@ -18,6 +18,7 @@ import queue as stdlib_queue
 import sys
 import threading
 import time
+from typing import Any, Callable
 
 from ..core import storage
 from ..core.errors import FieldError, FramestyleError, InputError, first_line
@@ -26,20 +27,20 @@ from ..core.spec import Spec
 from ..models import hub
 from ..pipeline.cluster import check_shared, connect
 from ..pipeline.progress import progress_bar
-from .data import Augment, preflight
+from .data import Augment
 from .recipes import load_recipe
 from .run_log import NOT_LOSSES, read_metrics
 from .settings import TrainSettings
 
 RUN_FILE, PUBLISHED_FILE = "run.json", "published.json"
 RUNS_FOLDER = "framestyle-runs"
-MIN_PASS_STEPS = 25
 
 
 def train(settings: TrainSettings, options: dict, address: str | None = None,
-          progress: bool = True, say=print) -> dict:
+          progress: bool = True, say=print, card: Callable[[Any], dict] | None = None) -> dict:
     """Train ``settings.recipe`` with its ``options`` (a dict of its Options' fields), resuming
-    the run of the same name if there is one; return the summary."""
+    the run of the same name if there is one; return the summary. ``card(module)``, when given,
+    adds to each published network's card (what a job built on training measured of it)."""
     recipe = load_recipe(settings.recipe)
     opts = recipe.Options(**options)
     if not hub.hub_root():
@@ -59,7 +60,7 @@ def train(settings: TrainSettings, options: dict, address: str | None = None,
                            ("--storage", run_root), (f"${hub.HUB_ENV}", hub.hub_root())])
     augment = Augment(settings.image_size, recipe.jitter, recipe.paired)
     sources = {"a": settings.data, **({"b": settings.data_b} if settings.data_b else {})}
-    units = {name: _units(uris, augment, name) for name, uris in sources.items()}
+    units = {name: _units(recipe, opts, uris, augment, name) for name, uris in sources.items()}
     prepared = recipe.prepare(settings, opts)
     with Lease(run_uri):
         done = _published(run_uri, settings)
@@ -71,7 +72,7 @@ def train(settings: TrainSettings, options: dict, address: str | None = None,
         result, events = _fit(recipe, settings, opts, prepared, run_root, units, augment,
                               progress, say)
         return _publish(recipe, settings, opts, run_uri, result, events,
-                        time.monotonic() - started)
+                        time.monotonic() - started, card)
 
 
 def default_storage(hub_root: str) -> str:
@@ -82,7 +83,7 @@ def default_storage(hub_root: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(hub_root)), RUNS_FOLDER)
 
 
-def _units(uris: list[str], augment: Augment, name: str):
+def _units(recipe, options, uris: list[str], augment: Augment, name: str):
     from ..pipeline.image_source import resolve_sources
 
     flag = "--data" if name == "a" else "--data-b"
@@ -90,7 +91,7 @@ def _units(uris: list[str], augment: Augment, name: str):
         units = resolve_sources(uris)
     except InputError as e:
         raise InputError(f"{flag}: {e}") from None
-    preflight(units, augment, flag)
+    recipe.preflight(units, augment, flag, options)
     return units
 
 
@@ -174,16 +175,12 @@ def _fit(recipe, settings, options, prepared, run_root, units, augment, progress
     from ray.util.queue import Queue
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from .data import rows
     from .loop import train_loop
 
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours counts steps
     batch = settings.batch_size or recipe.batch_size
-    datasets = {name: ray.data.from_items(
-                    [u.to_row() for u in found] * _repeats(found, settings.workers * batch),
-                    override_num_blocks=min(len(found), 64))
-                .flat_map(rows, fn_kwargs={"augment": augment})
+    datasets = {name: recipe.dataset(found, augment, options, settings.workers * batch)
                 for name, found in units.items()}
     storage_path, filesystem = ray_storage(run_root)
     scaling, threads = _scaling(settings)
@@ -224,15 +221,6 @@ def _fit(recipe, settings, options, prepared, run_root, units, augment, progress
     if "error" in outcome:
         raise _user_error(outcome["error"])
     return outcome["result"], log
-
-
-def _repeats(units, rows_per_step: int) -> int:
-    """How many times a pass lists a small set of plain files: each pass over the data costs
-    Ray Data a few seconds to start, so a pass lasts at least MIN_PASS_STEPS steps (every
-    repeat is cropped and flipped anew). Archives are never repeated (their size is unknown)."""
-    if any(u.kind != "file" for u in units):
-        return 1
-    return max(1, -(-MIN_PASS_STEPS * rows_per_step // len(units)))
 
 
 class _Progress:
@@ -293,7 +281,8 @@ def _user_error(error: BaseException) -> BaseException:
     return FramestyleError(f"training failed: {first_line(first)}")
 
 
-def _publish(recipe, settings, options, run_uri, result, log: _Progress, seconds: float) -> dict:
+def _publish(recipe, settings, options, run_uri, result, log: _Progress, seconds: float,
+             card=None) -> dict:
     import torch
 
     from ..models import architectures
@@ -313,9 +302,11 @@ def _publish(recipe, settings, options, run_uri, result, log: _Progress, seconds
     for product in recipe.products(settings, options):
         module = architectures.get(product.arch).build(product.config)
         module.load_state_dict(state["recipe"]["nets"][product.net])
-        card = hub.publish_module(module.eval(), product.arch, product.config,
-                                  settings.name + product.suffix, provenance=provenance)
-        published.append(f"{card['name']}@{card['version']}")
+        extra = card(module.eval()) if card else {}
+        written = hub.publish_module(module.eval(), product.arch, product.config,
+                                     settings.name + product.suffix,
+                                     provenance={**provenance, **extra})
+        published.append(f"{written['name']}@{written['version']}")
     summary = {"name": settings.name, "recipe": settings.recipe, "steps": state["step"],
                "workers": settings.workers,
                "batch_size": settings.batch_size or recipe.batch_size,
