@@ -11,7 +11,7 @@ from ..core.errors import InputError
 from ..models import hub
 
 HELP = (f"list styles (built-ins, models published under ${hub.HUB_ENV}), publish a checkpoint "
-        "to the hub, or export a style to ONNX/TorchScript")
+        "to the hub, export a style to ONNX/TorchScript, or prune one into a faster model")
 EPILOG = f"""examples:
   framestyle models list --json
   framestyle models publish latest_net_G_A.pth horse2zebra              # next version: 1, 2, ...
@@ -19,6 +19,8 @@ EPILOG = f"""examples:
   framestyle models export builtin:7 starry.onnx --format onnx
   framestyle models export candy@2 candy-int8.onnx --format onnx --int8
   framestyle models export latest_net_G_A.pth horse2zebra.pt --format torchscript --dtype fp16
+  framestyle models prune builtin:7 starry-lite --data s3://bucket/coco/ --error pixel --gamma 0.5
+  framestyle models prune candy@2 candy-lite --data photos/ --vgg-weights vgg16.pth --generations 20
 
 The hub is ${hub.HUB_ENV}: a folder or s3:// prefix holding NAME/VERSION/model.safetensors and
 model.json (architecture, config, provenance, SHA-256). Published versions are immutable; a style
@@ -27,15 +29,30 @@ NAME means its highest version, NAME@VERSION pins one.
 Exported models take float RGB in [0, 1], shape (N, 3, H, W), H and W multiples of 4 (of 256
 for a U-Net-256), and return the same. --int8 (ONNX only) quantizes convolutions statically for
 CPU, calibrated on frames of the bundled sample clip or of --calibration VIDEO.
+
+prune STYLE NAME searches, on Ray, which output channels of STYLE (a TransformerNet, a CycleGAN
+ResNet generator, or a built-in style) to remove: each generation scores a population of
+channel codes by the pruned network's error against STYLE's output on --data images plus
+--gamma x its parameters (or multiply-adds, --cost macs). The best code becomes a physically
+smaller network, fine-tuned by distillation from STYLE on Ray Train (--finetune-steps) and
+published as NAME with a card recording the parent, the code, its speed and its error. A re-run
+of the same command resumes the search and the fine-tuning. See docs/compression.md.
 """
+# prune's settings that are flags of their own (STYLE, NAME and --data are read above)
+PRUNE_FLAGS = ("population", "generations", "gamma", "cost", "error", "vgg_weights", "s1", "s2",
+               "mutation", "eval_images", "image_size", "finetune_steps", "workers", "storage",
+               "seed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["list", "publish", "export"], help="what to do")
+    from ..training.settings import PruneSettings
+
+    parser.add_argument("action", choices=["list", "publish", "export", "prune"],
+                        help="what to do")
     parser.add_argument("style", nargs="?", metavar="STYLE|CHECKPOINT",
-                        help="export: the style to export; publish: the checkpoint to publish")
+                        help="export, prune: the style; publish: the checkpoint to publish")
     parser.add_argument("output", nargs="?", metavar="OUT|NAME",
-                        help="export: the file to write; publish: the model's name")
+                        help="export: the file to write; publish, prune: the model's name")
     parser.add_argument("--version", default=None,
                         help="publish: the version (default: one more than the highest number)")
     parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
@@ -44,6 +61,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", metavar="VIDEO", help="frames to calibrate --int8 on")
     parser.add_argument("--arch", default=None, help="architecture of a checkpoint (see video)")
     parser.add_argument("--trust-code", action="store_true", help="allow TorchScript checkpoints")
+    prune = parser.add_argument_group("prune")
+    prune.add_argument("--data", action="append", metavar="URI",
+                       help="content images: folder, s3:// prefix, glob or archive (repeat)")
+    for name in PRUNE_FLAGS:
+        field = PruneSettings.model_fields[name]
+        default = field.get_default()
+        prune.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
+                           type=type(default) if isinstance(default, (int, float)) else str,
+                           help=f"{field.description or ''} (default {default})".strip())
+    prune.add_argument("--address", default=None, help="Ray cluster address (default: "
+                       "RAY_ADDRESS or a local instance)")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -51,7 +79,24 @@ def run(args: argparse.Namespace) -> dict:
         if not args.style or not args.output:
             raise InputError("models publish needs CHECKPOINT and NAME")
         return hub.publish(args.style, args.output, version=args.version, arch=args.arch)
+    if args.action == "prune":
+        return prune(args)
     return export(args) if args.action == "export" else list_models()
+
+
+def prune(args: argparse.Namespace) -> dict:
+    import sys
+
+    from ..training.prune import prune as prune_model
+    from ..training.settings import PruneSettings
+
+    if not args.style or not args.output or not args.data:
+        raise InputError("models prune needs STYLE, NAME and --data URI")
+    chosen = {k: getattr(args, k) for k in PRUNE_FLAGS if getattr(args, k) is not None}
+    settings = PruneSettings(style=args.style, name=args.output, data=args.data,
+                             trust_code=args.trust_code, **chosen)
+    return prune_model(settings, address=args.address, progress=not args.json,
+                       say=lambda text: print(text, file=sys.stderr))
 
 
 def export(args: argparse.Namespace) -> dict:
@@ -115,6 +160,14 @@ def list_models() -> dict:
 
 
 def summary_line(result: dict) -> str:
+    if "generations" in result:
+        again = "already " if result.get("already_published") else ""
+        return (f"{again}published {result['published']}: {result['params']:,} parameters "
+                f"({result['params'] / result['parent_params']:.0%} of {result['style']}), "
+                f"{result['fps']:.1f} frames/s at 640x360 ({result['speedup']:.2f}x the "
+                f"parent), PSNR {result['psnr_db']:.1f} dB against the parent; search of "
+                f"{len(result['generations'])} generations and "
+                f"{result['finetune_steps']} fine-tuning steps in {result['run']}")
     if "format" in result:
         return (f"{result['output']}: {result['style']} as {result['format']} "
                 f"({result['dtype']}, {result['bytes'] / 1e6:.1f} MB)")

@@ -1,6 +1,6 @@
 """What every training run is told: the recipe, its data, its size and where it keeps state.
 
-Recipe-specific settings (loss weights, network sizes, the style image, the teacher) are each
+``PruneSettings`` are ``framestyle models prune``'s (``prune``). Recipe-specific settings (loss weights, network sizes, the style image, the teacher) are each
 recipe's own ``Options`` model, in the recipe's file.
 """
 
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from ..core.spec import Spec
 
@@ -40,6 +42,54 @@ class TrainSettings(Spec):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not RUN_NAME.fullmatch(value):
-            raise ValueError(f"{value!r} is not a run name: letters, digits, '.', '_', '-'")
-        return value
+        return run_name(value)
+
+
+def run_name(value: str) -> str:
+    if not RUN_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a run name: letters, digits, '.', '_', '-'")
+    return value
+
+
+class PruneSettings(Spec):
+    style: str = Field(description="the parent: a checkpoint, NAME[@V] or builtin:N")
+    name: str = Field(description="the pruned model's name (and its run folder's)")
+    data: list[str] = Field(min_length=1, description="content images for scoring and "
+                                                      "fine-tuning")
+    population: int = Field(16, ge=4, le=1024, description="codes per generation")
+    generations: int = Field(10, ge=1, le=10000, description="generations of the search")
+    gamma: float = Field(0.5, ge=0, description="weight of the cost against the error")
+    cost: Literal["params", "macs"] = Field("params", description="what gamma weighs: "
+                                            "parameters, or multiply-adds per pixel")
+    error: Literal["perceptual", "pixel"] = Field(
+        "perceptual", description="perceptual (VGG16 features; needs --vgg-weights or "
+        "torchvision's cache) or pixel (L1 + gradient, no VGG)")
+    vgg_weights: str | None = Field(None, description="VGG16 weights for the perceptual error, "
+                                                      "or 'random' (tests)")
+    s1: float = Field(0.2, ge=0, le=1, description="probability of keeping the next best code")
+    s2: float = Field(0.5, ge=0, le=1, description="probability of a crossover")
+    mutation: float = Field(0.05, gt=0, le=1, description="bit flip rate of a mutation")
+    eval_images: int = Field(8, ge=1, le=256, description="content images a code is scored on")
+    image_size: int = Field(256, ge=16, le=2048, description="their size, and the fine-tuning "
+                                                             "crops'")
+    finetune_steps: int = Field(500, ge=0, description="distillation steps after pruning (0: "
+                                                       "publish the pruned network as it is)")
+    workers: int = Field(2, ge=1, description="Ray Train workers for the fine-tuning")
+    storage: str | None = Field(None, description="run folder root (default: beside the hub)")
+    seed: int = 0
+    trust_code: bool = False
+
+    _name = field_validator("name")(classmethod(lambda cls, value: run_name(value)))
+
+    @model_validator(mode="after")
+    def _probabilities(self):
+        if self.s1 + self.s2 > 1:
+            raise ValueError(f"s1 + s2 = {self.s1 + self.s2:g}: they are probabilities of "
+                             "one draw and must not exceed 1")
+        return self
+
+    def search_identity(self) -> dict:
+        """What decides the search: a re-run with other values cannot continue it."""
+        return self.model_dump(mode="json", include={
+            "style", "data", "population", "gamma", "cost", "error", "vgg_weights", "s1", "s2",
+            "mutation", "eval_images", "image_size", "seed"})
