@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from ..core.errors import InputError
 from ..training.recipes import RECIPES
 
-HELP = "train a style network on Ray Train (fast-style, cyclegan, pix2pix, distill) and publish it"
+HELP = ("train a style network on Ray Train (fast-style, cyclegan, pix2pix, distill, temporal) "
+        "and publish it")
 FLAGS = {"data": "--data", "data_b": "--data-b"}
 EXTRA_ARGS = True  # the recipe's own options, parsed once the recipe is known
 ADD_HELP = False  # -h shows the chosen recipe's options too
@@ -26,6 +27,7 @@ examples:
   framestyle train fast-style --style-image mosaic.jpg --data coco/train2017/ --name mosaic --workers 4
   framestyle train cyclegan --data monet2photo/trainA --data-b monet2photo/trainB --name monet
   framestyle train pix2pix --data facades/train/ --name facades --steps 80000
+  framestyle train temporal --init mosaic --data s3://bucket/clips/ --name mosaic-steady --steps 2000
   framestyle train fast-style --help          # a recipe's own options
 
 The run folder STORAGE/NAME (default beside $FRAMESTYLE_MODELS, in framestyle-runs/) holds Ray
@@ -45,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", choices=list(RECIPES), metavar="RECIPE",
                         help=f"one of {', '.join(RECIPES)}")
     parser.add_argument("--data", action="append", required=True, metavar="URI",
-                        help="training images: folder, s3:// prefix, glob or .tar/.zip "
-                        "archive (repeat for more)")
+                        help="training images (videos for temporal): folder, s3:// prefix, "
+                        "glob or .tar/.zip archive (repeat for more)")
     parser.add_argument("--data-b", action="append", metavar="URI",
                         help="the second image set (cyclegan's domain B)")
     parser.add_argument("--name", required=True, help="run and model name")
@@ -102,6 +104,9 @@ def recipe_parser(name: str) -> argparse.ArgumentParser:
         if kind is bool:
             group.add_argument(flag, dest=field_name, action=argparse.BooleanOptionalAction,
                                default=None, help=text)
+        elif kind is typing.Literal:
+            group.add_argument(flag, dest=field_name, default=None, help=text,
+                               choices=typing.get_args(field.annotation))
         else:
             group.add_argument(flag, dest=field_name, default=None, help=text,
                                type=str if kind is dict else kind)

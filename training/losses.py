@@ -69,3 +69,45 @@ class ImagePool:
 
     def load(self, images: list[torch.Tensor], device: torch.device) -> None:
         self.images = [i.to(device).float() for i in images]
+
+
+# --- ReCoNet's temporal losses (Gao et al., 2018) ------------------------------------------------
+
+LUMINANCE = (0.2126, 0.7152, 0.0722)  # relative luminance of linear-ish RGB (Rec. 709)
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) sampled at x + flow(x), ``flow`` (N, 2, h, w) in pixels of its own size
+    (scaled to the image's when smaller): brings frame t-1 to frame t's grid."""
+    n, _, h, w = image.shape
+    if flow.shape[-2:] != (h, w):
+        sy, sx = h / flow.shape[-2], w / flow.shape[-1]
+        flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False)
+        flow = flow * flow.new_tensor([sx, sy]).view(1, 2, 1, 1)
+    ys, xs = torch.meshgrid(torch.arange(h, device=image.device, dtype=image.dtype),
+                            torch.arange(w, device=image.device, dtype=image.dtype), indexing="ij")
+    x = (xs + flow[:, 0]) / max(w - 1, 1) * 2 - 1
+    y = (ys + flow[:, 1]) / max(h - 1, 1) * 2 - 1
+    return F.grid_sample(image, torch.stack([x, y], dim=-1), mode="bilinear",
+                         padding_mode="border", align_corners=True)
+
+
+def output_temporal_loss(out_prev, out, in_prev, in_now, flow, mask) -> torch.Tensor:
+    """ReCoNet's output-level loss: where the flow holds (``mask``), the output may change
+    between frames only as much as the input's luminance does."""
+    weights = in_now.new_tensor(LUMINANCE).view(1, 3, 1, 1)
+    input_change = ((in_now - warp(in_prev, flow)) * weights).sum(1, keepdim=True)
+    change = out - warp(out_prev, flow) - input_change
+    return (mask * change.pow(2)).sum() / (mask.sum() * out.shape[1]).clamp_min(1)
+
+
+def feature_temporal_loss(features_prev, features, flow, mask) -> torch.Tensor:
+    """ReCoNet's feature-level loss: the encoder's features of frame t match frame t-1's warped
+    along the flow (both at the features' size), relative to the features' own energy."""
+    size = features.shape[-2:]
+    small_mask = F.interpolate(mask, size=size, mode="area")
+    small_mask = (small_mask > 0.999).to(features.dtype)  # only where the whole cell is trusted
+    change = features - warp(features_prev, flow)
+    energy = features.detach().pow(2).mean().clamp_min(1e-8)
+    return (small_mask * change.pow(2)).sum() / (
+        small_mask.sum() * features.shape[1]).clamp_min(1) / energy

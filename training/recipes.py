@@ -33,6 +33,8 @@ RECIPES: dict[str, Entry] = {
                      "U-Net generator"),
     "distill": Entry(".distill", "Distill", "a student of any architecture and width learns a "
                      "teacher style (--teacher); no VGG weights needed"),
+    "temporal": Entry(".temporal", "Temporal", "Gao et al. (ReCoNet): a TransformerNet (--init) "
+                      "learns not to flicker from frame pairs of --data videos"),
 }
 
 
