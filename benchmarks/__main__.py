@@ -42,6 +42,9 @@ BENCHMARKS: dict[str, list[str]] = {
     "int8": [],
     "training": ["--steps", "2", "--workers", "1", "--recipes", "distill", "--distill-steps",
                  "4", "--distill-size", "64"],
+    "compress": ["--population", "4", "--generations", "1", "--finetune-steps", "2",
+                 "--parent-steps", "2", "--temporal-steps", "2", "--size", "64", "--held-out", "2",
+                 "--flicker-frames", "6", "--flicker-height", "90"],
     "gpu": ["--quick"],
     "serve": ["--quick"],
 }

@@ -121,6 +121,23 @@ def _training(d: dict) -> list[tuple[str, str]]:
             for r in d.get("throughput", [])]
 
 
+def _compress(rows: list) -> list[tuple[str, str]]:
+    out = []
+    for r in rows:
+        if "e_warp" in r:
+            e = r["e_warp"]
+            out.append((f"temporal recipe on {r.get('parent_label', r['parent'])}: E_warp "
+                        "without / with the flow step, vs the parent",
+                        f"{e['flow_off']} / {e['flow_on']} vs {e['parent_flow_off']} / "
+                        f"{e['parent_flow_on']}"))
+        else:
+            out.append((f"pruned {r.get('parent_label', r['parent'])}: speed and PSNR vs the "
+                        "parent",
+                        f"{r['speedup']}x ({r['params']:,} of {r['parent_params']:,} "
+                        f"parameters), {r['psnr_db']} dB (target 2x at >= 30 dB)"))
+    return out
+
+
 def _gpu(d: dict) -> list[tuple[str, str]]:
     rows = [(f"model only {r.get('style', '')} {r['resolution']} {r['dtype']}"
              f"{' channels_last' if r['channels_last'] else ''}"
@@ -144,7 +161,8 @@ HEADLINES: dict[str, Callable] = {
     "engines": _engines, "naive_loop": _naive, "video_pipeline": _video_pipeline,
     "peer": _peer, "temporal": _temporal, "flicker_metric": _flicker_metric,
     "host_ceiling": _host, "host_ceiling_gpu": _host, "scale_out": _scale_out,
-    "images": _images, "bulk": _bulk, "int8": _int8, "training": _training, "gpu": _gpu,
+    "images": _images, "bulk": _bulk, "int8": _int8, "training": _training,
+    "compress": _compress, "gpu": _gpu,
     "serve": _serve,
 }
 
@@ -159,7 +177,7 @@ def table_rows(folder: Path, runs: dict) -> list[list[str]]:
         if not path.exists():
             continue
         data = json.loads(path.read_text())
-        device = _device(data) if isinstance(data, dict) else _device({})
+        device = _device(data if isinstance(data, dict) else (data[0] if data else {}))
         try:
             figures = headline(data)
         except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:

@@ -39,9 +39,9 @@ published as NAME with a card recording the parent, the code, its speed and its 
 of the same command resumes the search and the fine-tuning. See docs/compression.md.
 """
 # prune's settings that are flags of their own (STYLE, NAME and --data are read above)
-PRUNE_FLAGS = ("population", "generations", "gamma", "cost", "error", "vgg_weights", "s1", "s2",
-               "mutation", "eval_images", "image_size", "finetune_steps", "workers", "storage",
-               "seed")
+PRUNE_FLAGS = ("population", "generations", "gamma", "cost", "error", "vgg_weights",
+               "discriminator", "adversarial_weight", "s1", "s2", "mutation", "eval_images",
+               "image_size", "finetune_steps", "workers", "storage", "seed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -90,7 +90,7 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
                  recognise=cycle_gan.recognise_resnet_generator,
                  at_width=generator_filters, channel_groups=cycle_gan.generator_channel_groups),
     Architecture("patchgan_discriminator", cycle_gan.NLayerDiscriminator, (-1.0, 1.0),
-                 stylizes=False),
+                 recognise=cycle_gan.recognise_discriminator, stylizes=False),
     # any picture as a style: the transformer is conditioned on the predictor's style vector
     Architecture("arbitrary_transformer", arbitrary.ArbitraryTransformer, (0.0, 1.0),
                  conditioned=True, from_onnx=arbitrary.transformer_state,

@@ -158,3 +158,14 @@ def recognise_resnet_generator(state: dict[str, torch.Tensor]) -> dict | None:
     if channels != generator_channels(config["ngf"], config["n_blocks"]):
         config["channels"] = channels
     return config
+
+
+def recognise_discriminator(state: dict[str, torch.Tensor]) -> dict | None:
+    """The constructor config of a PatchGAN discriminator's state dict (junyanz's
+    ``latest_net_D_A.pth``), else None: its first layer is a 4x4 convolution at ``model.0``."""
+    first = state.get("model.0.weight")
+    if first is None or first.dim() != 4 or tuple(first.shape[2:]) != (4, 4):
+        return None
+    convs = [k for k, v in state.items() if re.fullmatch(r"model\.\d+\.weight", k) and v.dim() == 4]
+    return {"input_nc": first.shape[1], "ndf": first.shape[0], "n_layers": len(convs) - 2,
+            "norm": norm_of(state)}

@@ -173,20 +173,49 @@ def test_prune_publishes_a_smaller_network_close_to_its_parent_that_the_video_jo
     assert hub.list_models() == {"lite": ["1"]}
 
 
-def test_prune_a_builtin_style_one_at_a_time(ray_session, photos, hub_root, capsys):
-    code, out, err = run_cli(capsys, "models", "prune", "builtin:7", "seven-lite", "--data",
-                             photos, "--error", "perceptual", "--vgg-weights", "random",
-                             "--cost", "macs", "--population", "4", "--generations", "1",
-                             "--image-size", "32", "--eval-images", "2", "--finetune-steps", "0",
-                             "--json")
+def test_prune_a_builtin_style_one_at_a_time_and_go_on_searching(ray_session, photos, hub_root,
+                                                                  capsys):
+    argv = ["models", "prune", "builtin:7", "seven-lite", "--data", photos, "--error",
+            "perceptual", "--vgg-weights", "random", "--cost", "macs", "--population", "4",
+            "--image-size", "32", "--eval-images", "2", "--finetune-steps", "0", "--json"]
+    code, out, err = run_cli(capsys, *argv, "--generations", "1")
     assert code == 0, err
-    result = json.loads(out)
-    assert result["arch"] == "one_style" and set(result["channels"]) >= {"contract0", "stream"}
+    first = json.loads(out)
+    assert first["arch"] == "one_style" and set(first["channels"]) >= {"contract0", "stream"}
     ref = hub.resolve("seven-lite")
     assert ref.arch.name == "one_style" and ref.condition is None  # a style of its own
+    # more generations later: the saved search goes on from where it stopped
+    code, out, err = run_cli(capsys, *argv, "--generations", "2")
+    assert code == 0 and "resuming the search of seven-lite at generation 1" in err, err
+    second = json.loads(out)
+    assert second["generations"][0] == first["generations"][0]
+    assert second["generations"][1]["fitness"] <= first["generations"][0]["fitness"]
+    assert hub.list_models() == {"seven-lite": ["1", "2"]}
 
 
-@pytest.mark.parametrize("case", ["unprunable", "no-vgg", "probabilities", "no-data"])
+def test_prune_a_cyclegan_generator_scored_by_its_discriminator(ray_session, photos, hub_root,
+                                                                tmp_path, capsys):
+    from framestyle.models.cycle_gan import NLayerDiscriminator, ResnetGenerator
+
+    torch.manual_seed(0)
+    generator, critic = tmp_path / "latest_net_G_A.pth", tmp_path / "latest_net_D_A.pth"
+    torch.save(ResnetGenerator(ngf=8, n_blocks=2).state_dict(), generator)
+    torch.save(NLayerDiscriminator(ndf=8, n_layers=2).state_dict(), critic)
+    code, out, err = run_cli(capsys, "models", "prune", generator, "horse-lite", "--data", photos,
+                             "--error", "pixel", "--discriminator", critic,
+                             "--adversarial-weight", "0.5", "--gamma", "5", "--population", "4",
+                             "--generations", "1", "--image-size", "32", "--eval-images", "2",
+                             "--finetune-steps", "0", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    best = result["generations"][0]
+    assert best["adversarial"] > 0  # the critic's score is part of the fitness
+    assert best["fitness"] > best["error"] + 0.5 * best["adversarial"] - 1e-9
+    assert result["arch"] == "resnet_generator" and result["params"] < result["parent_params"]
+
+
+@pytest.mark.parametrize("case", ["unprunable", "no-vgg", "probabilities", "no-data",
+                                  "critic-for-builtin"])
 def test_bad_prune_input_is_one_line_and_publishes_nothing(case, photos, hub_root, tmp_path,
                                                            capsys, monkeypatch):
     from framestyle.models.pix2pix import UnetGenerator
@@ -201,6 +230,7 @@ def test_bad_prune_input_is_one_line_and_publishes_nothing(case, photos, hub_roo
         "no-vgg": (["models", "prune", "builtin:1", "x", "--data", photos],
                    "or score codes by --error pixel"),
         "probabilities": ([*base, "--s1", "0.6", "--s2", "0.6"], "must not exceed 1"),
+        "critic-for-builtin": ([*base, "--discriminator", unet], "scores GAN generators"),
         "no-data": (["models", "prune", "builtin:1", "x", "--error", "pixel", "--data",
                      tmp_path / "nope"],
                     "--data: input not found"),

@@ -59,9 +59,10 @@ Score = Callable[[list[np.ndarray]], list[dict]]  # codes -> [{"fitness": f, ...
 
 
 def run_generation(state: SearchState, sizes: list[int], score: Score, s1: float, s2: float,
-                   mutation: float, breed: bool = True) -> dict:
-    """Score ``state.population``, record the generation's row, and (``breed``) replace the
-    population by the next generation. Returns the row."""
+                   mutation: float) -> dict:
+    """Score ``state.population``, record the generation's row, and replace the population by
+    the next generation (so that a search given more generations later goes on from there).
+    Returns the row."""
     rng = np.random.default_rng()
     rng.bit_generator.state = state.rng
     codes = [np.asarray(c, bool) for c in state.population]
@@ -76,9 +77,8 @@ def run_generation(state: SearchState, sizes: list[int], score: Score, s1: float
            "mean_fitness": float(np.mean([s["fitness"] for s in scores])),
            "kept": int(np.sum(state.best["code"]))}
     state.table.append(row)
-    if breed:
-        state.population = [c.astype(int).tolist()
-                            for c in _next(codes, scores, order, sizes, rng, s1, s2, mutation)]
+    state.population = [c.astype(int).tolist()
+                        for c in _next(codes, scores, order, sizes, rng, s1, s2, mutation)]
     state.rng = rng.bit_generator.state
     return row
 

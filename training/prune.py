@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core import storage, tempdirs
-from ..core.errors import InputError
+from ..core.lease import Lease
+from ..core.errors import FieldError, InputError
 from ..models import architectures, hub
 from ..models.export import UnitRangeModel
 from ..models.multistyle import one_style_state
@@ -47,6 +48,7 @@ from . import evolution
 from .settings import PruneSettings, TrainSettings
 
 SEARCH_FILE, RESULT_FILE = "prune-search.json", "prune-result.json"
+SEARCH_FOLDER = "search"  # its lease: one search of a NAME at a time
 PRUNED_FOLDER = "pruned"
 SPEED_SIZE = (360, 640)  # frames/s on the card are measured at 640x360
 PSNR_CAP_DB = 99.0  # identical outputs: JSON has no infinity
@@ -191,14 +193,24 @@ def score_codes(job: dict, codes: list[np.ndarray]) -> list[dict]:
     torch.set_num_threads(1)  # one task per CPU
     parent: Parent = job["parent"]
     measure = ErrorMeasure(job["error"], job["vgg"], job["seed"])
+    critic = None
+    if job.get("discriminator"):
+        arch, config, state = job["discriminator"]
+        critic = architectures.get(arch).build(config).eval()
+        critic.load_state_dict(state)
     names, sizes = zip(*((g.name, g.size) for g in parent.groups))
     out = []
     for code in codes:
         net = parent.unit_range(parent.module(evolution.split(code, list(names), list(sizes))))
         with torch.no_grad():
-            error = measure(net(job["images"]), job["targets"])
-        out.append({"error": error, "params": sum(p.numel() for p in net.parameters()),
-                    "macs": count_macs(net, torch.rand(1, 3, MACS_PROBE, MACS_PROBE))})
+            outputs = net(job["images"])
+            scores = {"error": measure(outputs, job["targets"]),
+                      "params": sum(p.numel() for p in net.parameters()),
+                      "macs": count_macs(net, torch.rand(1, 3, MACS_PROBE, MACS_PROBE))}
+            if critic is not None:  # LSGAN: how far from "real" the critic finds the outputs
+                logits = critic(outputs * 2 - 1)
+                scores["adversarial"] = float(F.mse_loss(logits, torch.ones_like(logits)))
+        out.append(scores)
     return out
 
 
@@ -215,20 +227,23 @@ def prune(settings: PruneSettings, address: str | None = None, progress: bool = 
         "style": _absolute(settings.style), "data": [_absolute(d) for d in settings.data]})
     parent = load_parent(settings.style, settings.trust_code)
     vgg = _vgg(settings)
+    discriminator = _discriminator(settings, parent)
     run_root = settings.storage or default_storage(hub.hub_root())
     run_uri = storage.join(run_root, settings.name)
     check_shared(address, [*(("--data", uri) for uri in settings.data), ("--storage", run_root),
                            (f"${hub.HUB_ENV}", hub.hub_root())])
     result_uri = storage.join(run_uri, RESULT_FILE)
-    done = storage.storage_for(result_uri).get_bytes(result_uri)
-    if done is not None and json.loads(done)["settings"] == settings.model_dump(mode="json"):
-        return {**json.loads(done)["result"], "already_published": True}
+    done = _finished(result_uri, settings)
+    if done is not None:
+        return done
     images = content_images(settings.data, settings.eval_images,
                             _multiple_of(settings.image_size, parent.arch.multiple(parent.config)))
     with torch.no_grad():
         targets = parent.unit_range(parent.module())(images)
     connect(address)
-    state = _search(parent, settings, images, targets, vgg, run_uri, progress, say)
+    with Lease(storage.join(run_uri, SEARCH_FOLDER)):  # one search of NAME at a time
+        state = _search(parent, settings, images, targets, vgg, discriminator, run_uri,
+                        progress, say)
     names = [g.name for g in parent.groups]
     keep = evolution.split(state.best["code"], names, [g.size for g in parent.groups])
     child = parent.module(keep)
@@ -252,10 +267,14 @@ def prune(settings: PruneSettings, address: str | None = None, progress: bool = 
             card=lambda module: {**card, **speed.measure(module)})
         published, measured = trained["published"][0], _card_of(trained["published"][0])
     else:
-        measured = speed.measure(child)
-        written = hub.publish_module(child, parent.arch.name, child_config, settings.name,
-                                     provenance={**card, **measured})
-        published = f"{written['name']}@{written['version']}"
+        with Lease(run_uri):  # (train takes the same lease for its own publication)
+            done = _finished(result_uri, settings)
+            if done is not None:
+                return done
+            measured = speed.measure(child)
+            written = hub.publish_module(child, parent.arch.name, child_config, settings.name,
+                                         provenance={**card, **measured})
+            published = f"{written['name']}@{written['version']}"
     result = {"name": settings.name, "style": settings.style, "published": published,
               "arch": parent.arch.name, "channels": child_config["channels"],
               "generations": state.table, "finetune_steps": settings.finetune_steps,
@@ -266,6 +285,14 @@ def prune(settings: PruneSettings, address: str | None = None, progress: bool = 
 
 
 _MEASURED = ("params", "parent_params", "fps", "parent_fps", "speedup", "psnr_db", "error")
+
+
+def _finished(result_uri: str, settings: PruneSettings) -> dict | None:
+    """The summary of this very command's earlier run, if it published."""
+    done = storage.storage_for(result_uri).get_bytes(result_uri)
+    if done is not None and json.loads(done)["settings"] == settings.model_dump(mode="json"):
+        return {**json.loads(done)["result"], "already_published": True}
+    return None
 
 
 def _absolute(uri: str) -> str:
@@ -280,6 +307,24 @@ def _multiple_of(size: int, multiple: int) -> int:
     return max(multiple, size - size % multiple)
 
 
+def _discriminator(settings: PruneSettings, parent: Parent) -> tuple | None:
+    """(arch, config, state) of ``--discriminator``, for a GAN generator's search."""
+    if settings.discriminator is None:
+        return None
+    from ..models.checkpoints import inspect, load_module
+
+    if parent.arch.name != "resnet_generator":
+        raise FieldError("discriminator", f"scores GAN generators; {settings.style} is a "
+                                          f"{parent.arch.name}")
+    uri = settings.discriminator
+    if storage.storage_for(uri).stat(uri) is None:
+        raise FieldError("discriminator", f"not found: {uri}")
+    local = hub.fetch_checkpoint(uri)
+    arch = architectures.get("patchgan_discriminator")
+    card = inspect(local, arch=arch.name)
+    return arch.name, card.config, load_module(local, arch, card.config).state_dict()
+
+
 def _vgg(settings: PruneSettings) -> dict | None:
     if settings.error != "perceptual":
         return None
@@ -291,8 +336,8 @@ def _vgg(settings: PruneSettings) -> dict | None:
         raise InputError(f"{e} (or score codes by --error pixel, which needs no VGG)") from None
 
 
-def _search(parent: Parent, settings: PruneSettings, images, targets, vgg, run_uri: str,
-            progress: bool, say) -> evolution.SearchState:
+def _search(parent: Parent, settings: PruneSettings, images, targets, vgg, discriminator,
+            run_uri: str, progress: bool, say) -> evolution.SearchState:
     """The genetic search, continued from the run folder's saved state when there is one."""
     import ray
 
@@ -315,7 +360,7 @@ def _search(parent: Parent, settings: PruneSettings, images, targets, vgg, run_u
     if state.generation:
         say(f"resuming the search of {settings.name} at generation {state.generation}")
     job = ray.put({"parent": parent, "images": images, "targets": targets, "error": settings.error,
-                   "vgg": vgg, "seed": settings.seed})
+                   "vgg": vgg, "seed": settings.seed, "discriminator": discriminator})
     task = ray.remote(num_cpus=1)(score_codes)
     tasks = max(1, min(settings.population, int(ray.cluster_resources().get("CPU", 1))))
     whole = parent.module()
@@ -331,17 +376,17 @@ def _search(parent: Parent, settings: PruneSettings, images, targets, vgg, run_u
             for j, result in enumerate(share_result):
                 ordered[i + j * tasks] = result
         for result in ordered:
-            result["fitness"] = result["error"] + settings.gamma * (
-                result[settings.cost] / parent_cost[settings.cost])
+            result["fitness"] = (result["error"] + settings.gamma * result[settings.cost]
+                                 / parent_cost[settings.cost]
+                                 + settings.adversarial_weight * result.get("adversarial", 0.0))
         return ordered
 
     bar = progress_bar(settings.generations, "gen", f"prune {settings.name}", enabled=progress,
                        initial=state.generation)
     try:
         while state.generation < settings.generations:
-            row = evolution.run_generation(
-                state, sizes, score, settings.s1, settings.s2, settings.mutation,
-                breed=state.generation + 1 < settings.generations)
+            row = evolution.run_generation(state, sizes, score, settings.s1, settings.s2,
+                                           settings.mutation)
             store.put_bytes(json.dumps({"settings": settings.search_identity(),
                                         "state": state.to_json()}).encode(), uri)
             bar.update(1)
@@ -356,7 +401,9 @@ def _table_row(row: dict, parent_params: int) -> str:
     return (f"generation {row['generation']:>3}: best fitness {row['fitness']:.4f}, "
             f"error {row['error']:.4f}, {row['params']:,} parameters "
             f"({row['params'] / parent_params:.0%}), {row['macs'] / MACS_PROBE ** 2:,.0f} "
-            f"multiply-adds/pixel, mean fitness {row['mean_fitness']:.4f}")
+            f"multiply-adds/pixel"
+            + (f", discriminator {row['adversarial']:.4f}" if "adversarial" in row else "")
+            + f", mean fitness {row['mean_fitness']:.4f}")
 
 
 def _save_pruned(child: nn.Module, arch: str, config: dict, run_uri: str) -> str:

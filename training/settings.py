@@ -66,6 +66,11 @@ class PruneSettings(Spec):
         "torchvision's cache) or pixel (L1 + gradient, no VGG)")
     vgg_weights: str | None = Field(None, description="VGG16 weights for the perceptual error, "
                                                       "or 'random' (tests)")
+    discriminator: str | None = Field(None, description="a PatchGAN discriminator checkpoint "
+                                      "(CycleGAN's latest_net_D_A.pth): its score joins the "
+                                      "fitness of a GAN generator's codes")
+    adversarial_weight: float = Field(0.1, ge=0, description="weight of the discriminator's "
+                                      "score (least squares against 'real')")
     s1: float = Field(0.2, ge=0, le=1, description="probability of keeping the next best code")
     s2: float = Field(0.5, ge=0, le=1, description="probability of a crossover")
     mutation: float = Field(0.05, gt=0, le=1, description="bit flip rate of a mutation")
@@ -91,5 +96,5 @@ class PruneSettings(Spec):
     def search_identity(self) -> dict:
         """What decides the search: a re-run with other values cannot continue it."""
         return self.model_dump(mode="json", include={
-            "style", "data", "population", "gamma", "cost", "error", "vgg_weights", "s1", "s2",
-            "mutation", "eval_images", "image_size", "seed"})
+            "style", "data", "population", "gamma", "cost", "error", "vgg_weights", "discriminator",
+            "adversarial_weight", "s1", "s2", "mutation", "eval_images", "image_size", "seed"})

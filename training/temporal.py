@@ -53,7 +53,7 @@ class Options(Spec):
 class Temporal(Recipe):
     Options = Options
     batch_size = 2
-    lr = 1e-4
+    lr = 1e-4  # fine-tuning a trained network (ReCoNet trains from scratch at 1e-3)
     paired = True  # a row is frame t | frame t + gap, as batch["a"], batch["b"]
     jitter = 1.25
 
