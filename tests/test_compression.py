@@ -263,6 +263,44 @@ def moving_clip(path, frames: int = 30, size=(128, 96), step: int = 2, noise: fl
     return path
 
 
+def test_video_pairs_from_an_archive_in_s3_are_consecutive_frames_with_their_flow(
+        bucket, tmp_path):
+    """The temporal recipe's two data stages, on a .tar of clips in S3: every row is a pair of
+    consecutive frames (frame t+1 is frame t moved along the row's flow), the flow is the
+    clip's motion (2 px a frame), and a member that is no video is one invalid row."""
+    import tarfile
+
+    from framestyle.core import storage
+    from framestyle.pipeline.image_source import resolve_sources
+    from framestyle.pipeline.temporal import warp
+    from framestyle.training.data import Augment
+    from framestyle.training.video_pairs import pair_rows, with_flow
+
+    moving_clip(tmp_path / "pan.mp4", noise=0)
+    (tmp_path / "readme.mp4").write_text("not a video")
+    with tarfile.open(tmp_path / "clips.tar", "w") as tar:
+        tar.add(tmp_path / "pan.mp4", "clips/pan.mp4")
+        tar.add(tmp_path / "readme.mp4", "clips/readme.mp4")
+    uri = f"s3://{bucket}/temporal/clips.tar"
+    storage.storage_for(uri).upload(str(tmp_path / "clips.tar"), uri)
+    [unit] = resolve_sources([uri])
+    rows = [with_flow(row, "dis") for row in pair_rows(unit.to_row(), Augment(64, 1.25, True),
+                                                        pairs=6, gap=1)]
+    assert [row["valid"] for row in rows] == [True] * 6 + [False]
+    assert "readme.mp4: not a video" in rows[-1]["source"]
+    for row in rows[:6]:
+        first, second = row["image"][..., :3], row["image"][..., 3:]
+        assert row["image"].shape == (64, 64, 6) and row["flow"].shape == (64, 64, 2)
+        visible = row["mask"][..., 0] > 0
+        assert visible.mean() > 0.5
+        # 2 px a frame, scaled by 1.25 * 64 / 96 to the crop; leftwards or, flipped, rightwards
+        assert abs(abs(np.median(row["flow"][..., 0][visible])) - 2 * 80 / 96) < 0.5
+        assert abs(np.median(row["flow"][..., 1][visible])) < 0.3
+        moved = warp(first, row["flow"])
+        error = np.abs(moved.astype(float) - second)[visible].mean()
+        assert error < 0.25 * np.abs(first.astype(float) - second)[visible].mean(), error
+
+
 def test_temporal_recipe_lowers_the_warping_error_of_its_own_outputs(
         ray_session, hub_root, tmp_path, capsys):
     (tmp_path / "clips").mkdir()
