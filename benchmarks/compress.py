@@ -168,6 +168,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--held-out", type=int, default=12, help="held-out frames at 640x360")
     parser.add_argument("--flicker-frames", type=int, default=48)
     parser.add_argument("--flicker-height", type=int, default=240)
+    parser.add_argument("--parents", default="builtin,transformer",
+                        help="which parents to prune (comma-separated)")
+    parser.add_argument("--no-temporal", action="store_true", help="skip the temporal recipe")
+    parser.add_argument("--output", default="compress.json", help="result file name")
     args = parser.parse_args(argv)
 
     import ray
@@ -192,6 +196,9 @@ def main(argv: list[str] | None = None) -> dict:
     parents = {STYLE: ("builtin7-pruned", STYLE),
                transformer: ("transformer-pruned", f"TransformerNet ({STYLE} distilled, "
                                                    f"{args.parent_steps} steps)")}
+    chosen = args.parents.split(",")
+    parents = {k: v for k, v in parents.items()
+               if ("builtin" if k == STYLE else "transformer") in chosen}
     rows = []
     for parent, (name, label) in parents.items():
         result = prune_timed(parent, name, photos, args, storage)
@@ -202,8 +209,10 @@ def main(argv: list[str] | None = None) -> dict:
               f"{r['parent_fps']:.2f} frames/s ({r['speedup']:.2f}x), PSNR {r['psnr_db']:.1f} dB "
               f"({r['wall_s']:.0f} s)", flush=True)
 
-    rows.append({**temporal_row(transformer, args, tmp, storage, held_out),
-                 "parent_label": parents[transformer][1]})
+    if not args.no_temporal:
+        rows.append({**temporal_row(transformer, args, tmp, storage, held_out),
+                     "parent_label": f"TransformerNet ({STYLE} distilled, "
+                                     f"{args.parent_steps} steps)"})
     common = {"device": "cpu", "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
               "machine": platform.machine(), "date": time.strftime("%Y-%m-%d"),
               "command": "python -m benchmarks.compress " + " ".join(argv or sys.argv[1:]),
@@ -211,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict:
               "benchmark_wall_s": round(time.monotonic() - started, 1)}
     rows = [{**row, **common} for row in rows]
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "compress.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (RESULTS / args.output).write_text(json.dumps(rows, indent=2) + "\n")
     print_tables(rows)
     ray.shutdown()
     workdir.cleanup()
