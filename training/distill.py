@@ -21,6 +21,7 @@ from ..core.spec import Spec
 from ..models import architectures, hub
 from ..models.export import UnitRangeModel
 from ..pipeline.style_image import resolve_style
+from .losses import gradient_l1
 from .recipe import Product, Recipe, from_pixels, to_pixels
 
 
@@ -80,9 +81,7 @@ class Distill(Recipe):
             target = self.teacher(x)
         y = self._student(x)
         l1 = F.l1_loss(y, target)
-        gradient = self.options.gradient_weight * (
-            F.l1_loss(y.diff(dim=-1), target.diff(dim=-1))
-            + F.l1_loss(y.diff(dim=-2), target.diff(dim=-2)))
+        gradient = self.options.gradient_weight * gradient_l1(y, target)
         loss = l1 + gradient
         optimizer = self.optimizers["student"]
         optimizer.zero_grad(set_to_none=True)

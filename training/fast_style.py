@@ -63,14 +63,7 @@ class FastStyle(Recipe):
     def build(self, prepared: dict) -> None:
         self.nets["generator"] = TransformerNet(self.options.width).to(self.device)
         self.adam("generator", self.nets["generator"].parameters(), betas=(0.9, 0.999))
-        self.vgg = Vgg16Features().to(self.device).eval()
-        if prepared["vgg"] is not None:
-            self.vgg.load_state_dict(prepared["vgg"])
-        else:  # the same random loss network on every worker
-            generator = torch.Generator().manual_seed(self.settings.seed)
-            for p in self.vgg.parameters():
-                p.data.copy_(torch.randn(p.shape, generator=generator) * 0.05)
-        self.vgg.requires_grad_(False)
+        self.vgg = loss_network(prepared["vgg"], self.settings.seed).to(self.device)
         style = torch.from_numpy(prepared["style"]).permute(2, 0, 1)[None].float() / 255
         with torch.no_grad():
             self.style_grams = [gram_matrix(f) for f in self.vgg(style.to(self.device))]
@@ -100,6 +93,19 @@ class FastStyle(Recipe):
     @classmethod
     def products(cls, settings, options: Options) -> list[Product]:
         return [Product("generator", "transformer_net", {"width": options.width})]
+
+
+def loss_network(state: dict[str, torch.Tensor] | None, seed: int) -> Vgg16Features:
+    """VGG16 with ``state`` (``vgg_state``), frozen, in eval mode; without one, random weights
+    drawn from ``seed``, the same on every worker (``--vgg-weights random``)."""
+    vgg = Vgg16Features().eval()
+    if state is not None:
+        vgg.load_state_dict(state)
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        for p in vgg.parameters():
+            p.data.copy_(torch.randn(p.shape, generator=generator) * 0.05)
+    return vgg.requires_grad_(False)
 
 
 def vgg_state(weights: str | None) -> dict[str, torch.Tensor] | None:

@@ -15,6 +15,13 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     return flat.bmm(flat.transpose(1, 2)) / (c * h * w)
 
 
+def gradient_l1(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 between the images' horizontal and vertical differences: keeps brush strokes sharp
+    where plain L1 would accept a blur (distillation's second term)."""
+    return (F.l1_loss(y.diff(dim=-1), target.diff(dim=-1))
+            + F.l1_loss(y.diff(dim=-2), target.diff(dim=-2)))
+
+
 def total_variation(y: torch.Tensor) -> torch.Tensor:
     """Sum of absolute differences between neighbouring pixels, per image (Johnson et al.'s
     TV regulariser, in the network's own pixel units)."""

@@ -40,11 +40,11 @@ from ..models import architectures, hub
 from ..models.export import UnitRangeModel
 from ..models.multistyle import one_style_state
 from ..models.pruning import ChannelGroup, kept_channels, prune_state
-from ..models.vgg import Vgg16Features
 from ..pipeline.cluster import check_shared, connect
 from ..pipeline.progress import progress_bar
 from ..pipeline.style_image import resolve_style
 from . import evolution
+from .losses import gradient_l1
 from .settings import PruneSettings, TrainSettings
 
 SEARCH_FILE, RESULT_FILE = "prune-search.json", "prune-result.json"
@@ -141,24 +141,14 @@ class ErrorMeasure:
     image-gradient L1 (the distillation loss)."""
 
     def __init__(self, kind: str, vgg_state: dict | None, seed: int = 0):
-        self.kind = kind
-        self.vgg = None
-        if kind == "perceptual":
-            self.vgg = Vgg16Features().eval()
-            if vgg_state is not None:
-                self.vgg.load_state_dict(vgg_state)
-            else:  # 'random': the same random loss network everywhere (smoke tests)
-                generator = torch.Generator().manual_seed(seed)
-                for p in self.vgg.parameters():
-                    p.data.copy_(torch.randn(p.shape, generator=generator) * 0.05)
-            self.vgg.requires_grad_(False)
+        from .fast_style import loss_network
+
+        self.vgg = loss_network(vgg_state, seed) if kind == "perceptual" else None
 
     @torch.no_grad()
     def __call__(self, outputs: torch.Tensor, targets: torch.Tensor) -> float:
         if self.vgg is None:
-            return float(F.l1_loss(outputs, targets)
-                         + F.l1_loss(outputs.diff(dim=-1), targets.diff(dim=-1))
-                         + F.l1_loss(outputs.diff(dim=-2), targets.diff(dim=-2)))
+            return float(F.l1_loss(outputs, targets) + gradient_l1(outputs, targets))
         errors = [F.mse_loss(a, b) / b.pow(2).mean().clamp_min(1e-12)
                   for a, b in zip(self.vgg(outputs), self.vgg(targets))]
         return float(sum(errors) / len(errors))
@@ -436,6 +426,7 @@ class _Speed:
     def __init__(self, parent: Parent, images: torch.Tensor, targets: torch.Tensor):
         self.parent, self.images, self.targets = parent, images, targets
         self._parent_fps: float | None = None
+        self._parent_params = sum(p.numel() for p in parent.module().parameters())
 
     def measure(self, module: nn.Module) -> dict:
         net = self.parent.unit_range(module.eval())
@@ -445,7 +436,7 @@ class _Speed:
             self._parent_fps = frames_per_second(self.parent.unit_range(self.parent.module()))
         fps = frames_per_second(net)
         return {"params": sum(p.numel() for p in module.parameters()),
-                "parent_params": sum(p.numel() for p in self.parent.module().parameters()),
+                "parent_params": self._parent_params,
                 "fps": round(fps, 2), "parent_fps": round(self._parent_fps, 2),
                 "speedup": round(fps / self._parent_fps, 3),
                 "psnr_db": round(psnr(outputs, self.targets), 2),

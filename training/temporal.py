@@ -30,7 +30,7 @@ from ..core.spec import Spec
 from ..models import hub
 from . import video_pairs
 from .data import pass_repeats
-from .losses import feature_temporal_loss, output_temporal_loss
+from .losses import feature_temporal_loss, gradient_l1, output_temporal_loss
 from .recipe import Product, Recipe
 
 ARCH = "transformer_net"
@@ -79,9 +79,7 @@ class Temporal(Recipe):
         with torch.no_grad():
             target = self.teacher(frames * 255) / 255
         o = self.options
-        keep = o.keep_weight * (F.l1_loss(styled, target)
-                                + F.l1_loss(styled.diff(dim=-1), target.diff(dim=-1))
-                                + F.l1_loss(styled.diff(dim=-2), target.diff(dim=-2)))
+        keep = o.keep_weight * (F.l1_loss(styled, target) + gradient_l1(styled, target))
         out_prev, out = styled.chunk(2)
         features_prev, features_now = features.chunk(2)
         flow, mask = batch["flow"], batch["mask"]
