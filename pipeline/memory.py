@@ -12,6 +12,7 @@ what does not fit in tiles (``models.tiling``).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 CPU_SHARE = 0.8  # of a stylizer's share of the node's memory; the rest for its queues
@@ -42,12 +43,16 @@ def worker_budget(device) -> int:
     return int(memory * CPU_SHARE / max(1, workers))
 
 
+def process_budget(replicas: int) -> int:
+    """Bytes each of ``replicas`` stylizers sharing this process outside Ray may use."""
+    return int(physical_memory() * LOCAL_SHARE * CPU_SHARE / max(1, replicas))
+
+
 def _node_share() -> tuple[float, float]:
     """(memory for tasks on this node, stylizers it runs); outside Ray, (part of the machine, 1)."""
+    ray = sys.modules.get("ray")  # a process that never imported Ray is outside it
     try:
-        import ray
-
-        if ray.is_initialized():
+        if ray is not None and ray.is_initialized():
             node_id = ray.get_runtime_context().get_node_id()
             for node in ray.nodes():
                 if node["NodeID"] == node_id and node.get("Alive", True):

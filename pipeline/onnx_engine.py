@@ -53,10 +53,17 @@ class OnnxNetwork:
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
-        feeds = {"x": np.ascontiguousarray(x.numpy(), dtype=np.float32)}
+        """One frame per run: onnxruntime ran a batch of 8 frames in one run 1.2-1.5x slower
+        per frame than one frame per run for the built-in and the arbitrary-style networks, and
+        within 5% either way for TransformerNet, CycleGAN and pix2pix (640x480, 1 and 2
+        threads; ``benchmarks.engines --batching 8``), so a batch is split here."""
+        feeds = {}
         if self.conditioned:
             feeds["condition"] = condition.numpy().astype(np.float32)
-        return torch.from_numpy(self.session.run(None, feeds)[0])
+        frames = np.ascontiguousarray(x.numpy(), dtype=np.float32)
+        return torch.from_numpy(np.concatenate(
+            [self.session.run(None, {**feeds, "x": frames[i:i + 1]})[0]
+             for i in range(len(frames))]))
 
     @staticmethod
     def _export(model: nn.Module, path: str, multiple: int, styles: int) -> None:

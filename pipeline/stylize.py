@@ -63,7 +63,7 @@ class Stylizer:
     """
 
     def __init__(self, style: ModelRef, options: InferenceOptions = InferenceOptions(),
-                 device: torch.device | None = None):
+                 device: torch.device | None = None, threads: int | None = None):
         self.device = device or pick_device()
         self.max_tile = options.max_tile
         self.dtype = options.torch_dtype(self.device)
@@ -84,7 +84,9 @@ class Stylizer:
         if self.engine == "onnxruntime":
             from .onnx_engine import OnnxNetwork
 
-            self.forward = OnnxNetwork(style, self.model, torch.get_num_threads())
+            # threads: onnxruntime's own, for replicas that share a process; else PyTorch's
+            # setting, which Ray sets to a worker's CPUs
+            self.forward = OnnxNetwork(style, self.model, threads or torch.get_num_threads())
         elif options.compile and not options.max_tile:
             self.forward = torch.compile(self.model, dynamic=False)
         else:

@@ -112,17 +112,21 @@ def test_resume_skips_finished_images_and_overwrite_redoes_them(ray_session, pho
 
 
 @pytest.mark.faults
-def test_interrupted_run_stops_at_once_and_finishes_only_what_is_missing(ray_session, tmp_path):
-    """Ctrl-C (SIGINT to the process group) a real `framestyle images` mid-run: it stops
-    within seconds with exit 130 and one line; the re-run completes the rest."""
+@pytest.mark.parametrize("executor", ["ray", "process"])
+def test_interrupted_run_stops_at_once_and_finishes_only_what_is_missing(ray_session, tmp_path,
+                                                                         executor):
+    """Ctrl-C (SIGINT to the process group) a real `framestyle images` mid-run, on its own local
+    Ray or in its own process: it stops within seconds with exit 130 and one line; the re-run
+    completes the rest."""
     source = tmp_path / "in"
     for i in range(60):
         (source / f"d{i % 4}").mkdir(parents=True, exist_ok=True)
-        photo(48, 40, i).save(source / f"d{i % 4}" / f"p{i:02d}.png")
+        # big enough that, with no Ray start-up in process, the signal lands mid-run
+        photo(320, 240, i).save(source / f"d{i % 4}" / f"p{i:02d}.png")
     output = tmp_path / "out"
     code, err, seconds = kill_cli_when(lambda: len(list(output.rglob("*.png"))) >= 5,
                                        "images", source, output, "--style", STYLE, "--json",
-                                       sig=signal.SIGINT)
+                                       "--executor", executor, sig=signal.SIGINT)
     assert code == 130 and seconds < 10, (code, seconds, err[-2000:])
     assert err.strip().splitlines()[-1].startswith("framestyle: interrupted; finished work")
     done = {p.relative_to(output) for p in output.rglob("*.png")}
