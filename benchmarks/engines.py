@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -159,7 +160,8 @@ def batching_main(args, width: int, height: int) -> dict:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     result = {"size": [width, height], "batch": args.batching, "rows": rows,
-              "date": time.strftime("%Y-%m-%d"), "device": "cpu"}
+              "date": time.strftime("%Y-%m-%d"), "device": "cpu",
+              "cores": len(os.sched_getaffinity(0))}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "engines_batching.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nonnxruntime, ms per frame at {width}x{height}: {args.batching} frames in one run "

