@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from image_zoo import bad_and_awkward, photo
+from image_zoo import bad_and_awkward, encoded, photo, tar_bytes
 from PIL import Image
 
 from framestyle.models.hub import resolve
@@ -34,6 +34,11 @@ def album(folder: Path) -> dict[str, str]:
     for i in range(6):
         photo(40 + 8 * i, 30 + 4 * i, 10 + i).save(folder / "ok" / f"p{i}.jpg", quality=90)
     photo(44, 36, 20).save(folder / "ok" / "lossless.png")
+    # an archive found in the folder: its members are written under its name
+    (folder / "pack.tar").write_bytes(tar_bytes({
+        "a.jpg": encoded(photo(36, 28, 30), "JPEG"), "b/c.png": encoded(photo(28, 36, 31), "PNG"),
+        "bad.jpg": b"\xff\xd8 nope"}))
+    reasons["pack/bad.jpg"] = "not an image"
     frames = [photo(32, 24, seed) for seed in range(4)]
     frames[0].save(folder / "ok" / "anim.gif", save_all=True, append_images=frames[1:],
                    duration=80, loop=0)
@@ -60,11 +65,11 @@ def test_a_small_job_here_writes_what_ray_data_writes(ray_session, tmp_path):
     on_ray, here = results["ray"], results["process"]
     assert (on_ray["executor"], here["executor"]) == ("ray", "process")
     assert (here["ok"], here["failed"], here["skipped"]) == (on_ray["ok"], len(reasons), 0)
-    assert here["ok"] == 15
+    assert here["ok"] == 17
     # the same bytes for every image (one single-threaded replica of the network per thread,
     # as per Ray actor), the same failures with the same reasons
     written = images_in(tmp_path / "process")
-    assert written == images_in(tmp_path / "ray") and len(written) == 15
+    assert written == images_in(tmp_path / "ray") and len(written) == 17
     assert failures_in(tmp_path / "process") == failures_in(tmp_path / "ray")
     for key, fragment in reasons.items():
         assert fragment in failures_in(tmp_path / "process")[key]
@@ -84,7 +89,8 @@ def test_a_small_job_here_writes_what_ray_data_writes(ray_session, tmp_path):
             if p.name not in RECORDS}
     again = run_image_job(ImageJob(sources=[str(source)], style=STYLE, executor="process",
                                    destination=str(tmp_path / "process")), progress=False)
-    assert (again["ok"], again["skipped"], again["failed"]) == (2, 13, len(reasons))
+    # (13 plain files, and the archive's 2 members, skipped as it streams)
+    assert (again["ok"], again["skipped"], again["failed"]) == (2, 15, len(reasons))
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
     assert images_in(tmp_path / "process") == written
 
