@@ -119,10 +119,12 @@ def test_interrupted_run_stops_at_once_and_finishes_only_what_is_missing(ray_ses
     Ray or in its own process: it stops within seconds with exit 130 and one line; the re-run
     completes the rest."""
     source = tmp_path / "in"
+    # in process, with no Ray start-up to wait through, small photos would all be done before
+    # the signal lands
+    size = (320, 240) if executor == "process" else (48, 40)
     for i in range(60):
         (source / f"d{i % 4}").mkdir(parents=True, exist_ok=True)
-        # big enough that, with no Ray start-up in process, the signal lands mid-run
-        photo(320, 240, i).save(source / f"d{i % 4}" / f"p{i:02d}.png")
+        photo(*size, i).save(source / f"d{i % 4}" / f"p{i:02d}.png")
     output = tmp_path / "out"
     code, err, seconds = kill_cli_when(lambda: len(list(output.rglob("*.png"))) >= 5,
                                        "images", source, output, "--style", STYLE, "--json",
