@@ -9,6 +9,7 @@ from pathlib import Path
 from ..core import storage, tempdirs
 from ..core.errors import InputError
 from ..models import hub
+from .video import add_look_arguments
 
 HELP = (f"list styles (built-ins, models published under ${hub.HUB_ENV}), publish a checkpoint "
         "to the hub, export a style to ONNX/TorchScript, or prune one into a faster model")
@@ -61,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", metavar="VIDEO", help="frames to calibrate --int8 on")
     parser.add_argument("--arch", default=None, help="architecture of a checkpoint (see video)")
     parser.add_argument("--trust-code", action="store_true", help="allow TorchScript checkpoints")
+    add_look_arguments(parser)  # export only: baked into the exported model
     prune = parser.add_argument_group("prune")
     prune.add_argument("--data", action="append", metavar="URI",
                        help="content images: folder, s3:// prefix, glob or archive (repeat)")
@@ -75,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    if args.action != "export" and (args.strength != 1 or args.preserve_color):
+        raise InputError("--strength and --preserve-color are for export (baked into the "
+                         f"exported model); models {args.action} takes the network as it is")
     if args.action == "publish":
         if not args.style or not args.output:
             raise InputError("models publish needs CHECKPOINT and NAME")
@@ -108,11 +113,14 @@ def export(args: argparse.Namespace) -> dict:
         raise InputError("models export needs STYLE and OUT")
     if args.int8 and (args.format != "onnx" or args.dtype != "fp32"):
         raise InputError("--int8 makes an ONNX model from fp32: drop --dtype, use --format onnx")
+    from ..pipeline.look import tensor_look
     from ..pipeline.style_image import resolve_style
 
-    style = resolve_style(args.style, arch=args.arch, trust_code=args.trust_code)
+    style = resolve_style(args.style, arch=args.arch, trust_code=args.trust_code,
+                          strength=args.strength, preserve_color=args.preserve_color)
     condition = None if style.condition is None else torch.tensor(style.condition)
-    wrapper = UnitRangeModel(hub.load(style), style.arch.pixels, condition)
+    wrapper = UnitRangeModel(hub.load(style), style.arch.pixels, condition,
+                             tensor_look(style.strength, style.preserve_color))
     size = (max(256, style.multiple),) * 2
     with tempdirs.scratch("export") as tmp:
         local = Path(tmp, "model" + Path(args.output).suffix)
@@ -127,7 +135,8 @@ def export(args: argparse.Namespace) -> dict:
         storage.storage_for(args.output).upload(str(local), args.output)
         size_bytes = local.stat().st_size
     return {"style": style.text, "output": args.output, "format": args.format,
-            "dtype": "int8" if args.int8 else args.dtype, "bytes": size_bytes}
+            "dtype": "int8" if args.int8 else args.dtype, "bytes": size_bytes,
+            "strength": style.strength, "preserve_color": style.preserve_color}
 
 
 def calibration_frames(video: str | None, multiple: int, count: int = 10):

@@ -3,7 +3,7 @@
 Every exported model has the same contract whatever the architecture: input ``image``, float
 RGB in [0, 1], shape (N, 3, H, W) with H and W multiples of the network's size multiple (4 for
 most; 256 for a U-Net-256); output ``stylized``, same shape and range. The style (built-in
-weights) is baked in.
+weights) is baked in, and so is the look (``--strength``, ``--preserve-color``).
 
 InstanceNorm exports as ONNX ``InstanceNormalization`` only in eval mode without running
 statistics; the networks here are put in eval mode first, and the test suite checks
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -24,20 +24,25 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class UnitRangeModel(nn.Module):
-    """[0, 1] RGB in and out around a network with its own pixel range and condition."""
+    """[0, 1] RGB in and out around a network with its own pixel range and condition; ``look``
+    (input, output) -> output, if given, is applied to the result (``--strength``,
+    ``--preserve-color``: ``pipeline.look.apply_look_to_tensors``), and is traced with it."""
 
     def __init__(self, model: nn.Module, pixels: tuple[float, float],
-                 condition: torch.Tensor | None):
+                 condition: torch.Tensor | None,
+                 look: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
         super().__init__()
         self.model = model.eval()
         self.low, self.span = pixels[0], pixels[1] - pixels[0]
         self.conditioned = condition is not None
         self.register_buffer("condition", condition if condition is not None else torch.zeros(0))
+        self.look = look
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = image * self.span + self.low
         y = self.model(x, self.condition) if self.conditioned else self.model(x)
-        return ((y - self.low) / self.span).clamp(0, 1)
+        y = ((y - self.low) / self.span).clamp(0, 1)
+        return y if self.look is None else self.look(image, y)
 
 
 OPSET = 17

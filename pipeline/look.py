@@ -12,8 +12,13 @@ so before the temporal step, for every network and command alike:
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
+
+# BT.601 luma weights of R, G and B: the Y of OpenCV's YCrCb
+LUMA = (0.299, 0.587, 0.114)
 
 
 def apply_look(original: np.ndarray, stylized: np.ndarray, strength: float = 1.0,
@@ -28,3 +33,27 @@ def apply_look(original: np.ndarray, stylized: np.ndarray, strength: float = 1.0
     if strength < 1:
         out = cv2.addWeighted(out, strength, original, 1 - strength, 0)
     return out
+
+
+def apply_look_to_tensors(original, stylized, strength: float = 1.0,
+                          preserve_color: bool = False):
+    """The same look on unit-range (N, 3, H, W) tensors, for training against a teacher's
+    output (``train distill --strength/--preserve-color``). With the input's Cr and Cb kept,
+    converting back from YCrCb adds the luminance difference to each of R, G and B alike."""
+    out = stylized
+    if preserve_color:
+        luma = original.new_tensor(LUMA).view(1, 3, 1, 1)
+        difference = ((stylized - original) * luma).sum(dim=1, keepdim=True)
+        out = (original + difference).clamp(0, 1)
+    if strength < 1:
+        out = strength * out + (1 - strength) * original
+    return out
+
+
+def tensor_look(strength: float, preserve_color: bool):
+    """``apply_look_to_tensors`` with these settings, for ``models.export.UnitRangeModel``; None
+    where they leave the network's output as it is."""
+    if strength == 1 and not preserve_color:
+        return None
+    return functools.partial(apply_look_to_tensors, strength=strength,
+                             preserve_color=preserve_color)

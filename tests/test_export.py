@@ -47,6 +47,28 @@ def test_builtin_style_to_onnx_matches_torch(tmp_path, capsys):
     assert np.abs(got - reference("builtin:7", IMAGE)).max() < 1e-3
 
 
+def test_the_look_is_baked_into_the_export(tmp_path, capsys):
+    """``models export builtin:3 OUT --strength 0.6 --preserve-color``: the exported model makes
+    what ``framestyle image`` makes with those flags (within rounding: onnxruntime on floats
+    against uint8 steps)."""
+    from image_zoo import photo
+
+    from framestyle.pipeline.stylize import Stylizer
+    from framestyle.pipeline.style_image import resolve_style
+
+    result = export(capsys, "builtin:3", tmp_path / "looked.onnx", "--strength", "0.6",
+                    "--preserve-color")
+    assert (result["strength"], result["preserve_color"]) == (0.6, True)
+    picture = np.asarray(photo(132, 72, seed=3))
+    image = (picture.astype(np.float32) / 255).transpose(2, 0, 1)[None]
+    exported = ort_run(tmp_path / "looked.onnx", image)[0].transpose(1, 2, 0) * 255
+    command = Stylizer(resolve_style("builtin:3", strength=0.6, preserve_color=True))([picture])
+    difference = np.abs(exported - command[0])
+    assert difference.mean() < 0.6 and np.percentile(difference, 99) <= 2
+    plain = ort_run(export(capsys, "builtin:3", tmp_path / "plain.onnx")["output"], image)
+    assert np.abs(plain[0].transpose(1, 2, 0) * 255 - command[0]).mean() > 10
+
+
 def test_instance_norm_network_exports_correctly(tmp_path, capsys):
     net = seeded(TransformerNet(width=0.25))
     torch.save(net.state_dict(), tmp_path / "slim.pth")

@@ -43,6 +43,34 @@ def test_strength_blends_and_preserve_color_keeps_the_inputs_chroma():
     assert np.abs(kept[..., 1:] - ycrcb(stylized)[..., 1:])[inside].mean() > 20
 
 
+def test_a_distilled_student_learns_the_look_the_command_would_give(tmp_path):
+    """``train distill --teacher builtin:3 --strength 0.6 --preserve-color``: the target the
+    student is trained on is what ``framestyle image`` with those flags makes of the picture
+    (the tensor form of the look against the uint8 one, and the teacher in PyTorch against the
+    stylizer in onnxruntime: a level or two)."""
+    import torch
+
+    from framestyle.training.distill import Distill, Options
+    from framestyle.training.settings import TrainSettings
+
+    picture = np.asarray(photo(72, 56, seed=7))
+    x = torch.from_numpy(picture).permute(2, 0, 1)[None].float() / 255
+    for strength, preserve_color in ((0.6, True), (1.0, True), (0.3, False)):
+        options = Options(teacher="builtin:3", width=0.25, strength=strength,
+                          preserve_color=preserve_color)
+        settings = TrainSettings(recipe="distill", data=[str(tmp_path)], name="looked")
+        recipe = Distill(settings, options, Distill.prepare(settings, options),
+                         torch.device("cpu"))
+        with torch.no_grad():
+            target = (recipe.teacher(x)[0].permute(1, 2, 0) * 255).round().numpy()
+        command = Stylizer(resolve_style("builtin:3", strength=strength,
+                                         preserve_color=preserve_color))([picture])[0]
+        difference = np.abs(target - command)
+        assert difference.mean() < 0.6 and np.percentile(difference, 99) <= 2
+    plain = Stylizer(resolve_style("builtin:3"))([picture])[0]
+    assert np.abs(target - plain).mean() > 10  # the last look is not the plain style
+
+
 @pytest.fixture(scope="module")
 def styles(tmp_path_factory) -> dict[str, str]:
     """One style per kind of network: the built-in, a picture, a TransformerNet and a

@@ -20,6 +20,7 @@ from ..core.errors import FieldError
 from ..core.spec import Spec
 from ..models import architectures, hub
 from ..models.export import UnitRangeModel
+from ..pipeline.look import tensor_look
 from ..pipeline.style_image import resolve_style
 from .losses import gradient_l1
 from .recipe import Product, Recipe, from_pixels, to_pixels
@@ -37,6 +38,10 @@ class Options(Spec):
                              "checkpoint or NAME[@V] of the student's architecture and config): "
                              "fine-tuning, as after pruning")
     trust_code: bool = Field(False, description="allow a TorchScript teacher")
+    strength: float = Field(1.0, ge=0, le=1, description="learn the teacher's output blended "
+                            "with the input, as --strength does when stylizing")
+    preserve_color: bool = Field(False, description="learn the teacher's luminance with the "
+                                 "input's colours, as --preserve-color does when stylizing")
 
     @field_validator("student_config", mode="before")
     @classmethod
@@ -56,7 +61,9 @@ class Distill(Recipe):
             student.build(student_config(options))
         except (TypeError, ValueError) as e:
             raise FieldError("student_config", f"does not build a {student.name}: {e}") from None
-        return {"teacher": resolve_style(options.teacher, trust_code=options.trust_code),
+        return {"teacher": resolve_style(options.teacher, trust_code=options.trust_code,
+                                         strength=options.strength,
+                                         preserve_color=options.preserve_color),
                 "init": initial_state(options) if options.init else None}
 
     def build(self, prepared: dict) -> None:
@@ -68,7 +75,9 @@ class Distill(Recipe):
         self.adam("student", self.nets["student"].parameters(), betas=(0.9, 0.999))
         teacher = prepared["teacher"]
         condition = None if teacher.condition is None else torch.tensor(teacher.condition)
-        self.teacher = UnitRangeModel(hub.load(teacher), teacher.arch.pixels, condition)
+        # what the student learns to paint: the teacher's output, with the look asked for
+        self.teacher = UnitRangeModel(hub.load(teacher), teacher.arch.pixels, condition,
+                                      tensor_look(teacher.strength, teacher.preserve_color))
         self.teacher.to(self.device).requires_grad_(False)
 
     def _student(self, x: torch.Tensor, net=None) -> torch.Tensor:
