@@ -101,7 +101,7 @@ def test_s3_outages_cost_time_never_data(s3_endpoint, capsys, monkeypatch):
                "RAY_ADDRESS": "", "RAY_TMPDIR": ray_tmp}
         env.pop("FRAMESTYLE_S3_RETRY_SECONDS", None)  # the default budget
         job = _start(["images", f"s3://{BUCKET}/faults/in/", f"s3://{BUCKET}/faults/out/",
-                      "--style", STYLE, "--json"], env)
+                      "--style", STYLE, "--json", "--executor", "ray"], env)
         _wait_for(lambda: len(_outputs("faults/out/")) >= 2, job)
         assert len(_outputs("faults/out/")) < PHOTOS  # the faults hit a running job
         for mode, seconds in (("reset", 8), ("refuse", 7)):  # a 15 s outage, two ways
