@@ -316,9 +316,13 @@ def _rows_in_process(job: ImageJob, style: ModelRef, destination: Destination,
     PyTorch's threads. Memory holds one unit's images per thread."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    threads = max(1, min(len(units), _cpus()))
-    options = job.inference if job.inference.memory_budget else job.inference.model_copy(
-        update={"memory_budget": process_budget(threads)})  # the replicas share this machine
+    from .stylize import pick_device
+
+    on_cpu = pick_device().type == "cpu"
+    threads = max(1, min(len(units), _cpus())) if on_cpu else 1
+    options = job.inference
+    if on_cpu and not options.memory_budget:  # the replicas share this machine's memory
+        options = options.model_copy(update={"memory_budget": process_budget(threads)})
     arguments = {**_stylize_arguments(job, style), "options": options, "threads": 1}
     read = ReadAndDecode(**_read_arguments(job, destination))
     write = EncodeAndWrite(**_write_arguments(job, destination))
