@@ -58,11 +58,11 @@ MAX_BATCH_PIXELS = 8 * 2**20  # per stylizer call; it splits them further to its
 STYLIZER_CPU_SHARE = 0.75
 IO_CPU_SHARE = 0.25
 # A job of at most this many plain files, with no cluster to join, runs in this process (the
-# same stages, one block at a time, the network on every core): a fresh local Ray costs about
-# 10 s here before the first image (its start, three actor pools' processes and imports, and its
-# shutdown), which is longer than 40 photos take in all (8 s in this process against 21 s on Ray,
-# 640x480, 2 cores, 2026-11-27), while on one machine Ray's parallel stages win back only the
-# decode and encode that overlap the model. Larger jobs, archives (their size is unknown until
+# same stages, on a thread per CPU: ``_rows_in_process``): a fresh local Ray costs about 10 s
+# here before the first image and after the last (its start, three actor pools' processes and
+# imports, its shutdown), which is longer than 40 photos take in all (6-8 s in this process
+# against 21 s on Ray, 640x480, 2 cores, 2026-11-27), while on one machine Ray's parallel stages
+# win back only the decode and encode that overlap the model. Larger jobs, archives (their size is unknown until
 # read) and any job joining a cluster run on Ray Data.
 IN_PROCESS_MAX_IMAGES = 64
 # Ray Data restarts a dead actor and retries its calls on it without end by default: an input
