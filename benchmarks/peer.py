@@ -44,18 +44,17 @@ RESULTS = results_dir()
 STYLE = 7
 
 
-def timed(argv: list[str]) -> float:
-    return run_timed(argv)[0]
-
-
-def medians(commands: dict[str, list[str]], repeat: int) -> dict[str, float]:
+def medians(commands: dict[str, list[str]], repeat: int
+            ) -> tuple[dict[str, float], dict[str, str]]:
     """Each command's median wall time over ``repeat`` rounds, every round running each once,
-    in turn."""
+    in turn; and each command's stdout of its last run."""
     times: dict[str, list[float]] = {name: [] for name in commands}
+    stdout: dict[str, str] = {}
     for _ in range(repeat):
         for name, argv in commands.items():
-            times[name].append(timed(argv))
-    return {name: round(statistics.median(values), 2) for name, values in times.items()}
+            seconds, stdout[name] = run_timed(argv)
+            times[name].append(seconds)
+    return {name: round(statistics.median(values), 2) for name, values in times.items()}, stdout
 
 
 def run_timed(argv: list[str]) -> tuple[float, str]:
@@ -147,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
         frames = probe(clip).frames  # what the clip has, not what was asked
         outs = {name: str(work / f"{name}.mp4") for name in ("peer", "temporal", "per_frame")}
         # (framestyle would resume a finished video: each of its runs overwrites)
-        seconds = medians({
+        seconds, _ = medians({
             "peer": [peer, "video", clip, "-o", outs["peer"], "--style", str(STYLE)],
             "temporal": [framestyle, "video", clip, outs["temporal"], "--style",
                          f"builtin:{STYLE}", "--overwrite"],
@@ -160,20 +159,18 @@ def main(argv: list[str] | None = None) -> dict:
                                                           "per_frame"], args.metric_frames)}
                  for name in outs}
         picture = make_style_picture(work)
-        images = medians({
+        images, stdout = medians({
             "peer": [peer, "stylize", str(album), "-o", str(work / "peer-photos"), "--style",
                      str(STYLE)],
             "framestyle": [framestyle, "images", str(album), str(work / "fs-photos"),
-                           "--style", f"builtin:{STYLE}", "--overwrite"],
+                           "--style", f"builtin:{STYLE}", "--overwrite", "--json"],
             "peer_style_image": [peer, "stylize", str(album), "-o", str(work / "peer-painted"),
                                  "--style-image", str(picture)],
             "framestyle_style_image": [framestyle, "images", str(album),
                                        str(work / "fs-painted"), "--style", f"image:{picture}",
                                        "--overwrite"],
         }, args.repeat)
-        executor = json.loads(run_timed([framestyle, "images", str(album),
-                                         str(work / "fs-photos"), "--style", f"builtin:{STYLE}",
-                                         "--json"])[1])["executor"]
+        executor = json.loads(stdout["framestyle"])["executor"]
     result = {
         "benchmark": "peer", "date": time.strftime("%Y-%m-%d"), "frames": frames, "size": [640, 360], "photos": photos,
         "style": STYLE, "cores": len(os.sched_getaffinity(0)), "video": video,

@@ -39,7 +39,10 @@ def worker_budget(device) -> int:
         import torch
 
         return int(torch.cuda.mem_get_info(device)[1] * GPU_SHARE)
-    memory, workers = _node_share()
+    share = _node_share()
+    if share is None:
+        return process_budget(1)
+    memory, workers = share
     return int(memory * CPU_SHARE / max(1, workers))
 
 
@@ -48,8 +51,8 @@ def process_budget(replicas: int) -> int:
     return int(physical_memory() * LOCAL_SHARE * CPU_SHARE / max(1, replicas))
 
 
-def _node_share() -> tuple[float, float]:
-    """(memory for tasks on this node, stylizers it runs); outside Ray, (part of the machine, 1)."""
+def _node_share() -> tuple[float, float] | None:
+    """(memory for tasks on this node, stylizers it runs); None outside Ray."""
     ray = sys.modules.get("ray")  # a process that never imported Ray is outside it
     try:
         if ray is not None and ray.is_initialized():
@@ -61,4 +64,4 @@ def _node_share() -> tuple[float, float]:
                     return resources.get("memory", physical_memory() * LOCAL_SHARE), slots
     except Exception:  # noqa: BLE001 - a budget from the machine alone is still a budget
         pass
-    return physical_memory() * LOCAL_SHARE, 1
+    return None
