@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .style_norm import styled_instance_norm
+
 STYLE_SIZE = 100  # numbers in a style vector
 # MobileNetV2's inverted residual stages: expansion t, output channels c, repeats n, stride s
 MOBILENET_V2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
@@ -105,10 +107,8 @@ class StyleNorm(nn.Module):
         return self.gamma(style)[:, :, None, None], self.beta(style)[:, :, None, None]
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(dim=(2, 3), keepdim=True)
-        var = x.var(dim=(2, 3), keepdim=True, unbiased=False)
-        gamma, beta = self.affine(style)
-        return (x - mean) * torch.rsqrt(var + self.eps) * gamma + beta
+        """``style``: one vector (100,) for the whole batch, or (N, 100)."""
+        return styled_instance_norm(x, self.gamma(style), self.beta(style), self.eps)
 
 
 class ConvStyleNorm(nn.Module):
@@ -143,8 +143,6 @@ class ArbitraryTransformer(nn.Module):
                                      ConvStyleNorm(width // 4, 3, 9)])
 
     def forward(self, image: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        if style.dim() == 1:
-            style = style.expand(image.shape[0], -1)
         style = style.to(image.dtype)
         x = image
         for conv in self.contract:  # batch norm folded into the bias, no style here

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .pruning import ChannelGroup, channels_from_shapes, group
+from .style_norm import styled_instance_norm
 
 
 class ConditionalInstanceNorm(nn.Module):
@@ -34,10 +35,8 @@ class ConditionalInstanceNorm(nn.Module):
         return (style @ self.gamma)[:, :, None, None], (style @ self.beta)[:, :, None, None]
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        gamma, beta = self.affine(style)
-        mean = x.mean(dim=(2, 3), keepdim=True)
-        var = x.var(dim=(2, 3), keepdim=True, unbiased=False)
-        return (x - mean) * torch.rsqrt(var + self.eps) * gamma + beta
+        """``style``: weights (num_styles,) for the whole batch, or (N, num_styles)."""
+        return styled_instance_norm(x, style @ self.gamma, style @ self.beta, self.eps)
 
 
 class ConvNorm(nn.Module):
@@ -82,7 +81,8 @@ class ResidualBlock(nn.ModuleList):
 
 class MultiStyleNet(nn.Module):
     """RGB in [0, 1] (N, 3, H, W) with H, W multiples of 4, and style weights (N, S) or (S,) ->
-    stylized RGB in [0, 1] of the same size."""
+    stylized RGB in [0, 1] of the same size. (S,) stays one vector for the batch (see
+    ``styled_instance_norm``)."""
 
     def __init__(self, num_styles: int = 26, width: int = 32, residual_blocks: int = 6,
                  channels: dict[str, int] | None = None):
@@ -103,8 +103,6 @@ class MultiStyleNet(nn.Module):
         ])
 
     def forward(self, image: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        if style.dim() == 1:
-            style = style.expand(image.shape[0], -1)
         style = style.to(image.dtype)
         x = image
         for layer in self.contract:

@@ -22,7 +22,7 @@ from ..core.hashing import identity_hash
 from ..models.export import OPSET, to_onnx
 from ..models.hub import ModelRef
 
-EXPORT_VERSION = 1  # bump when the export below changes what it writes
+EXPORT_VERSION = 2  # bump when the export below changes what it writes
 SAMPLE_SIDE = 64
 
 
