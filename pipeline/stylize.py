@@ -35,9 +35,10 @@ def pick_device() -> torch.device:
 def pick_engine(options: InferenceOptions, device: torch.device, dtype: torch.dtype,
                 inspectable: bool) -> str:
     """"onnxruntime" or "torch", as ``options.engine`` asks. "auto" is onnxruntime on a CPU in
-    fp32 without --compile, where it ran every network we ship faster than PyTorch
-    (``benchmarks.engines``: 1.9x the built-in network, 1.4x TransformerNet, 1.1x CycleGAN's
-    ResNet, 1.1x pix2pix's U-Net at 640x360), and PyTorch everywhere else."""
+    fp32 without --compile, where it ran every network we ship at least as fast as eager
+    PyTorch (``benchmarks.engines``, one thread as in a CPU actor, 640x360: 1.7x the built-in
+    network, 1.3x TransformerNet, 1.2x CycleGAN's ResNet, even with pix2pix's U-Net), and
+    PyTorch everywhere else."""
     fits = device.type == "cpu" and dtype == torch.float32 and inspectable
     if options.engine == "onnxruntime" and not fits:
         raise FieldError("engine", "onnxruntime runs fp32 PyTorch modules on CPUs here; "
