@@ -58,18 +58,22 @@ def networks(tmp: Path) -> dict[str, str]:
     return styles
 
 
-def interleaved(runners: dict[str, Callable], frames: list[np.ndarray]) -> dict[str, float]:
+def interleaved(runners: dict[str, Callable], frames: list[np.ndarray]
+                ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """ms per frame of each runner: the median over the frames, the runners taking turns on
-    every frame. This machine's host lends our cores elsewhere for seconds to minutes at a time
-    (one session measured 86 and 123 ms a frame a few minutes apart); measured one after the
-    other, the runners would be charged for whatever happened while each ran."""
+    every frame; and each runner's outputs (N, H, W, 3). This machine's host lends our cores
+    elsewhere for seconds to minutes at a time (one session measured 86 and 123 ms a frame a
+    few minutes apart); measured one after the other, the runners would be charged for whatever
+    happened while each ran."""
     times: dict[str, list[float]] = {name: [] for name in runners}
+    outputs: dict[str, list[np.ndarray]] = {name: [] for name in runners}
     for frame in frames:
         for name, run in runners.items():
             started = time.perf_counter()
-            run([frame])
+            outputs[name].extend(run([frame]))
             times[name].append((time.perf_counter() - started) * 1000)
-    return {name: round(float(np.median(values)), 1) for name, values in times.items()}
+    return ({name: round(float(np.median(values)), 1) for name, values in times.items()},
+            {name: np.stack(values) for name, values in outputs.items()})
 
 
 def ready(make: Callable, frames: list[np.ndarray]) -> Callable | str:
@@ -89,8 +93,9 @@ def openvino(ref, threads: int, tmp: Path, precision: str = "f32"):
     """The Stylizer with its network run by OpenVINO's CPU plugin, from the same ONNX export
     the onnxruntime engine uses (pre- and post-processing stay the Stylizer's), computing in
     ``precision``. Pinned: on a CPU with bf16 instructions OpenVINO 2026 computes in bf16
-    unless told otherwise, which is 1.7-2x faster here and up to 14 grey levels off, so its
-    default would not be a comparison at equal precision."""
+    unless told otherwise, which is 1.2-2x faster here and up to 12 grey levels off, so its
+    default would not be a comparison at equal precision. The export is made once per network
+    and shared by both precisions."""
     import openvino as ov
     import torch
 
@@ -101,7 +106,8 @@ def openvino(ref, threads: int, tmp: Path, precision: str = "f32"):
     stylizer = Stylizer(ref, InferenceOptions(engine="torch"))
     path = str(tmp / f"openvino-{abs(hash(str(ref.identity)))}.onnx")
     styles = len(ref.condition) if ref.condition is not None else 0
-    OnnxNetwork._export(stylizer.model, path, ref.multiple, styles)
+    if not Path(path).exists():
+        OnnxNetwork._export(stylizer.model, path, ref.multiple, styles)
     compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": threads,
                                                      "PERFORMANCE_HINT": "LATENCY",
                                                      "INFERENCE_PRECISION_HINT": precision})
@@ -233,14 +239,13 @@ def main(argv: list[str] | None = None) -> dict:
                 if network == "builtin":
                     makers["peer_onnx"] = lambda: peer(frames, threads)
                 runners = {name: ready(make, frames) for name, make in makers.items()}
-                row = {"network": network, "threads": threads,
-                       **{name: why for name, why in runners.items() if isinstance(why, str)},
-                       **interleaved({name: run for name, run in runners.items()
-                                      if not isinstance(run, str)}, frames)}
-                if not isinstance(runners["openvino_bf16"], str):  # how far bf16 lands
+                ms, outputs = interleaved({name: run for name, run in runners.items()
+                                           if not isinstance(run, str)}, frames)
+                row = {"network": network, "threads": threads, **ms,
+                       **{name: why for name, why in runners.items() if isinstance(why, str)}}
+                if "openvino_bf16" in outputs:  # how far bf16 lands from fp32
                     row["openvino_bf16_max_levels"] = int(np.abs(
-                        np.stack(runners["openvino_bf16"](frames)).astype(int)
-                        - np.stack(runners["torch"](frames))).max())
+                        outputs["openvino_bf16"].astype(int) - outputs["torch"]).max())
                 row["onnxruntime_speedup"] = round(row["torch"] / row["onnxruntime"], 2)
                 rows.append(row)
                 print(json.dumps(row), flush=True)

@@ -62,8 +62,8 @@ IO_CPU_SHARE = 0.25
 # here before the first image and after the last (its start, three actor pools' processes and
 # imports, its shutdown), which is longer than 40 photos take in all (6-8 s in this process
 # against 21 s on Ray, 640x480, 2 cores, 2026-11-27), while on one machine Ray's parallel stages
-# win back only the decode and encode that overlap the model. Larger jobs, archives (their size is unknown until
-# read) and any job joining a cluster run on Ray Data.
+# win back only the decode and encode that overlap the model. Larger jobs, archives (their size
+# is unknown until read) and any job joining a cluster run on Ray Data.
 IN_PROCESS_MAX_IMAGES = 64
 # Ray Data restarts a dead actor and retries its calls on it without end by default: an input
 # that kills its worker every time would hang the job, and so would a call waiting for an actor
