@@ -99,6 +99,25 @@ def test_a_style_that_repaints_every_frame_stays_within_the_deviation_budget(mon
     assert deviation(unlimited, wild) > 2 * deviation(steady, wild)
 
 
+@pytest.mark.parametrize("size", [(90, 120), (360, 640)])  # the threshold exact, and sampled
+def test_an_over_budget_correction_is_soft_thresholded_to_the_budget(size):
+    """Every value moves towards 0 by one amount, small ones become 0, the mean lands on the
+    budget, and the result is closer to the correction asked for than scaling it down is."""
+    rng = np.random.default_rng(3)
+    asked = (rng.laplace(0, 20, (*size, 3)) * (rng.random((*size, 1)) < 0.5)).astype(np.float32)
+    assert np.abs(asked).mean() / 255 > 0.03
+    shrunk = asked.copy()
+    temporal.shrink_to_budget(shrunk, 0.02, temporal.Scratch())
+    assert np.abs(shrunk).mean() / 255 == pytest.approx(0.02, rel=0.03)
+    moved = np.abs(asked) - np.abs(shrunk)
+    kept = shrunk != 0
+    assert 0.15 < kept.mean() < 0.5  # a share of the values is left to the fresh frame
+    assert np.all(np.sign(shrunk[kept]) == np.sign(asked[kept]))
+    assert np.ptp(moved[kept]) < 1e-3 and np.all(moved[~kept] <= moved[kept].min() + 1e-3)
+    scaled = asked * (0.02 * 255 / np.abs(asked).mean())
+    assert np.linalg.norm(shrunk - asked) < 0.9 * np.linalg.norm(scaled - asked)
+
+
 def translated_texture(frames: int, step=(0.37, 0.23), h=96, w=128) -> list[np.ndarray]:
     """Fine random texture (detail ~2 px) moving by a fraction of a pixel a frame, translated
     exactly (a phase shift of its spectrum), so that any loss of detail is the step's."""
