@@ -103,12 +103,12 @@ class StyleNorm(nn.Module):
         self.eps = eps
 
     def affine(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scale and shift for style vectors (N, 100): each (N, C, 1, 1)."""
-        return self.gamma(style)[:, :, None, None], self.beta(style)[:, :, None, None]
+        """Scale and shift for a style vector (100,) or vectors (N, 100): each (C,) or (N, C)."""
+        return self.gamma(style), self.beta(style)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """``style``: one vector (100,) for the whole batch, or (N, 100)."""
-        return styled_instance_norm(x, self.gamma(style), self.beta(style), self.eps)
+        return styled_instance_norm(x, *self.affine(style), self.eps)
 
 
 class ConvStyleNorm(nn.Module):

@@ -31,12 +31,13 @@ class ConditionalInstanceNorm(nn.Module):
         self.eps = eps
 
     def affine(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scale and shift for style weights (N, num_styles): each (N, C, 1, 1)."""
-        return (style @ self.gamma)[:, :, None, None], (style @ self.beta)[:, :, None, None]
+        """Scale and shift for style weights (num_styles,) or (N, num_styles): each (C,) or
+        (N, C)."""
+        return style @ self.gamma, style @ self.beta
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """``style``: weights (num_styles,) for the whole batch, or (N, num_styles)."""
-        return styled_instance_norm(x, style @ self.gamma, style @ self.beta, self.eps)
+        return styled_instance_norm(x, *self.affine(style), self.eps)
 
 
 class ConvNorm(nn.Module):

@@ -45,9 +45,8 @@ def _normalize(module: nn.Module, x: torch.Tensor, style: torch.Tensor | None,
                mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
     y = (x - mean) * torch.rsqrt(var + module.eps)
     if isinstance(module, STYLE_NORMS):
-        style = style.expand(x.shape[0], -1).to(x.dtype) if style.dim() == 1 else style
-        gamma, beta = module.affine(style)
-        return y * gamma + beta
+        gamma, beta = module.affine(style.to(x.dtype))  # (C,) for the batch or (N, C)
+        return y * gamma[..., None, None] + beta[..., None, None]
     if module.affine:
         return y * module.weight[None, :, None, None] + module.bias[None, :, None, None]
     return y

@@ -229,6 +229,14 @@ def _detail_gain(fresh_detail: np.ndarray, detail: np.ndarray, sigma: float,
     return cv2.resize(gain, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def _mean_drift(image: np.ndarray, reference: np.ndarray | None = None) -> float:
+    """Mean absolute difference of ``image`` from ``reference`` (from 0 without one), in [0, 1]
+    of the pixel range: the deviation the budget bounds."""
+    norm = cv2.norm(image, cv2.NORM_L1) if reference is None else \
+        cv2.norm(image, reference, cv2.NORM_L1)
+    return norm / image.size / 255
+
+
 def shrink_to_budget(correction: np.ndarray, budget: float, scratch: Scratch) -> None:
     """Soft-threshold ``correction`` (float32, pixel units) in place so that its mean absolute
     value is ``budget`` (in [0, 1] of the range): every value moves towards 0 by the same
@@ -296,14 +304,14 @@ class TemporalBlender:
         weight = np.multiply(motion.visible, self.strength,
                              out=self._scratch.like("weight", motion.visible))
         state *= weight[..., None]
-        if cv2.norm(state, cv2.NORM_L1) / state.size / 255 > self._budget:
+        if _mean_drift(state) > self._budget:
             shrink_to_budget(state, self._budget, self._scratch)
         state += fresh
         self._state, self._spare = state, self._state
         output = restore_detail(state, fresh, scratch=self._scratch)
         # the detail restored can move the frame a little further than the state: the output
         # itself is held to the budget, so no frame ever drifts more than that
-        drift = cv2.norm(output, fresh, cv2.NORM_L1) / output.size / 255
+        drift = _mean_drift(output, fresh)
         if drift > self._budget:  # fresh + (output - fresh) * budget / drift
             keep = self._budget / drift
             cv2.addWeighted(output, keep, fresh, 1 - keep, 0.0, dst=output)
