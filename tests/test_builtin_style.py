@@ -59,6 +59,19 @@ def test_stylizer_keeps_odd_frame_sizes():
               for i in range(3)]
     out = Stylizer(resolve("builtin:1"))(frames)
     assert [o.shape for o in out] == [(37, 51, 3)] * 3 and out[0].dtype == np.uint8
+    # interleaved in memory, not a view of the network's planar output: readers copy it fast
+    assert all(o.flags.c_contiguous for o in out)
+
+
+def test_planar_frames_are_interleaved_with_the_same_pixels():
+    from framestyle.pipeline.stylize import interleaved
+
+    planar = torch.randint(0, 256, (2, 3, 5, 7), dtype=torch.uint8)
+    view = planar.permute(0, 2, 3, 1).numpy()
+    frames = interleaved(view)
+    assert all(f.flags.c_contiguous and np.array_equal(f, v) for f, v in zip(frames, view))
+    already = np.ascontiguousarray(view)
+    assert all(np.shares_memory(f, already) for f in interleaved(already))  # no copy
 
 
 def test_precision_and_compile_options():
