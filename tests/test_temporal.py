@@ -45,6 +45,23 @@ def test_occlusion_rule_flags_inconsistent_and_boundary_pixels():
     assert mask[:, 14:17].any() and not mask[:, :10].any()
 
 
+def test_occlusion_rule_gives_the_same_mask_with_arrays_kept_from_an_earlier_pair():
+    def pair(split: int, wrong: slice) -> tuple[np.ndarray, np.ndarray]:
+        forward = np.full((40, 56, 2), 2, np.float32)
+        forward[:, split:] = (-3, 1)  # two motions: a boundary at ``split``
+        backward = -forward
+        backward[wrong] += 4  # a block where the round trip fails
+        return forward, backward
+
+    pairs = [pair(20, np.s_[5:15, 30:]), pair(40, np.s_[20:35, 2:12])]
+    scratch = temporal.Scratch()
+    for forward, backward in pairs + pairs[:1]:
+        expected = occluded(forward, backward)
+        assert 0.05 < expected.mean() < 0.5
+        # every intermediate is written over, none read before it is: no trace of the last pair
+        assert np.array_equal(occluded(forward, backward, scratch), expected)
+
+
 def test_motion_recovers_a_pan_and_distrusts_a_shot_change():
     frames = panning() + [textured(seed=9)]
     motions = [m for _, m in with_motion(frames)]
