@@ -220,7 +220,7 @@ def evaluate_style(clip: Clip, style: int, strength: float, stylizer) -> tuple[d
 def step_timing(clip: Clip, stylizer, strength: float, frames: int = 8,
                 rounds: int = 3) -> dict:
     """Model, flow and blend per frame on one thread, as in a CPU actor, on the same frames of
-    the clip. The three are timed in turn, ``rounds`` times, and each keeps its fastest round:
+    the clip (``stylizer`` made with one thread). The three are timed in turn, ``rounds`` times, and each keeps its fastest round:
     other work on the machine only ever adds time, and adds it unevenly, so a single pass can
     charge one part for another's interference."""
     import cv2
@@ -399,7 +399,9 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(2)
     # flows and timings first, while nothing else runs; then the sweep, which only scores
     clips = [Clip(name, args.height, args.frames) for name in args.clips]
-    first = Stylizer(resolve(f"builtin:{args.styles[0]}"))
+    # one thread for the model too, as in a CPU actor: onnxruntime's session takes its thread
+    # count when it is made, so setting PyTorch's threads later would not reach it
+    first = Stylizer(resolve(f"builtin:{args.styles[0]}"), threads=1)
     timing = [step_timing(clip, first, args.strength) for clip in clips]
     del first
     rows, crops = [], {}
