@@ -16,7 +16,7 @@ from ..pipeline.temporal import DEFAULT_STRENGTH
 from ..pipeline.image_source import GLOB_CHARS
 from ..pipeline.video_batch import VideoBatchJob, run_video_batch
 from ..pipeline.video_job import (DEFAULT_MAX_DURATION, DEFAULT_MAX_FRAME_MEGAPIXELS, HDR_MODES,
-                                  VideoJob, run_video_job)
+                                  IN_PROCESS_MAX_FRAMES, VideoJob, run_video_job)
 
 # job fields whose flag is not --field-name
 FLAGS = {"input": "SRC", "output": "DST", "sources": "SRC", "destination": "DST"}
@@ -48,9 +48,10 @@ stills, an animated preview, a flicker figure; open it in a browser).
 
 Re-running the same command resumes: an output this job finished is skipped at once (it carries
 the job's identity; --overwrite redoes it), and finished chunks under the output's folder in
-.framestyle/ are checked and reused (only by the same input, model, output and settings). A
-stylizer that dies costs only its chunk, which is redone elsewhere. DST must not be (or hold) a
-SRC.
+.framestyle/ are checked and reused (only by the same input, model, output and settings). On
+Ray, a stylizer that dies costs only its chunk, which is redone elsewhere; a short job run in
+this process (--executor) ends with it, and its next run reuses the chunks stored before. DST
+must not be (or hold) a SRC.
 
 Exit codes: 0 done, 2 bad input (nothing written), 3 some videos failed (see DST/_job.json),
 4 this job is already running elsewhere, 1 other failure.
@@ -90,13 +91,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="many videos: no previews and no DST/_report.html")
     parser.add_argument("--address", default=None,
                         help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray instance)")
+    parser.add_argument("--executor", choices=["auto", "ray", "process"], default="auto",
+                        help="where the chunks run: auto (default) runs a job of at most "
+                        f"{IN_PROCESS_MAX_FRAMES} frames in all, on a machine with no GPU and "
+                        "no cluster to join, on threads of this process, since a local Ray's "
+                        "start-up is a third of such a job; anything else on Ray; ray or process "
+                        "force one (the output is the same; --json says which ran)")
 
 
 def run(args: argparse.Namespace) -> dict:
     settings = dict(height=args.height, crf=args.crf, chunk_seconds=args.chunk_seconds,
                     temporal=args.temporal, inference=inference_options(args), codec=args.codec,
                     deinterlace=args.deinterlace, hdr=args.hdr, overwrite=args.overwrite,
-                    hardware_codecs=args.hardware_codecs,
+                    hardware_codecs=args.hardware_codecs, executor=args.executor,
                     max_frame_megapixels=args.max_frame_megapixels,
                     max_duration=args.max_duration, **style_options(args))
     # The progress bar goes to stderr, so it shows with --json too without disturbing stdout.

@@ -8,6 +8,7 @@ chunk never holds more than a few batches of frames in memory.
 from __future__ import annotations
 
 import json
+import sys
 import queue
 import threading
 from dataclasses import asdict, dataclass, replace
@@ -75,11 +76,9 @@ def read_record(chunk_uri: str) -> ChunkRecord | None:
 
 def held_cpus() -> int:
     """The whole CPUs this Ray actor was given (1 outside Ray or for a fraction)."""
-    try:
-        import ray
-    except ImportError:  # the worker's path run alone (benchmarks.gpu where Ray is not installed)
-        return 1
-    if not ray.is_initialized() or ray.get_runtime_context().get_actor_id() is None:
+    ray = sys.modules.get("ray")  # an actor has it imported; a process without it is no actor
+    if ray is None or not ray.is_initialized() or \
+            ray.get_runtime_context().get_actor_id() is None:
         return 1  # outside an actor (a driver, a benchmark): no assignment to read
     return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
 
@@ -88,13 +87,15 @@ class ChunkWorker:
     """Processes chunks one after another, keeping the model of the last chunk loaded: a pool
     of these serves the chunks of many videos. Used as a Ray actor (``scheduler``)."""
 
-    def __init__(self, batch_size: int | None = None):
+    def __init__(self, batch_size: int | None = None, threads: int | None = None):
+        """``threads``: the network's own (onnxruntime's), for workers that share a process
+        (``scheduler.run_chunks_here``); by default an actor's, which Ray sets to its CPUs."""
         import cv2
 
         # as many threads as the actor holds CPUs (one per CPU actor; a GPU actor's host share,
         # --cpus-per-gpu): OpenCV's default pool, one per core, would oversubscribe the node
         cv2.setNumThreads(held_cpus())
-        self._batch_size = batch_size
+        self._batch_size, self._threads = batch_size, threads
         self._loaded: tuple[str, object] | None = None  # (model key, Stylizer)
 
     def ready(self) -> bool:
@@ -108,7 +109,7 @@ class ChunkWorker:
         key = identity_hash({"model": task.model.identity, "run": task.inference.model_dump()})
         if self._loaded is None or self._loaded[0] != key:
             self._loaded = None  # free the previous model before loading the next
-            self._loaded = (key, Stylizer(task.model, task.inference))
+            self._loaded = (key, Stylizer(task.model, task.inference, threads=self._threads))
         return self._loaded[1]
 
     def process(self, task: ChunkTask) -> Iterator[int | ChunkRecord]:

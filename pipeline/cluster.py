@@ -40,6 +40,11 @@ def connect(address: str | None = None) -> None:
         raise InputError(f"cannot join the Ray cluster at {address}: {first_line(e)}") from None
 
 
+def local_cpus() -> int:
+    """The CPUs this process may run on (a container's or taskset's share, not the machine's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def worker_pool(cpus_per_gpu: float = 1) -> tuple[int, dict]:
     """How many stylizer actors the cluster holds, and the resource options of each.
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import queue
 import sys
 import time
@@ -319,7 +318,7 @@ def _rows_in_process(job: ImageJob, style: ModelRef, destination: Destination,
     from .stylize import pick_device
 
     on_cpu = pick_device().type == "cpu"
-    threads = max(1, min(len(units), _cpus())) if on_cpu else 1
+    threads = max(1, min(len(units), cluster.local_cpus())) if on_cpu else 1
     options = job.inference
     if on_cpu and not options.memory_budget:  # the replicas share this machine's memory
         options = options.model_copy(update={"memory_budget": process_budget(threads)})
@@ -349,11 +348,6 @@ def _rows_in_process(job: ImageJob, style: ModelRef, destination: Destination,
             yield from done.result()
     finally:  # an error (a full disk) or a closed generator: no further unit starts
         pool.shutdown(cancel_futures=True)
-
-
-def _cpus() -> int:
-    """The CPUs this process may run on (a container's or taskset's share, not the machine's)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _status_rows(batch: dict) -> Iterator[dict]:

@@ -1,4 +1,5 @@
-"""The chunk scheduler: chunks of any number of videos on one pool of stylizer actors.
+"""The chunk scheduler: chunks of any number of videos on one pool of stylizer actors (or, for
+a small job on one machine, on threads of this process: ``run_chunks_here``).
 
 Built on Ray's own primitives: each chunk is a streaming-generator call on an actor
 (``ChunkWorker.process`` yields frame counts, then the chunk's record), and one driver loop
@@ -21,6 +22,8 @@ finish (so their work is kept for the next run), and the other groups go on. Wit
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
@@ -35,6 +38,27 @@ MAX_ATTEMPTS = 3  # per chunk
 
 class ChunkFailed(RuntimeError):
     """A chunk kept losing its actor."""
+
+
+class _Waiting:
+    """Chunks waiting for a worker. A chunk that fails takes the waiting chunks of its group
+    with it (handed to ``on_failed``; without one, every waiting chunk, and ``error`` keeps the
+    first failure to raise once the chunks in flight are done)."""
+
+    def __init__(self, tasks: list[ChunkTask], group: Callable[[ChunkTask], object],
+                 on_failed: Callable[[ChunkTask, BaseException, list[ChunkTask]], None] | None):
+        self.tasks = deque(tasks)
+        self.error: BaseException | None = None
+        self._group, self._on_failed = group, on_failed
+
+    def fail(self, task: ChunkTask, e: BaseException) -> None:
+        key = self._group(task)
+        dropped = [t for t in self.tasks if self._group(t) == key]
+        self.tasks = deque(t for t in self.tasks if self._group(t) != key)
+        if self._on_failed is None:
+            self.error, self.tasks = self.error or e, deque()
+        else:
+            self._on_failed(task, e, dropped)
 
 
 @dataclass
@@ -68,24 +92,14 @@ def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], Non
                                                 **resources)
     size = min(workers, len(tasks))
     actors = [actor_cls.remote() for _ in range(size)]
-    idle, pending = deque(), deque(tasks)
+    idle, waiting = deque(), _Waiting(tasks, group, on_failed)
     running: dict = {}  # generator -> [actor, task, frames reported]
     # ready() call -> actor starting, restarting or replacing a lost one: the pool is sized to
     # the whole cluster, but what else runs there (a Serve app, another job) may hold part of
     # it, and a chunk handed to an actor that cannot start would wait for ever
     starting: dict = {actor.ready.remote(): actor for actor in actors}
     attempts: dict[int, int] = {}
-    error: BaseException | None = None  # the first failure, raised without on_failed
-
-    def fail(task: ChunkTask, e: BaseException) -> None:
-        nonlocal pending, error
-        key = group(task)
-        dropped = [t for t in pending if group(t) == key]
-        pending = deque(t for t in pending if group(t) != key)
-        if on_failed is None:
-            error, pending = error or e, deque()
-        else:
-            on_failed(task, e, dropped)
+    fail = waiting.fail
 
     def lost(actor, e: BaseException) -> None:
         """``actor``'s process died: wait for Ray's restart, or replace an actor out of them."""
@@ -99,13 +113,13 @@ def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], Non
         starting[actor.ready.remote()] = actor
 
     try:
-        while running or pending:
-            while idle and pending:
-                actor, task = idle.popleft(), pending.popleft()
+        while running or waiting.tasks:
+            while idle and waiting.tasks:
+                actor, task = idle.popleft(), waiting.tasks.popleft()
                 attempts[id(task)] = attempts.get(id(task), 0) + 1
                 running[actor.process.remote(task)] = [actor, task, 0]
-            if pending and not actors:  # nothing left to run them on
-                task = pending.popleft()
+            if waiting.tasks and not actors:  # nothing left to run them on
+                task = waiting.tasks.popleft()
                 fail(task, ChunkFailed(f"no stylizer left to run {task.chunk.name} of "
                                        f"{task.input_uri}: every worker was lost"))
                 continue
@@ -134,7 +148,7 @@ def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], Non
                                            f"worker {attempts[id(task)]} times: {first_line(e)}"))
                 else:
                     report.retried.append(task)
-                    pending.appendleft(task)
+                    waiting.tasks.appendleft(task)
                 continue
             except Exception as e:  # noqa: BLE001 - the chunk's own failure
                 del running[ref]
@@ -149,8 +163,68 @@ def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], Non
     finally:
         for actor in actors:
             ray.kill(actor)
-    if error is not None:
-        raise error
+    if waiting.error is not None:
+        raise waiting.error
+    return report
+
+
+def run_chunks_here(tasks: list[ChunkTask], workers: int,
+                    on_frames: Callable[[ChunkTask, int], None],
+                    on_done: Callable[[ChunkTask, ChunkRecord], None] = lambda task, record: None,
+                    on_failed: Callable[[ChunkTask, BaseException, list[ChunkTask]], None]
+                    | None = None,
+                    group: Callable[[ChunkTask], object] = lambda task: task.input_uri
+                    ) -> Report:
+    """``run_chunks`` in this process, for a job too small to pay for starting Ray: ``workers``
+    threads, each with its own ``ChunkWorker`` and so its own single-threaded replica of the
+    network, as each CPU actor has (onnxruntime, OpenCV, numpy's large operations and the
+    pipes to ffmpeg release the GIL). The callbacks run on the calling thread, as there. Without
+    processes to lose there is nothing to retry: a chunk's failure fails its group, and a crash
+    of the process ends the command, whose next run reuses every chunk stored before it."""
+    report = Report()
+    if not tasks:
+        return report
+    waiting = _Waiting(tasks, group, on_failed)
+    events: queue.SimpleQueue = queue.SimpleQueue()  # (inbox, task, frames | record | end)
+    finished = object()  # a chunk's last event: its worker is free
+
+    def serve(inbox: queue.SimpleQueue) -> None:
+        worker = ChunkWorker(threads=1)
+        for task in iter(inbox.get, None):
+            try:
+                for item in worker.process(task):
+                    events.put((inbox, task, item))
+            except BaseException as e:  # noqa: BLE001 - the chunk's own failure, for the loop
+                events.put((inbox, task, e))
+            else:
+                events.put((inbox, task, finished))
+
+    inboxes = [queue.SimpleQueue() for _ in range(max(1, min(workers, len(tasks))))]
+    # daemons: a command stopped by an error or ^C exits without waiting for chunks in flight
+    for i, inbox in enumerate(inboxes):
+        threading.Thread(target=serve, args=(inbox,), name=f"chunk-worker-{i}",
+                         daemon=True).start()
+    idle, running = deque(inboxes), 0
+    try:
+        while running or waiting.tasks:
+            while idle and waiting.tasks:
+                idle.popleft().put(waiting.tasks.popleft())
+                running += 1
+            inbox, task, item = events.get()
+            if item is finished or isinstance(item, BaseException):
+                idle.append(inbox)
+                running -= 1
+                if item is not finished:
+                    waiting.fail(task, item)
+            elif isinstance(item, ChunkRecord):
+                on_done(task, item)
+            else:
+                on_frames(task, item)
+    finally:
+        for inbox in inboxes:
+            inbox.put(None)
+    if waiting.error is not None:
+        raise waiting.error
     return report
 
 

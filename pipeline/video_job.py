@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Callable, Literal
@@ -33,20 +34,21 @@ from ..models import hub
 from ..models.hub import ModelRef
 from .assemble import assemble_and_store, finished_output
 from .chunk_worker import ChunkTask, read_record
-from .cluster import check_shared, connect, worker_pool
+from .cluster import check_shared, connect, joins_a_cluster, local_cpus, worker_pool
 from .colour import output_colour
 from .decode import (DEINTERLACE_MODES, decode_window, fields_per_frame, output_size,
                      shown_timeline)
 from .encode import EncodeSettings
 from .ffmpeg_exe import ffmpeg_exe
-from .gpu_codecs import NVENC, encoder_for, gpu_node_codecs
+from .gpu_codecs import NVENC, NodeCodecs, encoder_for, gpu_node_codecs, node_codecs
 from .formats import CHUNK_SUFFIX, VIDEO_CODECS, OutputFormat, output_format
 from .inference import InferenceOptions
 from .plan import (DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_FRAMES, Chunk, gop_size, plan_chunks,
                    plan_from_json, plan_to_json)
 from .probe import Seek, VideoInfo, probe
 from .progress import progress_bar
-from .scheduler import run_chunks, unwrap
+from .memory import process_budget
+from .scheduler import run_chunks, run_chunks_here, unwrap
 from .style_image import resolve_style
 from .temporal import DEFAULT_STRENGTH
 
@@ -56,6 +58,14 @@ HDR_MODES = ("tonemap",)  # keeping HDR through the network is a later option
 WORK_DIR = ".framestyle"
 
 
+# A job of at most this many frames, on a machine with no GPU and no cluster to join, runs its
+# chunks on threads of this process (``scheduler.run_chunks_here``): a fresh local Ray costs
+# about 10 s on 2 cores before the first frame and after the last (its start, the actors'
+# processes and imports, its shutdown), a third of a 240-frame 640x360 job (33 s on Ray, 25-27 in
+# this process, 2026-11-27). A minute of video takes minutes here, and Ray's start-up is then
+# a few per cent of it, while its actors bring what threads do not: a worker that dies costs
+# its chunk, not the command.
+IN_PROCESS_MAX_FRAMES = 1500
 DEFAULT_MAX_FRAME_MEGAPIXELS = 40  # 8K UHD (7680x4320) is 33.2
 DEFAULT_MAX_DURATION = 6 * 3600  # seconds: a feature film and then some
 
@@ -81,6 +91,9 @@ class VideoSettings(Spec):
     overwrite: bool = False  # redo an output that this very job finished before
     # NVDEC/NVENC on GPU nodes whose driver and ffmpeg have them (gpu_codecs); off: CPU codecs
     hardware_codecs: bool = True
+    # where the chunks run: on Ray, or on threads of this process (``runs_in_process``); the
+    # output is the same either way, so this is not part of the job's identity
+    executor: Literal["auto", "ray", "process"] = "auto"
     # Limits that protect a shared cluster: a video over them is refused before any work
     max_frame_megapixels: PositiveFloat = DEFAULT_MAX_FRAME_MEGAPIXELS  # one frame, as stored
     max_duration: PositiveFloat = DEFAULT_MAX_DURATION  # seconds
@@ -141,6 +154,7 @@ class _Video:
     error: BaseException | None = None
     output: dict = field(default_factory=dict)  # what assembly (or the finished output) says
     seconds: float = 0.0
+    executor: str | None = None  # where its chunks ran: "ray" or "process"
 
 
 def run_video_job(job: VideoJob, address: str | None = None, progress: bool = True,
@@ -210,10 +224,18 @@ def _run(jobs: list[VideoJob], address: str | None, progress: bool,
         live = _live(videos)
         if not live:
             return videos
-        connect(address)
-        _choose_encoders(live)
+        here = runs_in_process(jobs[0].executor, address, sum(len(v.timeline) for v in live))
+        if here:
+            workers = local_cpus() if _device_type() == "cpu" else 1  # one GPU replica
+            inference = {id(v): _sharing_memory(v.job.inference, workers) for v in live}
+            _choose_encoders(live, node_codecs)  # this machine's GPU, if it has one
+        else:
+            connect(address)
+            workers, inference = worker_pool()[0], {}
+            _choose_encoders(live, gpu_node_codecs)
         for video in live:
-            _make_tasks(video)
+            video.executor = "process" if here else "ray"
+            _make_tasks(video, workers, inference.get(id(video), video.job.inference))
         total = sum(len(v.timeline) for v in live)
         done = sum(t.chunk.frames for v in live for t in v.tasks
                    if t.chunk.index in v.reused_chunks)
@@ -227,26 +249,30 @@ def _run(jobs: list[VideoJob], address: str | None, progress: bool,
             counted[0] += n
             on_frames(counted[0], bar.total)
         by_task = {id(t): v for v in live for t in v.todo}
-        assembling: dict = {}  # ObjectRef -> video
+        assembling: dict = {}  # Future -> video
+        # here, videos are assembled on a thread of their own, as on Ray by a task of their own:
+        # the driver thread goes on handing chunks to the workers meanwhile
+        assembler = leases.enter_context(ThreadPoolExecutor(1)) if here else None
 
         def collect(timeout: float | None) -> None:
             """End the videos whose assembly has finished (all of them with timeout None)."""
-            import ray
-
             while assembling:
-                ready, _ = ray.wait(list(assembling), num_returns=1, timeout=timeout)
+                ready, _ = wait(list(assembling), timeout=timeout, return_when=FIRST_COMPLETED)
                 if not ready:
                     return
-                video = assembling.pop(ready[0])
-                try:
-                    video.output = ray.get(ready[0])
-                except Exception as e:  # noqa: BLE001 - this video's failure, reported
-                    end(video, FAILED, unwrap(e))
-                else:
-                    end(video, DONE)
+                for future in ready:
+                    video = assembling.pop(future)
+                    try:
+                        video.output = future.result()
+                    except Exception as e:  # noqa: BLE001 - this video's failure, reported
+                        end(video, FAILED, unwrap(e))
+                    else:
+                        end(video, DONE)
 
         def assemble(video: _Video) -> None:
-            assembling[_assemble(video)] = video
+            future = (assembler.submit(assemble_and_store, *_assembly_arguments(video)) if here
+                      else _assemble(video).future())
+            assembling[future] = video
 
         def chunk_done(task: ChunkTask, record) -> None:
             video = by_task[id(task)]
@@ -266,15 +292,44 @@ def _run(jobs: list[VideoJob], address: str | None, progress: bool,
             if video.remaining == 0:
                 assemble(video)
         try:
-            report = run_chunks([t for v in live for t in v.todo],
-                                on_frames=lambda task, n: frames_done(n), on_done=chunk_done,
-                                on_failed=chunk_failed, group=lambda task: id(by_task[id(task)]))
+            todo = [t for v in live for t in v.todo]
+            callbacks = dict(on_frames=lambda task, n: frames_done(n), on_done=chunk_done,
+                             on_failed=chunk_failed, group=lambda task: id(by_task[id(task)]))
+            report = (run_chunks_here(todo, workers, **callbacks) if here
+                      else run_chunks(todo, **callbacks))
             for task in report.retried:
                 by_task[id(task)].retried += 1
             collect(timeout=None)
         finally:
             bar.close()
     return videos
+
+
+def runs_in_process(executor: str, address: str | None, frames: int) -> bool:
+    """Whether the chunks run on threads of this process rather than on Ray (``executor``:
+    auto, ray or process). auto: only a job of at most ``IN_PROCESS_MAX_FRAMES`` frames, with
+    no cluster to join, no Ray already running in this process (which it would use) and no GPU
+    (whose actors hold the hardware codecs' choices and the host's CPU share)."""
+    if executor != "auto":
+        return executor == "process"
+    return (frames <= IN_PROCESS_MAX_FRAMES and not joins_a_cluster(address)
+            and _device_type() == "cpu")
+
+
+def _device_type() -> str:
+    """Where a stylizer in this process would run ("cpu", "cuda"); imported late, as torch
+    is, so that the command's --help never loads it."""
+    from .stylize import pick_device
+
+    return pick_device().type
+
+
+def _sharing_memory(options: InferenceOptions, replicas: int) -> InferenceOptions:
+    """``options`` for one of ``replicas`` stylizers sharing this process's memory (outside
+    Ray each would otherwise budget the machine's share for itself)."""
+    if options.memory_budget:
+        return options
+    return options.model_copy(update={"memory_budget": process_budget(replicas)})
 
 
 def _live(videos: list[_Video]) -> list[_Video]:
@@ -291,7 +346,7 @@ def _summary(video: _Video) -> dict:
         "model_sha256": video.model.sha256 if video.model else None, "job_id": video.job_id,
         "frames_in": info.frames if info else None, "frames_out": frames,
         "chunks": len(video.tasks), "chunks_reused": len(video.reused_chunks),
-        "chunks_retried": video.retried,
+        "chunks_retried": video.retried, "executor": video.executor,
         "seconds": round(video.seconds, 3),
         "fps": round(frames / video.seconds, 3) if video.status == DONE and video.seconds else 0.0,
         "codec": video.fmt.codec_name if video.fmt else None,
@@ -330,12 +385,13 @@ def _prepare(video: _Video, models: dict) -> None:
                                     colour=output_colour(info.colour, job.hdr))
 
 
-def _choose_encoders(videos: list[_Video]) -> None:
-    """NVENC for the videos that allow hardware codecs, where the cluster's GPU nodes can
-    encode their codec (asked once, on a GPU node); each chunk's own node has the last word."""
+def _choose_encoders(videos: list[_Video], gpu_codecs: Callable[[], NodeCodecs]) -> None:
+    """NVENC for the videos that allow hardware codecs, where the GPUs the chunks run on can
+    encode their codec (``gpu_codecs``: asked once, of a GPU node of the cluster or of this
+    machine); each chunk's own node has the last word."""
     if not any(v.job.hardware_codecs for v in videos):
         return
-    gpu = gpu_node_codecs()
+    gpu = gpu_codecs()
     for video in videos:
         if video.job.hardware_codecs:
             encoder = encoder_for(video.settings.codec, NVENC, gpu)
@@ -353,11 +409,11 @@ def _check_limits(info: VideoInfo, job: VideoJob) -> None:
                          f"{job.max_duration:,g} s limit (--max-duration)")
 
 
-def _make_tasks(video: _Video) -> None:
+def _make_tasks(video: _Video, workers: int, inference: InferenceOptions) -> None:
     job, info = video.job, video.info
-    chunks = load_or_make_plan(video.work, job, len(video.timeline), video.settings.fps)
+    chunks = load_or_make_plan(video.work, job, len(video.timeline), video.settings.fps, workers)
     slim = replace(info, pts=(), keyframes=())  # a task needs only its Seek, not the timeline
-    video.tasks = [ChunkTask(model=video.model, inference=job.inference, input_uri=job.input,
+    video.tasks = [ChunkTask(model=video.model, inference=inference, input_uri=job.input,
                              input_info=video.input_info, chunk=c, video=slim,
                              seek=chunk_seek(info, c, job), encode=video.settings,
                              chunk_uri=storage.join(video.work, f"{c.name}{CHUNK_SUFFIX}"),
@@ -400,8 +456,8 @@ def work_prefix(job: VideoJob, model: ModelRef, input_info: storage.ObjectInfo) 
     return storage.join(storage.parent(job.output), WORK_DIR, job_identity(job, model, input_info))
 
 
-def load_or_make_plan(work: str, job: VideoJob, frames: int, rate) -> list[Chunk]:
-    """The plan a previous run of this job stored, else a new one sized to this cluster.
+def load_or_make_plan(work: str, job: VideoJob, frames: int, rate, workers: int) -> list[Chunk]:
+    """The plan a previous run of this job stored, else a new one for ``workers``.
 
     Storing it lets a resumed job reuse chunks even when the cluster has changed size since.
     """
@@ -410,7 +466,6 @@ def load_or_make_plan(work: str, job: VideoJob, frames: int, rate) -> list[Chunk
     stored = store.get_bytes(uri)
     chunks = plan_from_json(stored, frames) if stored else None
     if chunks is None:
-        workers, _ = worker_pool()
         chunks = plan_chunks(frames, rate, job.chunk_seconds, job.overlap, workers)
         store.put_bytes(plan_to_json(chunks), uri)
     return chunks
@@ -430,14 +485,18 @@ def is_finished(task: ChunkTask) -> bool:
 
 
 def _assemble(video: _Video):
-    """Start assembling ``video`` from its chunks on the cluster; the task's ObjectRef."""
+    """Start assembling ``video`` from its chunks on the cluster; the task's ObjectRef (whose
+    ``future()`` the driver waits on, as on a thread's)."""
     import ray
 
     # assemble_and_store lives in a module that does not import torch: the task's fresh worker
     # process starts in a fraction of the time. It asks for no CPU: it mostly copies packets, and
     # must not wait behind the stylizer actors holding every CPU while other videos still run.
     task = ray.remote(num_cpus=0)(assemble_and_store)
+    return task.remote(*_assembly_arguments(video))
+
+
+def _assembly_arguments(video: _Video) -> tuple:
     job = video.job
-    return task.remote(job.input, video.input_info, job.output,
-                       [t.chunk_uri for t in video.tasks], video.info, video.timeline, video.fmt,
-                       video.job_id, job.preview, video.settings)
+    return (job.input, video.input_info, job.output, [t.chunk_uri for t in video.tasks],
+            video.info, video.timeline, video.fmt, video.job_id, job.preview, video.settings)

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from framestyle.core import storage
@@ -18,7 +19,7 @@ from media import audio_packets
 
 SUMMARY_KEYS = {"input", "output", "style", "model_sha256", "frames_in", "frames_out", "chunks",
                 "chunks_reused", "chunks_retried", "seconds", "fps", "codec", "audio_streams",
-                "audio_reencoded", "status", "error", "job_id", "preview"}
+                "audio_reencoded", "status", "error", "job_id", "preview", "executor"}
 
 
 def job_work(job: VideoJob) -> Path:
@@ -107,3 +108,65 @@ def test_resume_redoes_only_missing_or_damaged_chunks(ray_session, clips, tmp_pa
     assert result["frames_out"] == 50
     assert_same_video(tmp_path / "bunny.mp4", clips["bunny"])
     assert not work.exists()
+
+
+def test_a_short_job_in_this_process_writes_what_ray_writes_and_resumes(ray_session, clips,
+                                                                         tmp_path, capsys,
+                                                                         monkeypatch):
+    from framestyle.core.errors import InputError
+    from framestyle.pipeline.chunk_worker import ChunkWorker
+    from media import decoded_frames
+
+    monkeypatch.setattr(video_job, "local_cpus", lambda: 2)  # the plan Ray's 2 CPUs get
+    outputs = {}
+    for executor in ("ray", "process"):
+        outputs[executor] = tmp_path / f"{executor}.mp4"
+        code, out, err = run_cli(capsys, "video", clips["bunny"], outputs[executor], "--style",
+                                 "builtin:5", "--chunk-seconds", "0.5", "--executor", executor,
+                                 "--json")
+        assert code == 0, err
+        summary = json.loads(out)
+        assert summary["executor"] == executor
+        assert summary["frames_out"] == 50 and summary["chunks"] == 4
+    ray_frames = decoded_frames(outputs["ray"])
+    assert len(ray_frames) == 50
+    assert all(np.array_equal(a, b) for a, b in zip(decoded_frames(outputs["process"]),
+                                                   ray_frames, strict=True))
+    assert audio_packets(outputs["process"]) == audio_packets(clips["bunny"])
+
+    # a chunk that fails fails the job (chunks in flight finish); the next run reuses them
+    job = VideoJob(input=str(clips["bunny"]), output=str(tmp_path / "again.mp4"),
+                   style="builtin:5", chunk_seconds=0.5, executor="process")
+    real = ChunkWorker.process
+
+    def failing(self, task):
+        if task.chunk.index == 2:
+            raise InputError("simulated bad chunk")
+        yield from real(self, task)
+
+    monkeypatch.setattr(ChunkWorker, "process", failing)
+    with pytest.raises(InputError, match="simulated bad chunk"):
+        run_video_job(job, progress=False)
+    assert not (tmp_path / "again.mp4").exists()
+    stored = {p.name for p in job_work(job).glob("chunk-*.mkv")}
+    assert {"chunk-00000.mkv", "chunk-00001.mkv"} <= stored and "chunk-00002.mkv" not in stored
+    monkeypatch.setattr(ChunkWorker, "process", real)
+    result = run_video_job(job, progress=False)
+    assert result["executor"] == "process" and result["chunks_reused"] == len(stored)
+    assert all(np.array_equal(a, b) for a, b in zip(decoded_frames(tmp_path / "again.mp4"),
+                                                   ray_frames, strict=True))
+    assert not job_work(job).exists()
+
+
+def test_auto_runs_in_this_process_only_a_short_job_with_no_cluster_to_join(monkeypatch):
+    from framestyle.pipeline.video_job import IN_PROCESS_MAX_FRAMES, runs_in_process
+
+    assert runs_in_process("process", "10.0.0.1:6379", 10 ** 6)  # asked for: whatever the job
+    assert not runs_in_process("ray", None, 10)
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert not runs_in_process("auto", None, 10)  # a cluster to join
+    monkeypatch.delenv("RAY_ADDRESS")
+    assert not runs_in_process("auto", "10.0.0.1:6379", 10)
+    monkeypatch.setattr(video_job, "joins_a_cluster", lambda address: False)
+    assert runs_in_process("auto", None, IN_PROCESS_MAX_FRAMES)
+    assert not runs_in_process("auto", None, IN_PROCESS_MAX_FRAMES + 1)  # long: Ray's actors
