@@ -6,10 +6,15 @@ Cuts ``--clips`` short clips (with their 5.1 audio) from the bundled Big Buck Bu
 times, on this machine and from the command line as a user runs them:
 - ``separate``: ``framestyle video CLIP OUT`` once per clip, one after another (each starts its
   own local Ray instance and loads the model again);
-- ``bulk``: ``framestyle video CLIPS/ OUT/`` once (one Ray instance, one pool of loaded models
-  shared by the chunks of every clip).
-Wall times include start-up, since that is what a user waits for. Prints a table and writes
-``benchmarks/results/bulk.json``.
+- ``bulk``: ``framestyle video CLIPS/ OUT/`` once (one start-up, one pool of loaded models
+  shared by the chunks of every clip), with ``--no-report`` so that it does the work the
+  separate runs do, and once more as a user runs it, also writing the report (before/after
+  stills, an animated preview and a flicker figure per video: work the separate runs do not do).
+Wall times include start-up, since that is what a user waits for. ``speedup`` is the separate
+runs' time over the bulk job's doing the same work; ``speedup_with_report`` over the bulk job
+with its report. Short jobs like these run in the command's own process (docs/architecture.md),
+so a separate run no longer pays a local Ray's start-up, and the bulk job saves less than it did
+on Ray. Prints a table and writes ``benchmarks/results/bulk.json``.
 """
 
 from __future__ import annotations
@@ -68,7 +73,9 @@ def main(argv: list[str] | None = None) -> dict:
         style = ["--style", args.style]
         separate = [framestyle("video", clip, Path(tmp, "separate", clip.name), *style)
                     for clip in clips]
-        bulk = framestyle("video", Path(tmp, "clips"), Path(tmp, "bulk"), *style)
+        same_work = framestyle("video", Path(tmp, "clips"), Path(tmp, "bulk"), *style,
+                               "--no-report")
+        bulk = framestyle("video", Path(tmp, "clips"), Path(tmp, "bulk-report"), *style)
         frames = sum(_frames(c) for c in clips)
     result = {
         "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "machine": platform.machine(),
@@ -76,16 +83,20 @@ def main(argv: list[str] | None = None) -> dict:
         "clips": args.clips, "seconds_each": args.seconds, "height": args.height,
         "style": args.style, "frames": frames,
         "separate_s": round(sum(separate), 2), "separate_each_s": [round(s, 2) for s in separate],
-        "bulk_s": round(bulk, 2), "speedup": round(sum(separate) / bulk, 2),
+        "bulk_no_report_s": round(same_work, 2), "bulk_s": round(bulk, 2),
+        "speedup": round(sum(separate) / same_work, 2),
+        "speedup_with_report": round(sum(separate) / bulk, 2),
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "bulk.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'run':<34}{'wall s':>8}{'frames/s':>10}")
     print(f"{f'{args.clips} separate framestyle video':<34}{sum(separate):>8.1f}"
           f"{frames / sum(separate):>10.2f}")
-    print(f"{'one bulk framestyle video':<34}{bulk:>8.1f}{frames / bulk:>10.2f}")
-    print(f"bulk is {result['speedup']:.2f}x faster ({args.clips} clips of {args.seconds:g} s at "
-          f"{args.height}p, {frames} frames, {os.cpu_count()} CPUs)")
+    print(f"{'one bulk job, --no-report':<34}{same_work:>8.1f}{frames / same_work:>10.2f}")
+    print(f"{'one bulk job with its report':<34}{bulk:>8.1f}{frames / bulk:>10.2f}")
+    print(f"bulk is {result['speedup']:.2f}x faster doing the same work, "
+          f"{result['speedup_with_report']:.2f}x with its report ({args.clips} clips of "
+          f"{args.seconds:g} s at {args.height}p, {frames} frames, {os.cpu_count()} CPUs)")
     return result
 
 
