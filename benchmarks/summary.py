@@ -47,7 +47,10 @@ def _video_pipeline(d: dict) -> list[tuple[str, str]]:
     return [("efficiency (end to end / model only), temporal step off",
              f"{d['efficiency']} (target >= {d.get('target_efficiency', 0.85)})"),
             ("efficiency, temporal step on", f"{d['efficiency_temporal']} (target >= 0.75)"),
-            ("end to end, temporal step on", f"{d['end_to_end_fps_temporal']} frames/s")]
+            ("end to end, temporal step on", f"{d['end_to_end_fps_temporal']} frames/s")] + (
+        [("efficiency with the chunks in this process, temporal step off / on",
+          f"{d['efficiency_in_process']} / {d['efficiency_temporal_in_process']}")]
+        if "efficiency_in_process" in d else [])
 
 
 def _engines_batching(d: dict) -> list[tuple[str, str]]:
