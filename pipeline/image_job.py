@@ -38,7 +38,6 @@ from .image_encode import OUTPUT_FORMATS, encode_image, output_format
 from .image_sink import Destination, pack_archive, write_failures, write_image
 from .image_source import ArchiveLimits, SourceUnit, read_guarded, resolve_sources, source_overlaps
 from .inference import InferenceOptions
-from .memory import process_budget
 from .progress import progress_bar
 from .style_image import resolve_style
 from .temporal import DEFAULT_STRENGTH
@@ -320,8 +319,8 @@ def _rows_in_process(job: ImageJob, style: ModelRef, destination: Destination,
     on_cpu = pick_device().type == "cpu"
     threads = max(1, min(len(units), cluster.local_cpus())) if on_cpu else 1
     options = job.inference
-    if on_cpu and not options.memory_budget:  # the replicas share this machine's memory
-        options = options.model_copy(update={"memory_budget": process_budget(threads)})
+    if on_cpu:  # the replicas share this machine's memory
+        options = options.sharing_process(threads)
     arguments = {**_stylize_arguments(job, style), "options": options, "threads": 1}
     read = ReadAndDecode(**_read_arguments(job, destination))
     write = EncodeAndWrite(**_write_arguments(job, destination))

@@ -31,6 +31,15 @@ class InferenceOptions(Spec):
     # as fast as the host feeds it (benchmarks.host_ceiling measures what a share can feed)
     cpus_per_gpu: float = Field(DEFAULT_CPUS_PER_GPU, gt=0)
 
+    def sharing_process(self, replicas: int) -> InferenceOptions:
+        """These options for one of ``replicas`` stylizers on threads of one process outside Ray
+        (each would otherwise budget the whole machine's share for itself)."""
+        if self.memory_budget:
+            return self
+        from .memory import process_budget
+
+        return self.model_copy(update={"memory_budget": process_budget(replicas)})
+
     def torch_dtype(self, device):
         import torch
 

@@ -47,7 +47,6 @@ from .plan import (DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_FRAMES, Chunk, gop_siz
                    plan_from_json, plan_to_json)
 from .probe import Seek, VideoInfo, probe
 from .progress import progress_bar
-from .memory import process_budget
 from .scheduler import run_chunks, run_chunks_here, unwrap
 from .style_image import resolve_style
 from .temporal import DEFAULT_STRENGTH
@@ -215,10 +214,10 @@ def _run(jobs: list[VideoJob], address: str | None, progress: bool,
                                    ("--style", video.model.source)])
         except InputError as e:
             end(video, FAILED, e)
-    with ExitStack() as leases:
+    with ExitStack() as held:  # the videos' leases, and the assembly thread if any
         for video in _live(videos):  # before Ray starts: a run that must wait is told at once
             try:
-                video.lease = leases.enter_context(Lease(video.work))
+                video.lease = held.enter_context(Lease(video.work))
             except JobBusyError as e:
                 end(video, FAILED, e)
         live = _live(videos)
@@ -227,15 +226,14 @@ def _run(jobs: list[VideoJob], address: str | None, progress: bool,
         here = runs_in_process(jobs[0].executor, address, sum(len(v.timeline) for v in live))
         if here:
             workers = local_cpus() if _device_type() == "cpu" else 1  # one GPU replica
-            inference = {id(v): _sharing_memory(v.job.inference, workers) for v in live}
             _choose_encoders(live, node_codecs)  # this machine's GPU, if it has one
         else:
             connect(address)
-            workers, inference = worker_pool()[0], {}
+            workers = worker_pool()[0]
             _choose_encoders(live, gpu_node_codecs)
         for video in live:
             video.executor = "process" if here else "ray"
-            _make_tasks(video, workers, inference.get(id(video), video.job.inference))
+            _make_tasks(video, workers, shared_process=here)
         total = sum(len(v.timeline) for v in live)
         done = sum(t.chunk.frames for v in live for t in v.tasks
                    if t.chunk.index in v.reused_chunks)
@@ -252,7 +250,7 @@ def _run(jobs: list[VideoJob], address: str | None, progress: bool,
         assembling: dict = {}  # Future -> video
         # here, videos are assembled on a thread of their own, as on Ray by a task of their own:
         # the driver thread goes on handing chunks to the workers meanwhile
-        assembler = leases.enter_context(ThreadPoolExecutor(1)) if here else None
+        assembler = held.enter_context(ThreadPoolExecutor(1)) if here else None
 
         def collect(timeout: float | None) -> None:
             """End the videos whose assembly has finished (all of them with timeout None)."""
@@ -322,14 +320,6 @@ def _device_type() -> str:
     from .stylize import pick_device
 
     return pick_device().type
-
-
-def _sharing_memory(options: InferenceOptions, replicas: int) -> InferenceOptions:
-    """``options`` for one of ``replicas`` stylizers sharing this process's memory (outside
-    Ray each would otherwise budget the machine's share for itself)."""
-    if options.memory_budget:
-        return options
-    return options.model_copy(update={"memory_budget": process_budget(replicas)})
 
 
 def _live(videos: list[_Video]) -> list[_Video]:
@@ -409,8 +399,11 @@ def _check_limits(info: VideoInfo, job: VideoJob) -> None:
                          f"{job.max_duration:,g} s limit (--max-duration)")
 
 
-def _make_tasks(video: _Video, workers: int, inference: InferenceOptions) -> None:
+def _make_tasks(video: _Video, workers: int, shared_process: bool) -> None:
+    """The video's chunk tasks for ``workers`` (threads of this process if
+    ``shared_process``, whose stylizers share its memory; else Ray actors)."""
     job, info = video.job, video.info
+    inference = job.inference.sharing_process(workers) if shared_process else job.inference
     chunks = load_or_make_plan(video.work, job, len(video.timeline), video.settings.fps, workers)
     slim = replace(info, pts=(), keyframes=())  # a task needs only its Seek, not the timeline
     video.tasks = [ChunkTask(model=video.model, inference=inference, input_uri=job.input,
