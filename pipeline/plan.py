@@ -43,6 +43,10 @@ def plan_chunks(frames: int, fps: Fraction, chunk_seconds: float = DEFAULT_CHUNK
     workers idle behind one long chunk: 132 frames in 2 s chunks on 2 workers become 2 chunks of
     66 frames, not 50 + 50 + 32. Rounding down lengthens chunks rather than multiplying per-chunk
     costs (process start-up, warm-up frames); on long videos the change is a frame or two.
+    The split is even in work, not in frames: every chunk but the first also decodes and
+    stylizes its warm-up frames, so those chunks are ``overlap`` frames shorter. 132 frames on 2
+    workers with 8 warm-up frames are 70 + 62 (+ 8), and neither worker waits for the other.
+    Pass ``overlap=0`` when nothing warms (the temporal step off).
     """
     if frames <= 0:
         raise ValueError("a video needs at least one frame")
@@ -52,7 +56,10 @@ def plan_chunks(frames: int, fps: Fraction, chunk_seconds: float = DEFAULT_CHUNK
     starts = list(range(0, frames, size))
     if workers > 1:
         count = min(frames, max(workers, len(starts) // workers * workers))
-        starts = [i * frames // count for i in range(count)]  # lengths differ by at most one
+        # lengths (warm-up included) differ by at most one; too short a video to carry the
+        # warm-up frames is split evenly in frames instead
+        warm = overlap if frames - overlap >= count else 0
+        starts = [0] + [warm + i * (frames - warm) // count for i in range(1, count)]
     ends = starts[1:] + [frames]
     return [Chunk(index=i, start=start, end=end, warmup=min(overlap, start))
             for i, (start, end) in enumerate(zip(starts, ends))]

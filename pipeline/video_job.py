@@ -459,7 +459,8 @@ def load_or_make_plan(work: str, job: VideoJob, frames: int, rate, workers: int)
     stored = store.get_bytes(uri)
     chunks = plan_from_json(stored, frames) if stored else None
     if chunks is None:
-        chunks = plan_chunks(frames, rate, job.chunk_seconds, job.overlap, workers)
+        overlap = job.overlap if job.temporal > 0 else 0  # warm-up frames only feed the step
+        chunks = plan_chunks(frames, rate, job.chunk_seconds, overlap, workers)
         store.put_bytes(plan_to_json(chunks), uri)
     return chunks
 

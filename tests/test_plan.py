@@ -58,19 +58,36 @@ def test_gop_is_about_two_seconds():
 
 
 def test_workers_shorten_chunks_so_none_sit_idle():
-    chunks = plan_chunks(frames=132, fps=Fraction(25), chunk_seconds=2, workers=2)
+    chunks = plan_chunks(frames=132, fps=Fraction(25), chunk_seconds=2, workers=2,
+                         overlap=0)
     assert [c.frames for c in chunks] == [66, 66]
-    many = plan_chunks(frames=100, fps=Fraction(25), chunk_seconds=1, workers=4)
+    many = plan_chunks(frames=100, fps=Fraction(25), chunk_seconds=1, workers=4, overlap=0)
     assert [c.frames for c in many] == [25] * 4  # already a multiple: unchanged
-    few = plan_chunks(frames=30, fps=Fraction(25), chunk_seconds=2, workers=4)
+    few = plan_chunks(frames=30, fps=Fraction(25), chunk_seconds=2, workers=4, overlap=0)
     assert [c.frames for c in few] == [7, 8, 7, 8]  # at least one chunk per worker
-    long = plan_chunks(frames=25 * 600, fps=Fraction(25), chunk_seconds=2, workers=7)
+    long = plan_chunks(frames=25 * 600, fps=Fraction(25), chunk_seconds=2, workers=7,
+                       overlap=0)
     assert len(long) == 294 and {c.frames for c in long} == {51, 52}  # 300 -> 294 chunks
     assert covered(long) == list(range(25 * 600))
-    tiny = plan_chunks(frames=3, fps=Fraction(25), chunk_seconds=2, workers=8)
+    tiny = plan_chunks(frames=3, fps=Fraction(25), chunk_seconds=2, workers=8, overlap=0)
     assert [c.frames for c in tiny] == [1, 1, 1]
     assert covered(plan_chunks(frames=45, fps=Fraction(30000, 1001), chunk_seconds=0.5,
                                workers=2)) == list(range(45))
+
+
+def test_chunks_that_warm_up_are_shorter_so_every_worker_decodes_as_many_frames():
+    # the first chunk has no warm-up frames to decode and stylize: it takes theirs in frames
+    chunks = plan_chunks(frames=132, fps=Fraction(25), chunk_seconds=2, workers=2, overlap=8)
+    assert [(c.start, c.frames, c.warmup) for c in chunks] == [(0, 70, 0), (70, 62, 8)]
+    four = plan_chunks(frames=30, fps=Fraction(25), chunk_seconds=2, workers=4, overlap=8)
+    assert [c.frames + c.warmup for c in four] == [13, 14, 13, 14]
+    assert covered(four) == list(range(30))
+    long = plan_chunks(frames=25 * 600, fps=Fraction(25), chunk_seconds=2, workers=7, overlap=8)
+    assert len(long) == 294 and {c.frames + c.warmup for c in long} == {58, 59}
+    assert covered(long) == list(range(25 * 600))
+    # too short to carry the warm-up: split evenly, each chunk warming on what precedes it
+    short = plan_chunks(frames=9, fps=Fraction(25), chunk_seconds=2, workers=2, overlap=8)
+    assert [(c.start, c.frames, c.warmup) for c in short] == [(0, 4, 0), (4, 5, 4)]
 
 
 def test_stored_plan_round_trips_and_is_checked_against_the_video():
