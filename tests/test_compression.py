@@ -161,6 +161,7 @@ def test_prune_publishes_a_smaller_network_close_to_its_parent_that_the_video_jo
     assert card["pruned_from"]["sha256"] == inspect(checkpoint).sha256
     assert card["code"] and card["fps"] > 0 and card["psnr_db"] == result["psnr_db"]
     assert card["recipe"] == "distill" and card["steps"] == 20  # fine-tuned on Ray Train
+    assert card["options"]["decay_from"] == 0  # its learning rate falling from the first step
     # close to the parent on photos it never saw
     held_out = torch.stack([torch.from_numpy(np.asarray(photo(64, 64, seed=900 + i)))
                             for i in range(3)]).permute(0, 3, 1, 2).float()

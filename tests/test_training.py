@@ -216,3 +216,34 @@ def test_bad_input_is_refused_before_training(case, photos, tmp_path, hub_root, 
     assert message in err, err
     assert len(err.strip().splitlines()) == 1, err
     assert not hub_root.exists() or hub.list_models() == {}
+
+
+def test_distill_can_lower_its_learning_rate_to_zero_and_resume_on_the_way(tmp_path):
+    """``--decay-from F``: constant for that fraction of the steps, then linearly to zero (what
+    ``models prune`` fine-tunes with, from the first step); the schedule is in the checkpoint."""
+    from framestyle.training.distill import Distill, Options
+    from framestyle.training.settings import TrainSettings
+
+    settings = TrainSettings(recipe="distill", data=[str(tmp_path)], name="decaying", steps=10,
+                             lr=1e-3)
+
+    def recipe(**options):
+        options = Options(teacher="builtin:3", width=0.125, **options)
+        return Distill(settings, options, Distill.prepare(settings, options), torch.device("cpu"))
+
+    def rates(run, steps):
+        seen = []
+        for _ in range(steps):
+            seen.append(run.optimizers["student"].param_groups[0]["lr"])
+            run.optimizers["student"].step()  # (no gradients: only the schedule moves)
+            run.advance()
+        return seen
+
+    assert rates(recipe(), 10) == [1e-3] * 10  # the default keeps it constant
+    assert rates(recipe(decay_from=0.5), 10) == pytest.approx(
+        [1e-3] * 5 + [1e-3, 8e-4, 6e-4, 4e-4, 2e-4])
+    falling = recipe(decay_from=0)
+    first = rates(falling, 4)
+    resumed = recipe(decay_from=0)
+    resumed.load_state_dict(falling.state_dict())
+    assert first + rates(resumed, 6) == pytest.approx([1e-3 * (10 - i) / 10 for i in range(10)])

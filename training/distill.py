@@ -42,6 +42,9 @@ class Options(Spec):
                             "with the input, as --strength does when stylizing")
     preserve_color: bool = Field(False, description="learn the teacher's luminance with the "
                                  "input's colours, as --preserve-color does when stylizing")
+    decay_from: float = Field(1.0, ge=0, le=1, description="keep the learning rate for this "
+                              "fraction of the steps, then lower it linearly to zero (1: "
+                              "constant)")
 
     @field_validator("student_config", mode="before")
     @classmethod
@@ -72,7 +75,8 @@ class Distill(Recipe):
         self.nets["student"] = arch.build(student_config(self.options)).to(self.device)
         if prepared.get("init") is not None:
             self.nets["student"].load_state_dict(prepared["init"])
-        self.adam("student", self.nets["student"].parameters(), betas=(0.9, 0.999))
+        self.adam("student", self.nets["student"].parameters(), betas=(0.9, 0.999),
+                  decay_from=self.options.decay_from)
         teacher = prepared["teacher"]
         condition = None if teacher.condition is None else torch.tensor(teacher.condition)
         # what the student learns to paint: the teacher's output, with the look asked for

@@ -252,7 +252,8 @@ def prune(settings: PruneSettings, address: str | None = None, progress: bool = 
                           image_size=settings.image_size, storage=settings.storage,
                           seed=settings.seed),
             {"teacher": settings.style, "arch": parent.arch.name, "student_config": child_config,
-             "init": init, "trust_code": settings.trust_code},
+             "init": init, "trust_code": settings.trust_code,
+             "decay_from": FINETUNE_DECAY_FROM},
             address=address, progress=progress, say=say,
             card=lambda module: {**card, **speed.measure(module)})
         published, measured = trained["published"][0], _card_of(trained["published"][0])
@@ -273,6 +274,12 @@ def prune(settings: PruneSettings, address: str | None = None, progress: bool = 
         {"settings": settings.model_dump(mode="json"), "result": result}).encode(), result_uri)
     return result
 
+
+# The fine-tune's learning rate falls linearly to zero from its first step. At a constant rate
+# the student ends wherever Adam's last steps threw it: a TransformerNet cut to 11% of its
+# parameters reached 28.3 dB against its parent after 1000 steps, and 32.2 dB with the decay
+# (same code and data; docs/compression.md).
+FINETUNE_DECAY_FROM = 0.0
 
 _MEASURED = ("params", "parent_params", "fps", "parent_fps", "speedup", "psnr_db", "error")
 
