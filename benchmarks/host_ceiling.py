@@ -89,8 +89,10 @@ def host_frames_per_second(path: str, threads: int, temporal: float, device: str
         def stylizer_for(self, task):
             return _Identity(device)
 
-    worker = HostOnly() if style is None else ChunkWorker()
-    cv2.setNumThreads(threads)  # the actor's share, as ChunkWorker sets from Ray's assignment
+    # the actor's share, as ChunkWorker takes it from Ray's assignment: OpenCV's threads and
+    # ffmpeg's decoder and encoder threads (and the network's, with a style)
+    worker = HostOnly(threads=threads) if style is None else ChunkWorker(threads=threads)
+    cv2.setNumThreads(threads)
     task = ChunkTask(model=resolve_style(style or "builtin:7"), inference=InferenceOptions(),
                      input_uri=path, input_info=storage.require(path),
                      chunk=Chunk(index=0, start=0, end=info.frames, warmup=0), video=info,

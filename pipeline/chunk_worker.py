@@ -96,6 +96,9 @@ class ChunkWorker:
         # --cpus-per-gpu): OpenCV's default pool, one per core, would oversubscribe the node
         cv2.setNumThreads(held_cpus())
         self._batch_size, self._threads = batch_size, threads
+        # ffmpeg's decoder and encoder too: left to themselves each takes every core of the
+        # node (x264 1.5 threads a core), so a node of N one-CPU actors ran N x 1.5N threads
+        self._codec_threads = threads or held_cpus()
         self._loaded: tuple[str, object] | None = None  # (model key, Stylizer)
 
     def ready(self) -> bool:
@@ -126,14 +129,14 @@ class ChunkWorker:
         # NVDEC where this node has it; NVENC where the video was meant for it and this node
         # has it too (else the CPU encoder; assembly joins the two, gpu_codecs)
         codecs = node_codecs() if on_gpu else NO_GPU_CODECS
-        settings = replace(task.encode, encoder=encoder_for(task.encode.codec,
-                                                            task.encode.encoder, codecs))
+        settings = replace(task.encode, threads=self._codec_threads,
+                           encoder=encoder_for(task.encode.codec, task.encode.encoder, codecs))
         warmup = chunk.warmup if task.temporal > 0 else 0
         source = storage.media_url(task.input_uri)  # read in place, never copied whole
         frames = iter_frames(source, task.video, chunk.start - warmup, warmup + chunk.frames,
                              (settings.width, settings.height), task.deinterlace, task.hdr,
                              seek=task.seek, name=task.input_uri,
-                             hwaccel=task.nvdec and codecs.nvdec)
+                             hwaccel=task.nvdec and codecs.nvdec, threads=self._codec_threads)
         # Flow needs only input frames: computing it on the read-ahead thread overlaps the model.
         paired = with_motion(frames) if task.temporal > 0 else ((f, None) for f in frames)
         blend = TemporalBlender(task.temporal) if task.temporal > 0 else None

@@ -76,7 +76,7 @@ def decode_window(info: VideoInfo, start: int, deinterlace: str = "frame") -> tu
 def iter_frames(path: str, info: VideoInfo, start: int, count: int, size: tuple[int, int],
                 deinterlace: str = "frame", hdr: str = "tonemap",
                 seek: Seek | None = None, name: str | None = None,
-                hwaccel: bool = False) -> Iterator[np.ndarray]:
+                hwaccel: bool = False, threads: int = 0) -> Iterator[np.ndarray]:
     """Yield ``count`` RGB frames (H, W, 3 uint8): output frames ``start``.. of ``path``.
 
     Frames are located by timestamp, not by index / fps (``VideoInfo.seek_point`` and ``Seek``
@@ -85,7 +85,7 @@ def iter_frames(path: str, info: VideoInfo, start: int, count: int, size: tuple[
     already (chunk tasks carry it instead of the whole timeline). Raises InputError, naming the
     file as ``name`` (default: ``path``), if the file runs out early. ``hwaccel`` decodes on
     the GPU with NVDEC (the same frames; ffmpeg falls back to the CPU for streams it cannot
-    take there).
+    take there). ``threads``: the decoder's (0: ffmpeg's choice, from every core).
     """
     import ffmpeg
 
@@ -96,6 +96,8 @@ def iter_frames(path: str, info: VideoInfo, start: int, count: int, size: tuple[
     opts, filters = {"noautorotate": None}, decode_filters(info, size, deinterlace, hdr)
     if hwaccel:
         opts["hwaccel"] = "cuda"
+    if threads:
+        opts["threads"] = threads
     if seek is not None and seek.demux is not None:
         # an absolute time: ffmpeg's own "file start" differs from the container's for some
         # formats (MPEG-TS: the latest stream start), so a relative -ss would land off by that

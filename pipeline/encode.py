@@ -30,6 +30,7 @@ class EncodeSettings:
     codec: str = "h264"
     colour: Colour = SDR_BT709
     encoder: str = SOFTWARE  # or NVENC: the codec's NVENC encoder (gpu_codecs)
+    threads: int = 0  # the encoder's; 0: ffmpeg's own choice, from every core of the machine
 
     def ffmpeg_options(self) -> dict:
         codec = VIDEO_CODECS[self.codec]
@@ -37,6 +38,8 @@ class EncodeSettings:
         template = NVENC_OPTIONS if hardware else codec.options
         options = {k: v.format(crf=self.crf, gop=self.gop) if isinstance(v, str) else v
                    for k, v in template.items()}
+        if self.threads:
+            options["threads"] = self.threads
         return {"vcodec": codec.nvenc if hardware else codec.encoder, **options,
                 "vf": ",".join(from_rgb_filters(self.colour, codec.pix_fmt))}
 

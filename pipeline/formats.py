@@ -31,10 +31,12 @@ VIDEO_CODECS: dict[str, VideoCodec] = {
     "h264": VideoCodec("libx264", "yuv420p", {"preset": "veryfast", "crf": "{crf}", "g": "{gop}",
                                              "keyint_min": "{gop}", "sc_threshold": 0, "bf": 0},
                         nvenc="h264_nvenc"),
+    # info=0: x265 otherwise writes its settings, thread counts included, into the stream's
+    # headers, and chunks from workers with different CPU shares could not be joined
     "hevc": VideoCodec("libx265", "yuv420p", {"preset": "veryfast", "crf": "{crf}",
                                              "x265-params": "keyint={gop}:min-keyint={gop}:"
-                                             "scenecut=0:bframes=0:log-level=error"}, tag="hvc1",
-                        nvenc="hevc_nvenc"),
+                                             "scenecut=0:bframes=0:info=0:log-level=error"},
+                       tag="hvc1", nvenc="hevc_nvenc"),
     "vp9": VideoCodec("libvpx-vp9", "yuv420p", {"crf": "{crf}", "b:v": 0, "g": "{gop}",
                                                "deadline": "good", "cpu-used": 5, "row-mt": 1}),
     "av1": VideoCodec("libsvtav1", "yuv420p", {"crf": "{crf}", "g": "{gop}", "preset": 8},

@@ -52,7 +52,9 @@ from .style_image import resolve_style
 from .temporal import DEFAULT_STRENGTH
 
 # Bump when a change alters the pixels a job writes, so old chunks are not reused.
-PIPELINE_VERSION = 4  # 3: contrast-preserving temporal step; 4: deviation budget, detail target
+# 3: contrast-preserving temporal step; 4: deviation budget, detail target; 5: HEVC chunks
+# without x265's settings in their headers (old ones would not join new ones)
+PIPELINE_VERSION = 5
 HDR_MODES = ("tonemap",)  # keeping HDR through the network is a later option
 WORK_DIR = ".framestyle"
 

@@ -1,6 +1,7 @@
 """NVDEC/NVENC where a node has them, and what happens where it does not: the choices, the NVENC
-command line, and joining a video whose chunks were made by NVENC and by CPUs. (No GPU here: the
-hardware itself is exercised by benchmarks.gpu on a GPU machine.)"""
+command line, and joining a video whose chunks were made by NVENC and by CPUs, or by workers
+with different CPU shares. (No GPU here: the hardware itself is exercised by benchmarks.gpu on a
+GPU machine.)"""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from framestyle.pipeline import gpu_codecs
-from framestyle.pipeline.assemble import assemble
+from framestyle.pipeline.assemble import assemble, joinable
 from framestyle.pipeline.colour import from_rgb_filters
 from framestyle.pipeline.decode import iter_frames, shown_timeline
 from framestyle.pipeline.encode import EncodeSettings, FrameEncoder
@@ -97,19 +99,74 @@ def test_chunks_from_nvenc_and_cpu_nodes_join_into_one_stream(clips, tmp_path):
                  output_format(out), str(tmp_path / "again.mp4"), str(tmp_path))
 
 
+def eight_frame_task(path: str, tmp_path, **fields):
+    """A chunk task for the first 8 frames of ``path`` in built-in style 7."""
+    from framestyle.core import storage
+    from framestyle.models.hub import resolve
+    from framestyle.pipeline.chunk_worker import ChunkTask
+    from framestyle.pipeline.inference import InferenceOptions
+    from framestyle.pipeline.plan import Chunk
+
+    info = probe(path)
+    return ChunkTask(model=resolve("builtin:7"), inference=InferenceOptions(), input_uri=path,
+                     input_info=storage.require(path),
+                     chunk=Chunk(index=0, start=0, end=8, warmup=0), video=info, seek=None,
+                     encode=EncodeSettings(width=info.width, height=info.height, fps=info.fps,
+                                           gop=gop_size(info.fps)),
+                     chunk_uri=str(tmp_path / "chunk-0.mkv"), **fields)
+
+
+@pytest.mark.parametrize("codec", ["h264", "hevc", "av1"])
+def test_chunks_from_workers_with_different_cpu_shares_join_by_copy(clips, tmp_path, codec):
+    """A one-CPU actor encodes on one thread, a GPU actor's host share on several: their chunks
+    of one video must still join by copy, with every frame in place. (x265 wrote its thread
+    counts into the stream's headers until told not to.)"""
+    path = str(clips["bunny"])
+    info = probe(path)
+    frames = decoded_frames(path)[:12]
+    chunks = []
+    for i, threads in enumerate((1, 4)):
+        chunks.append(str(tmp_path / f"chunk-{i}.mkv"))
+        settings = EncodeSettings(width=info.width, height=info.height, fps=info.fps,
+                                  gop=gop_size(info.fps), codec=codec, threads=threads)
+        with FrameEncoder(chunks[-1], settings) as encoder:
+            for frame in frames[6 * i:6 * i + 6]:
+                encoder.write(frame)
+    assert joinable(chunks, None, str(tmp_path)) == (chunks, None)  # nothing re-encoded
+
+
+def test_a_chunk_workers_decoder_and_encoder_use_its_cpu_share(clips, tmp_path, monkeypatch):
+    """ffmpeg left to itself takes every core of the node for each decoder and encoder (x264:
+    1.5 threads a core), so N one-CPU actors on an N-core node would run N x 1.5N threads."""
+    from framestyle.pipeline import decode, encode
+    from framestyle.pipeline.chunk_worker import ChunkWorker
+
+    commands = []
+    for module in (decode, encode):
+        def recording(graph, *args, spawn=module.spawn, **kwargs):
+            commands.append(graph.get_args())
+            return spawn(graph, *args, **kwargs)
+        monkeypatch.setattr(module, "spawn", recording)
+    monkeypatch.setattr(ChunkWorker, "stylizer_for",
+                        lambda self, task: type("Plain", (), {"device": torch.device("cpu"),
+                                                              "__call__": lambda s, f: f})())
+    task = eight_frame_task(str(clips["bunny"]), tmp_path)
+    *written, record = ChunkWorker(threads=1).process(task)  # a worker thread of the command
+    assert record.frames == 8
+    encoder, decoder = sorted(commands, key=lambda args: args[args.index("-i") + 1] != "pipe:")
+    assert decoder[decoder.index("-threads") + 1] == "1" and decoder.index("-threads") < \
+        decoder.index("-i")  # the decoder's, not the output's
+    assert encoder[encoder.index("-threads") + 1] == "1" and encoder.index("-threads") > \
+        encoder.index("-i")
+
+
 @pytest.mark.parametrize("allowed", [True, False])
 def test_no_hardware_codecs_means_no_nvdec_either(clips, tmp_path, monkeypatch, allowed):
     """On a GPU node that has NVDEC, a chunk decodes with it unless the job said
     --no-hardware-codecs. (The node's codecs and the GPU are stood in for: a stylizer that
     claims the GPU and returns its frames.)"""
-    import torch
-
-    from framestyle.core import storage
-    from framestyle.models.hub import resolve
     from framestyle.pipeline import chunk_worker
-    from framestyle.pipeline.chunk_worker import ChunkTask, ChunkWorker
-    from framestyle.pipeline.inference import InferenceOptions
-    from framestyle.pipeline.plan import Chunk
+    from framestyle.pipeline.chunk_worker import ChunkWorker
 
     asked = []
 
@@ -126,14 +183,7 @@ def test_no_hardware_codecs_means_no_nvdec_either(clips, tmp_path, monkeypatch, 
     monkeypatch.setattr(chunk_worker, "node_codecs", lambda: NodeCodecs(True, frozenset()))
     monkeypatch.setattr(chunk_worker, "iter_frames", decode)
     monkeypatch.setattr(ChunkWorker, "stylizer_for", lambda self, task: OnTheGpu())
-    path = str(clips["bunny"])
-    info = probe(path)
-    task = ChunkTask(model=resolve("builtin:7"), inference=InferenceOptions(), input_uri=path,
-                     input_info=storage.require(path),
-                     chunk=Chunk(index=0, start=0, end=8, warmup=0), video=info, seek=None,
-                     encode=EncodeSettings(width=info.width, height=info.height, fps=info.fps,
-                                           gop=gop_size(info.fps)),
-                     chunk_uri=str(tmp_path / "chunk-0.mkv"), nvdec=allowed)
+    task = eight_frame_task(str(clips["bunny"]), tmp_path, nvdec=allowed)
     *written, record = ChunkWorker().process(task)
     assert sum(written) == record.frames == 8
     assert asked == [allowed]
