@@ -38,6 +38,16 @@ RESULTS = results_dir()
 REPEAT = 2
 
 
+def fastest(run) -> float:
+    """The shortest wall time of ``REPEAT`` calls of ``run()``."""
+    times = []
+    for _ in range(REPEAT):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def decoded_frames(path: str, height: int) -> list[np.ndarray]:
     from framestyle.pipeline.decode import iter_frames, output_size
     from framestyle.pipeline.probe import probe
@@ -72,11 +82,7 @@ def model_only_on_actors(frames, style: str, batch_size: int) -> float:
               for _ in range(count)]
     ray.get([a.run.remote(frames[:batch_size]) for a in actors])  # load + warm up
     shares = [ray.put(frames[i::count]) for i in range(count)]
-    seconds = float("inf")
-    for _ in range(REPEAT):
-        start = time.perf_counter()
-        ray.get([a.run.remote(s) for a, s in zip(actors, shares)])
-        seconds = min(seconds, time.perf_counter() - start)
+    seconds = fastest(lambda: ray.get([a.run.remote(s) for a, s in zip(actors, shares)]))
     for a in actors:
         ray.kill(a)
     return len(frames) / seconds
@@ -91,12 +97,8 @@ def model_only_in_process(frames, style: str, batch_size: int) -> float:
     torch.set_num_threads(os.cpu_count() or 1)
     stylizer = Stylizer(resolve(style))
     stylizer(frames[:batch_size])
-    seconds = float("inf")
-    for _ in range(REPEAT):
-        start = time.perf_counter()
-        for i in range(0, len(frames), batch_size):
-            stylizer(frames[i:i + batch_size])
-        seconds = min(seconds, time.perf_counter() - start)
+    seconds = fastest(lambda: [stylizer(frames[i:i + batch_size])
+                               for i in range(0, len(frames), batch_size)])
     return len(frames) / seconds
 
 

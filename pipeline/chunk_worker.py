@@ -94,11 +94,12 @@ class ChunkWorker:
 
         # as many threads as the actor holds CPUs (one per CPU actor; a GPU actor's host share,
         # --cpus-per-gpu): OpenCV's default pool, one per core, would oversubscribe the node
-        cv2.setNumThreads(held_cpus())
+        cpus = held_cpus()
+        cv2.setNumThreads(cpus)
         self._batch_size, self._threads = batch_size, threads
         # ffmpeg's decoder and encoder too: left to themselves each takes every core of the
         # node (x264 1.5 threads a core), so a node of N one-CPU actors ran N x 1.5N threads
-        self._codec_threads = threads or held_cpus()
+        self._codec_threads = threads or cpus
         self._loaded: tuple[str, object] | None = None  # (model key, Stylizer)
 
     def ready(self) -> bool:
@@ -118,7 +119,8 @@ class ChunkWorker:
     def process(self, task: ChunkTask) -> Iterator[int | ChunkRecord]:
         """Yield the number of frames written after each batch, then the chunk's record.
 
-        With the temporal step on, decoding starts ``chunk.warmup`` frames early: those frames
+        Decoding starts ``chunk.warmup`` frames early (the plan has them only with the temporal
+        step on, ``load_or_make_plan``): those frames
         are stylized and blended only to bring the temporal state to where the previous chunk
         left it, so the seam does not show; they are not written.
         """
@@ -131,9 +133,9 @@ class ChunkWorker:
         codecs = node_codecs() if on_gpu else NO_GPU_CODECS
         settings = replace(task.encode, threads=self._codec_threads,
                            encoder=encoder_for(task.encode.codec, task.encode.encoder, codecs))
-        warmup = chunk.warmup if task.temporal > 0 else 0
+        warmup = chunk.warmup
         source = storage.media_url(task.input_uri)  # read in place, never copied whole
-        frames = iter_frames(source, task.video, chunk.start - warmup, warmup + chunk.frames,
+        frames = iter_frames(source, task.video, chunk.decode_start, warmup + chunk.frames,
                              (settings.width, settings.height), task.deinterlace, task.hdr,
                              seek=task.seek, name=task.input_uri,
                              hwaccel=task.nvdec and codecs.nvdec, threads=self._codec_threads)

@@ -99,7 +99,6 @@ def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], Non
     # it, and a chunk handed to an actor that cannot start would wait for ever
     starting: dict = {actor.ready.remote(): actor for actor in actors}
     attempts: dict[int, int] = {}
-    fail = waiting.fail
 
     def lost(actor, e: BaseException) -> None:
         """``actor``'s process died: wait for Ray's restart, or replace an actor out of them."""
@@ -120,8 +119,8 @@ def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], Non
                 running[actor.process.remote(task)] = [actor, task, 0]
             if waiting.tasks and not actors:  # nothing left to run them on
                 task = waiting.tasks.popleft()
-                fail(task, ChunkFailed(f"no stylizer left to run {task.chunk.name} of "
-                                       f"{task.input_uri}: every worker was lost"))
+                waiting.fail(task, ChunkFailed(f"no stylizer left to run {task.chunk.name} of "
+                                               f"{task.input_uri}: every worker was lost"))
                 continue
             (ref,), _ = ray.wait([*running, *starting], num_returns=1)
             if ref in starting:
@@ -144,8 +143,9 @@ def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], Non
                 on_frames(task, -reported)
                 lost(actor, e)
                 if attempts[id(task)] >= max_attempts or not actors:
-                    fail(task, ChunkFailed(f"{task.chunk.name} of {task.input_uri} lost its "
-                                           f"worker {attempts[id(task)]} times: {first_line(e)}"))
+                    waiting.fail(task, ChunkFailed(
+                        f"{task.chunk.name} of {task.input_uri} lost its worker "
+                        f"{attempts[id(task)]} times: {first_line(e)}"))
                 else:
                     report.retried.append(task)
                     waiting.tasks.appendleft(task)
@@ -153,7 +153,7 @@ def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], Non
             except Exception as e:  # noqa: BLE001 - the chunk's own failure
                 del running[ref]
                 idle.append(actor)
-                fail(task, unwrap(e))
+                waiting.fail(task, unwrap(e))
                 continue
             if isinstance(item, ChunkRecord):
                 on_done(task, item)

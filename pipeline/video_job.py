@@ -425,8 +425,7 @@ def _make_tasks(video: _Video, workers: int, shared_process: bool) -> None:
 
 def chunk_seek(video: VideoInfo, chunk: Chunk, job: VideoJob) -> Seek | None:
     """How to land on the first frame a chunk decodes (its warm-up frames included)."""
-    warmup = chunk.warmup if job.temporal > 0 else 0
-    first_input, _ = decode_window(video, chunk.start - warmup, job.deinterlace)
+    first_input, _ = decode_window(video, chunk.decode_start, job.deinterlace)
     return video.seek_point(first_input)
 
 
@@ -461,7 +460,8 @@ def load_or_make_plan(work: str, job: VideoJob, frames: int, rate, workers: int)
     stored = store.get_bytes(uri)
     chunks = plan_from_json(stored, frames) if stored else None
     if chunks is None:
-        overlap = job.overlap if job.temporal > 0 else 0  # warm-up frames only feed the step
+        # warm-up frames only feed the temporal step: the plan is the one place that says so
+        overlap = job.overlap if job.temporal > 0 else 0
         chunks = plan_chunks(frames, rate, job.chunk_seconds, overlap, workers)
         store.put_bytes(plan_to_json(chunks), uri)
     return chunks
