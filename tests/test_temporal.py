@@ -135,6 +135,32 @@ def test_an_over_budget_correction_is_soft_thresholded_to_the_budget(size):
     assert np.linalg.norm(shrunk - asked) < 0.9 * np.linalg.norm(scaled - asked)
 
 
+def test_over_budget_the_step_spends_its_budget_on_carrying_the_previous_state_whole():
+    """Over the budget, the correction is the one of that size nearest carrying the warped
+    previous state over entirely, not nearest strength times it: for the same deviation it
+    leaves the frame closer to the previous one (less flicker). The output is held to the budget
+    itself, not to the sampled threshold's approximation of it."""
+    rng = np.random.default_rng(5)
+    previous = rng.integers(60, 196, (360, 640, 3))
+    # repainted texture: most pixels change a little, a few a lot (0.06 of the range on average)
+    fresh = np.clip(previous + rng.laplace(0, 15, previous.shape), 0, 255).astype(np.uint8)
+    previous = previous.astype(np.uint8)
+    still = temporal.Motion(np.zeros((360, 640, 2), np.float32), np.ones((360, 640), np.float32))
+    strength = 0.5
+    budget = temporal.DEVIATION_BUDGET * strength / temporal.DEFAULT_STRENGTH
+    blend = TemporalBlender(strength)
+    blend(previous, None)
+    output = blend(fresh, still)
+    whole = previous.astype(np.float32) - fresh
+    expected, partial = whole.copy(), strength * whole
+    for correction in (expected, partial):
+        temporal.shrink_to_budget(correction, budget, temporal.Scratch())
+    carried = blend._state - fresh  # state_t = S_t + c_t
+    assert np.allclose(carried, expected, atol=1e-3)
+    assert np.linalg.norm(carried - whole) < 0.9 * np.linalg.norm(partial - whole)
+    assert budget * 0.95 < difference(output, fresh) <= budget + 0.5 / 255  # (+ rounding)
+
+
 def translated_texture(frames: int, step=(0.37, 0.23), h=96, w=128) -> list[np.ndarray]:
     """Fine random texture (detail ~2 px) moving by a fraction of a pixel a frame, translated
     exactly (a phase shift of its spectrum), so that any loss of detail is the step's."""
