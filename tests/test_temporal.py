@@ -98,7 +98,7 @@ def test_blender_follows_motion_and_strength_zero_is_per_frame():
 
 def test_a_style_that_repaints_every_frame_stays_within_the_deviation_budget(monkeypatch):
     """Where the texture changes wholesale from frame to frame, carrying it along the flow would
-    move every frame far from what the network painted: the correction is scaled down to the
+    move every frame far from what the network painted: the correction is shrunk to the
     budget, and the step still steadies the video."""
     frames = panning(frames=10)
     wild = flickering(frames, 90)  # mean absolute change ~0.18 of the range, frame to frame
