@@ -120,9 +120,9 @@ class ChunkWorker:
         """Yield the number of frames written after each batch, then the chunk's record.
 
         Decoding starts ``chunk.warmup`` frames early (the plan has them only with the temporal
-        step on, ``load_or_make_plan``): those frames
-        are stylized and blended only to bring the temporal state to where the previous chunk
-        left it, so the seam does not show; they are not written.
+        step on, ``load_or_make_plan``): those frames are stylized and blended only to bring the
+        temporal state to where the previous chunk left it, so the seam does not show; they are
+        not written.
         """
         chunk = task.chunk
         stylizer = self.stylizer_for(task)
@@ -133,9 +133,8 @@ class ChunkWorker:
         codecs = node_codecs() if on_gpu else NO_GPU_CODECS
         settings = replace(task.encode, threads=self._codec_threads,
                            encoder=encoder_for(task.encode.codec, task.encode.encoder, codecs))
-        warmup = chunk.warmup
         source = storage.media_url(task.input_uri)  # read in place, never copied whole
-        frames = iter_frames(source, task.video, chunk.decode_start, warmup + chunk.frames,
+        frames = iter_frames(source, task.video, chunk.decode_start, chunk.decode_frames,
                              (settings.width, settings.height), task.deinterlace, task.hdr,
                              seek=task.seek, name=task.input_uri,
                              hwaccel=task.nvdec and codecs.nvdec, threads=self._codec_threads)
@@ -152,7 +151,7 @@ class ChunkWorker:
                         stylized = stylizer([frame for frame, _ in batch])
                         if blend is not None:
                             stylized = [blend(s, m) for s, (_, m) in zip(stylized, batch)]
-                        keep = stylized[max(0, warmup - seen):]
+                        keep = stylized[max(0, chunk.warmup - seen):]
                         seen += len(batch)
                         writer.put_all(keep)
                         if keep:

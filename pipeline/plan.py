@@ -26,6 +26,11 @@ class Chunk:
         return self.start - self.warmup
 
     @property
+    def decode_frames(self) -> int:
+        """Frames decoded: the warm-up ones, then the ones written."""
+        return self.end - self.decode_start
+
+    @property
     def name(self) -> str:
         return f"chunk-{self.index:05d}"
 

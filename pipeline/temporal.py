@@ -353,7 +353,8 @@ class TemporalBlender:
             # the budget's correction nearest the *whole* one (the warped state carried over
             # entirely), not nearest strength times it: that removes the most flicker for the
             # deviation spent (2-5 points more E_warp cut at the same deviation on the styles
-            # that reach the budget, docs/temporal.md)
+            # that reach the budget, docs/temporal.md). Strength is undone here rather than
+            # applied only below the budget, so that frames under it, most frames, pay nothing
             state *= 1 / self.strength
             shrink_to_budget(state, self._budget, self._scratch)
         state += fresh

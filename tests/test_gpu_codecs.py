@@ -60,6 +60,12 @@ def test_nvdec_that_cannot_start_falls_back_to_the_cpu(clips):
     assert len(hardware) == 20 and all(np.array_equal(a, b) for a, b in zip(plain, hardware))
 
 
+def settings_for(info, **fields) -> EncodeSettings:
+    """Encoding at the source's own size and rate, with the job's keyframe interval."""
+    return EncodeSettings(width=info.width, height=info.height, fps=info.fps,
+                          gop=gop_size(info.fps), **fields)
+
+
 def test_chunks_from_nvenc_and_cpu_nodes_join_into_one_stream(clips, tmp_path):
     """A video meant for NVENC whose second chunk ran on a node without it: the NVENC chunk is
     re-encoded on the CPU at assembly, and the output is one stream with every frame in place.
@@ -68,8 +74,7 @@ def test_chunks_from_nvenc_and_cpu_nodes_join_into_one_stream(clips, tmp_path):
     path = str(clips["bunny"])  # 50 frames at 25 fps, 5.1 audio
     info = probe(path)
     frames = decoded_frames(path)
-    settings = EncodeSettings(width=info.width, height=info.height, fps=info.fps,
-                              gop=gop_size(info.fps), crf=10)
+    settings = settings_for(info, crf=10)
     cpu_chunk, nvenc_chunk = str(tmp_path / "chunk-0.mkv"), str(tmp_path / "chunk-1.mkv")
     with FrameEncoder(cpu_chunk, settings) as encoder:
         for frame in frames[:20]:
@@ -111,8 +116,7 @@ def eight_frame_task(path: str, tmp_path, **fields):
     return ChunkTask(model=resolve("builtin:7"), inference=InferenceOptions(), input_uri=path,
                      input_info=storage.require(path),
                      chunk=Chunk(index=0, start=0, end=8, warmup=0), video=info, seek=None,
-                     encode=EncodeSettings(width=info.width, height=info.height, fps=info.fps,
-                                           gop=gop_size(info.fps)),
+                     encode=settings_for(info),
                      chunk_uri=str(tmp_path / "chunk-0.mkv"), **fields)
 
 
@@ -127,8 +131,7 @@ def test_chunks_from_workers_with_different_cpu_shares_join_by_copy(clips, tmp_p
     chunks = []
     for i, threads in enumerate((1, 4)):
         chunks.append(str(tmp_path / f"chunk-{i}.mkv"))
-        settings = EncodeSettings(width=info.width, height=info.height, fps=info.fps,
-                                  gop=gop_size(info.fps), codec=codec, threads=threads)
+        settings = settings_for(info, codec=codec, threads=threads)
         with FrameEncoder(chunks[-1], settings) as encoder:
             for frame in frames[6 * i:6 * i + 6]:
                 encoder.write(frame)
