@@ -45,6 +45,14 @@ DETAIL_TARGET = 1.02
 # measures). It grows with the strength asked for, so a higher --temporal still steadies more.
 DEVIATION_BUDGET = 0.04
 THRESHOLD_SAMPLE = 50_000  # values the budget's threshold is found on (``shrink_to_budget``)
+# Over the budget, the detail is restored only until the frame keeps this share of the fresh
+# frame's sharpness (mean absolute Laplacian of the luma, what docs/temporal.md measures), not to
+# DETAIL_TARGET: the detail gain is the fresh frame's, so restoring it in full re-amplified the
+# repainted texture the budget was spent on steadying. Measured on the styles that reach the
+# budget (benchmarks.temporal): 4-8 points more E_warp cut for 2-8 points of sharpness they had
+# to spare; the clips' sharpness kept stays above 90% (a frame's own share is a little above
+# the clip's, whose frames under the budget keep what they have).
+OVER_BUDGET_SHARPNESS = 0.94
 
 
 @dataclass(frozen=True)
@@ -305,6 +313,38 @@ def _hold_to_budget(output: np.ndarray, fresh: np.ndarray, budget: float,
     output += fresh
 
 
+def _luma_laplacian(image: np.ndarray, scratch: Scratch, name: str) -> np.ndarray:
+    plane = image[..., 0]  # the shape and type of one channel
+    luma = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY, dst=scratch.like("luma", plane))
+    return cv2.Laplacian(luma, cv2.CV_32F, dst=scratch.like(name, plane))
+
+
+def detail_share(state: np.ndarray, restored: np.ndarray, fresh: np.ndarray, share: float,
+                 scratch: Scratch) -> float:
+    """The fraction k in [0, 1] of ``restored - state`` (the detail restored) that gives
+    ``state + k (restored - state)`` ``share`` of ``fresh``'s sharpness (mean absolute Laplacian
+    of the luma): 1 where even all of it falls short, 0 where the state alone has enough.
+
+    The Laplacian is linear, so the blend's is ``L(state) + k L(restored - state)``; k is found
+    by bisection on every other pixel of every other row, which is plenty for a mean."""
+    target = share * float(np.abs(_luma_laplacian(fresh, scratch, "fresh_lap")).mean())
+    base = _luma_laplacian(state, scratch, "state_lap")[::2, ::2]
+    extra = _luma_laplacian(restored, scratch, "restored_lap")[::2, ::2] - base
+
+    def sharpness(k: float) -> float:
+        return float(np.abs(base + k * extra).mean())
+
+    if sharpness(1.0) <= target:
+        return 1.0
+    if sharpness(0.0) >= target:
+        return 0.0
+    low, high = 0.0, 1.0
+    for _ in range(7):  # k to within 1%
+        middle = (low + high) / 2
+        low, high = (middle, high) if sharpness(middle) < target else (low, middle)
+    return high
+
+
 class TemporalBlender:
     """Blend each stylized frame with the warped previous state on visible pixels, keeping the
     style's contrast.
@@ -318,10 +358,11 @@ class TemporalBlender:
     Where the correction's mean size is over ``DEVIATION_BUDGET`` (times strength / the default
     strength; styles whose texture changes wholesale from frame to frame), c_t is instead the
     correction of that size nearest visible * (warp(state_{t-1}) - S_t), the whole one
-    (``shrink_to_budget``), and the output is held to the same budget (``_hold_to_budget``):
-    a frame never drifts further from what the network painted than that, so such styles keep
-    their look, at the price of a smaller flicker cut (docs/temporal.md has the trade measured
-    over the 26 built-in styles).
+    (``shrink_to_budget``), its detail is restored only as far as ``OVER_BUDGET_SHARPNESS`` of
+    the fresh frame's sharpness (``detail_share``), and the output is held to the same budget
+    (``_hold_to_budget``): a frame never drifts further from what the network painted than
+    that, so such styles keep their look, at the price of a smaller flicker cut
+    (docs/temporal.md has the trade measured over the 26 built-in styles).
     """
 
     def __init__(self, strength: float = DEFAULT_STRENGTH):
@@ -349,7 +390,8 @@ class TemporalBlender:
         weight = np.multiply(motion.visible, self.strength,
                              out=self._scratch.like("weight", motion.visible))
         state *= weight[..., None]
-        if _mean_drift(state) > self._budget:
+        over_budget = _mean_drift(state) > self._budget
+        if over_budget:
             # the budget's correction nearest the *whole* one (the warped state carried over
             # entirely), not nearest strength times it: that removes the most flicker for the
             # deviation spent (2-5 points more E_warp cut at the same deviation on the styles
@@ -360,6 +402,12 @@ class TemporalBlender:
         state += fresh
         self._state, self._spare = state, self._state
         output = restore_detail(state, fresh, scratch=self._scratch)
+        if over_budget:  # only as much detail as keeps the frame sharp (OVER_BUDGET_SHARPNESS)
+            share = detail_share(state, output, fresh, OVER_BUDGET_SHARPNESS, self._scratch)
+            if share < 1:
+                output -= state
+                output *= share
+                output += state
         # the detail restored can move the frame a little further than the state: the output
         # itself is held to the budget, so no frame ever drifts more than that
         if _mean_drift(output, fresh) > self._budget:

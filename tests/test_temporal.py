@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 
 from framestyle.pipeline import temporal
-from framestyle.pipeline.flicker import deviation, difference, warping_error
+from framestyle.pipeline.flicker import deviation, difference, sharpness, warping_error
 from framestyle.pipeline.temporal import (TemporalBlender, occluded, to_gray, warp,
                                           with_motion)
 
@@ -159,6 +161,61 @@ def test_over_budget_the_step_spends_its_budget_on_carrying_the_previous_state_w
     assert np.allclose(carried, expected, atol=1e-3)
     assert np.linalg.norm(carried - whole) < 0.9 * np.linalg.norm(partial - whole)
     assert budget * 0.95 < difference(output, fresh) <= budget + 0.5 / 255  # (+ rounding)
+
+
+def test_over_budget_the_detail_is_restored_only_as_far_as_the_sharpness_share():
+    """A style that repaints its strokes every frame (over the budget): restoring the carried
+    state's detail to the fresh frame's contrast re-amplified the repainted strokes, to more
+    sharpness than the network painted, and the budget went on that instead of on steadying.
+    The detail is now restored until the frame keeps OVER_BUDGET_SHARPNESS of the fresh frame's
+    sharpness: less flicker for the same deviation."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    h, w = 180, 320
+    scene = cv2.GaussianBlur(rng.random((h, w, 3)).astype(np.float32), (0, 0), 2.0)
+    scene = (scene - scene.mean()) / scene.std() * 30 + 128
+
+    def strokes():
+        noise = cv2.GaussianBlur(rng.standard_normal((h, w, 3)).astype(np.float32), (0, 0), 0.8)
+        return noise / noise.std() * 25
+
+    frames = [np.clip(scene + strokes(), 0, 255).astype(np.uint8) for _ in range(12)]
+    still = temporal.Motion(np.zeros((h, w, 2), np.float32), np.ones((h, w), np.float32))
+
+    def run():
+        blend = TemporalBlender(0.7)
+        outputs = [blend(f, still if i else None) for i, f in enumerate(frames)]
+        kept = sum(sharpness(o) for o in outputs[1:]) / sum(sharpness(f) for f in frames[1:])
+        flicker = np.mean([difference(a, b) for a, b in zip(outputs[1:], outputs[2:])])
+        return kept, flicker, np.mean([difference(o, f) for o, f in zip(outputs, frames)])
+
+    kept, flicker, drift = run()
+    with mock.patch.object(temporal, "OVER_BUDGET_SHARPNESS", 10.0):  # all the detail
+        kept_all, flicker_all, drift_all = run()
+    assert temporal.OVER_BUDGET_SHARPNESS - 0.02 < kept < temporal.OVER_BUDGET_SHARPNESS + 0.02
+    assert kept_all > 1.05  # what full restoration did: sharper than the network's own frames
+    assert flicker < 0.9 * flicker_all
+    assert drift == pytest.approx(drift_all, rel=0.05)
+
+
+def test_detail_share_finds_the_fraction_of_the_detail_that_gives_the_sharpness_asked():
+    import cv2
+
+    rng = np.random.default_rng(4)
+    fresh = cv2.GaussianBlur(rng.random((120, 160, 3)).astype(np.float32) * 255, (0, 0), 1.0)
+    state = cv2.GaussianBlur(fresh, (0, 0), 1.5)  # a softer copy
+    restored = fresh + (fresh - state)  # sharper than fresh
+    scratch = temporal.Scratch()
+
+    def kept(k):
+        return sharpness(np.clip(state + k * (restored - state), 0, 255).astype(np.uint8)) \
+            / sharpness(fresh.astype(np.uint8))
+
+    k = temporal.detail_share(state, restored, fresh, 0.9, scratch)
+    assert 0 < k < 1 and kept(k) == pytest.approx(0.9, abs=0.02)
+    assert temporal.detail_share(state, restored, fresh, 5.0, scratch) == 1.0  # never enough
+    assert temporal.detail_share(state, restored, fresh, 0.01, scratch) == 0.0  # state suffices
 
 
 def translated_texture(frames: int, step=(0.37, 0.23), h=96, w=128) -> list[np.ndarray]:
