@@ -54,8 +54,8 @@ from .temporal import DEFAULT_STRENGTH
 # Bump when a change alters the pixels a job writes, so old chunks are not reused.
 # 3: contrast-preserving temporal step; 4: deviation budget, detail target; 5: HEVC chunks
 # without x265's settings in their headers (old ones would not join new ones); 6: the budget
-# spent on the whole correction
-PIPELINE_VERSION = 6
+# spent on the whole correction; 7: over the budget, detail restored only to a sharpness share
+PIPELINE_VERSION = 7
 HDR_MODES = ("tonemap",)  # keeping HDR through the network is a later option
 WORK_DIR = ".framestyle"
 
