@@ -49,8 +49,8 @@ THRESHOLD_SAMPLE = 50_000  # values the budget's threshold is found on (``shrink
 # frame's sharpness (mean absolute Laplacian of the luma, what docs/temporal.md measures), not to
 # DETAIL_TARGET: the detail gain is the fresh frame's, so restoring it in full re-amplified the
 # repainted texture the budget was spent on steadying. Measured on the styles that reach the
-# budget (benchmarks.temporal): 4-8 points more E_warp cut for 2-8 points of sharpness they had
-# to spare; the clips' sharpness kept stays above 90% (a frame's own share is a little above
+# budget (benchmarks.temporal): 3-8 points more E_warp cut for 3-7 points of the sharpness they
+# had to spare; the clips' sharpness kept stays above 90% (a frame's own share is a little above
 # the clip's, whose frames under the budget keep what they have).
 OVER_BUDGET_SHARPNESS = 0.94
 
