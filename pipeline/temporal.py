@@ -63,8 +63,8 @@ class Motion:
     visible: np.ndarray  # (H, W) float32, 1 where that flow is consistent, 0 where occluded
 
 
-def to_gray(frame: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+def to_gray(frame: np.ndarray, dst: np.ndarray | None = None) -> np.ndarray:
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY, dst=dst)
 
 
 def warp(image: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR,
@@ -315,7 +315,7 @@ def _hold_to_budget(output: np.ndarray, fresh: np.ndarray, budget: float,
 
 def _luma_laplacian(image: np.ndarray, scratch: Scratch, name: str) -> np.ndarray:
     plane = image[..., 0]  # the shape and type of one channel
-    luma = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY, dst=scratch.like("luma", plane))
+    luma = to_gray(image, dst=scratch.like("luma", plane))
     return cv2.Laplacian(luma, cv2.CV_32F, dst=scratch.like(name, plane))
 
 
@@ -404,10 +404,8 @@ class TemporalBlender:
         output = restore_detail(state, fresh, scratch=self._scratch)
         if over_budget:  # only as much detail as keeps the frame sharp (OVER_BUDGET_SHARPNESS)
             share = detail_share(state, output, fresh, OVER_BUDGET_SHARPNESS, self._scratch)
-            if share < 1:
-                output -= state
-                output *= share
-                output += state
+            if share < 1:  # state + share * (output - state)
+                cv2.addWeighted(output, share, state, 1 - share, 0.0, dst=output)
         # the detail restored can move the frame a little further than the state: the output
         # itself is held to the budget, so no frame ever drifts more than that
         if _mean_drift(output, fresh) > self._budget:
