@@ -11,6 +11,10 @@ figure comes from that one device.
   and ``torch.compile``d in fp16 (one compile per size), batches of 16 frames already in memory,
   after a warm-up. Styles after the first (default: an ``image:`` style, the arbitrary-style
   network, with docs/images/painting-as-style.png as its picture) run at the largest size only.
+  Two settings that are not on by default run side by side with the default at the largest
+  size in fp16, each and both, in both memory layouts: every narrow layer widened to 8
+  channels (``widen_every_layer``) and cuDNN's autotuning (``torch.backends.cudnn.benchmark``,
+  which chooses kernels per batch shape: the Stylizer's passes come in few shapes).
 - end to end, one actor: the chunk worker's own path (decode with read-ahead, the model, the
   temporal step, encode, store) over a whole 1080p clip in a process pinned to the actor's CPU
   share, with the temporal step on and off, NVDEC/NVENC on (where the node has them) and off.
@@ -51,18 +55,26 @@ DEFAULT_STYLES = f"builtin:7,image:{PICTURE}"
 
 
 def model_only(style: str, device: str, size: tuple[int, int], dtype: str, channels_last: bool,
-               compiled: bool, frames: int, batch: int) -> float | str:
-    """Frames a second through the Stylizer, or why this combination cannot run here."""
+               compiled: bool, frames: int, batch: int, every_layer: bool = False,
+               cudnn_benchmark: bool = False) -> float | str:
+    """Frames a second through the Stylizer, or why this combination cannot run here;
+    ``every_layer``: with ``widen_every_layer`` on top of the default widening;
+    ``cudnn_benchmark``: with cuDNN's autotuning on."""
     import torch
 
     from framestyle.pipeline.inference import InferenceOptions
     from framestyle.pipeline.style_image import resolve_style
-    from framestyle.pipeline.stylize import Stylizer
+    from framestyle.pipeline.stylize import Stylizer, widen_every_layer
 
     options = InferenceOptions(engine="torch", dtype=dtype, channels_last=channels_last,
                                compile=compiled)
+    torch.backends.cudnn.benchmark = cudnn_benchmark
     try:
         stylizer = Stylizer(resolve_style(style), options, device=torch.device(device))
+        if every_layer:
+            widen_every_layer(stylizer.model)
+            stylizer.model.to(memory_format=torch.channels_last if channels_last
+                              else torch.contiguous_format)
         w, h = size
         rng = np.random.default_rng(0)
         clip = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(batch)]
@@ -77,6 +89,8 @@ def model_only(style: str, device: str, size: tuple[int, int], dtype: str, chann
         return round(done / (time.perf_counter() - started), 1)
     except (RuntimeError, NotImplementedError, TypeError) as e:  # e.g. fp16 convs on a CPU
         return f"unsupported: {str(e).splitlines()[0][:120]}"
+    finally:
+        torch.backends.cudnn.benchmark = False
 
 
 def _sync(device: str) -> None:
@@ -92,23 +106,31 @@ def model_only_rows(styles: list[str], device: str, sizes: dict, quick: bool,
     frames = (64 if quick else 320) if on_gpu else 2
     batch = 16 if on_gpu else 2
     largest = list(sizes)[-1]
-    runs = []  # (style, size label, dtype, channels_last, compiled)
+    plain = {"every_layer": False, "cudnn_benchmark": False}
+    runs = []  # (style, size label, dtype, channels_last, compiled, settings)
     for label in sizes:
         for dtype in ("fp32", "fp16", "bf16"):
-            runs += [(styles[0], label, dtype, cl, False) for cl in (True, False)]
+            runs += [(styles[0], label, dtype, cl, False, plain) for cl in (True, False)]
     for style in styles[1:]:
-        runs += [(style, largest, dtype, True, False) for dtype in ("fp32", "fp16")]
+        runs += [(style, largest, dtype, True, False, plain) for dtype in ("fp32", "fp16")]
+    # the settings not on by default, side by side at the largest size in fp16
+    runs += [(styles[0], largest, "fp16", cl, False,
+              {"every_layer": every, "cudnn_benchmark": tuned})
+             for every, tuned in ((True, False), (False, True), (True, True))
+             for cl in (True, False)]
     if on_gpu and not quick:  # last: compiling takes longest
-        runs += [(styles[0], label, "fp16", True, True) for label in sizes]
+        runs += [(styles[0], label, "fp16", True, True, plain) for label in sizes]
+        runs += [(styles[0], largest, "fp16", False, True, plain)]
     rows = []
-    for style, label, dtype, channels_last, compiled in runs:
+    for style, label, dtype, channels_last, compiled, settings in runs:
         fps = model_only(style, device, sizes[label], dtype, channels_last, compiled, frames,
-                         batch)
+                         batch, **settings)
         rows.append({"style": _short(style), "resolution": label, "dtype": dtype,
-                     "channels_last": channels_last, "compiled": compiled,
+                     "channels_last": channels_last, "compiled": compiled, **settings,
                      "frames_per_second": fps})
         print(f"{_short(style):>24} {label:>8} {dtype} channels_last={channels_last!s:5} "
-              f"compiled={compiled!s:5} {fps}", flush=True)
+              f"compiled={compiled!s:5} every_layer={settings['every_layer']!s:5} "
+              f"cudnn_benchmark={settings['cudnn_benchmark']!s:5} {fps}", flush=True)
         measured(rows)
     return rows
 
@@ -231,7 +253,8 @@ def main(argv: list[str] | None = None) -> dict:
                                              args.quick else (True,), Path(tmp))
     fp16 = [r["frames_per_second"] for r in result["model_only"]
             if r["style"] == _short(styles[0]) and r["resolution"] == largest
-            and r["dtype"] == "fp16" and r["channels_last"] and not r["compiled"]]
+            and r["dtype"] == "fp16" and r["channels_last"] and not r["compiled"]
+            and not r.get("every_layer") and not r.get("cudnn_benchmark")]
     model_fps = fp16[0] if fp16 and isinstance(fp16[0], float) else None
     for row in result["end_to_end"]:
         row["efficiency"] = round(row["fps"] / model_fps, 3) if model_fps else None

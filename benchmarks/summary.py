@@ -164,7 +164,10 @@ def _compress(rows: list) -> list[tuple[str, str]]:
 def _gpu(d: dict) -> list[tuple[str, str]]:
     rows = [(f"model only {r.get('style', '')} {r['resolution']} {r['dtype']}"
              f"{' channels_last' if r['channels_last'] else ''}"
-             f"{' compiled' if r['compiled'] else ''}", str(r["frames_per_second"]))
+             f"{' compiled' if r['compiled'] else ''}"
+             f"{' every layer widened' if r.get('every_layer') else ''}"
+             f"{' cuDNN autotuned' if r.get('cudnn_benchmark') else ''}",
+             str(r["frames_per_second"]))
             for r in d["model_only"] if r["dtype"] == "fp16" and r["channels_last"]]
     for r in d["end_to_end"]:
         what = ("one actor" + f", {r['cpus']} CPUs" if r["what"] == "worker" else "video job")

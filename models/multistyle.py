@@ -35,6 +35,14 @@ class ConditionalInstanceNorm(nn.Module):
         (N, C)."""
         return style @ self.gamma, style @ self.beta
 
+    def widen(self, channels: int) -> None:
+        """Normalise ``channels`` channels, the extra ones scaled and shifted by zero: a zero
+        channel stays zero."""
+        extra = channels - self.gamma.shape[1]
+        if extra > 0:
+            self.gamma = nn.Parameter(F.pad(self.gamma.detach(), [0, extra]))
+            self.beta = nn.Parameter(F.pad(self.beta.detach(), [0, extra]))
+
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """``style``: weights (num_styles,) for the whole batch, or (N, num_styles)."""
         return styled_instance_norm(x, *self.affine(style), self.eps)
@@ -57,6 +65,14 @@ class ConvNorm(nn.Module):
         extra = channels - self.w.shape[1]
         if extra > 0:
             self.w = nn.Parameter(F.pad(self.w.detach(), [0, 0, 0, 0, 0, extra]))
+
+    def widen_output(self, channels: int) -> None:
+        """Give ``channels`` output channels, the extra ones with zero weights, scale and shift:
+        they come out zero, so the next layer, widened to take them, computes the same."""
+        extra = channels - self.w.shape[0]
+        if extra > 0:
+            self.w = nn.Parameter(F.pad(self.w.detach(), [0, 0, 0, 0, 0, 0, 0, extra]))
+            self.norm.widen(channels)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         if self.upsample > 1:
@@ -112,7 +128,26 @@ class MultiStyleNet(nn.Module):
             x = block(x, style)
         for layer in self.expand[:-1]:
             x = F.relu(layer(x, style))
-        return torch.sigmoid(self.expand[-1](x, style))
+        x = self.expand[-1](x, style)
+        if x.shape[1] > 3:  # widened (widen_channels): zero channels after the picture's
+            x = x[:, :3]
+        return torch.sigmoid(x)
+
+    def widen_channels(self, multiple: int) -> int:
+        """Round every layer's input and output channels up to a multiple of ``multiple``, the
+        extra ones zero (the same output), in the shapes that fp16 tensor-core kernels take
+        (the expanding layers run 8 -> 4 -> 3 channels at full size); returns how many layers
+        changed."""
+        layers = [*self.contract, *(layer for block in self.res for layer in block),
+                  *self.expand]
+        changed = 0
+        for layer in layers:
+            cout, cin = layer.w.shape[:2]
+            if cout % multiple or cin % multiple:
+                layer.widen_input(-(-cin // multiple) * multiple)
+                layer.widen_output(-(-cout // multiple) * multiple)
+                changed += 1
+        return changed
 
 
 class OneStyleNet(MultiStyleNet):

@@ -93,6 +93,10 @@ class Stylizer:
             self.forward = torch.compile(self.model, dynamic=False)
         else:
             self.forward = self.model
+        # A compiled graph is built, and on a GPU each convolution's kernel chosen, per batch
+        # shape: passes are padded to a few sizes so that a chunk's odd last batch reuses them.
+        self.fixed_shapes = self.device.type == "cuda" or self.forward is not self.model \
+            and self.engine == "torch"
         self.condition = None
         self.strength, self.preserve_color = style.strength, style.preserve_color
         if style.condition is not None:
@@ -114,7 +118,7 @@ class Stylizer:
         h, w = frames[0].shape[:2]
         per_pass = max(1, int(self.budget // (self.bytes_per_pixel * h * w)))
         styled = [out for i in range(0, len(frames), per_pass)
-                  for out in self._stylize(frames[i:i + per_pass])]
+                  for out in self._stylize_padded(frames[i:i + per_pass], per_pass)]
         if self.strength == 1 and not self.preserve_color:
             return styled
         return [apply_look(f, s, self.strength, self.preserve_color)
@@ -163,6 +167,11 @@ class Stylizer:
             raise MemoryError(f"a {w}x{h} frame needs {need / 2**20:,.0f} MiB even in tiles; "
                               f"this worker's memory budget is {self.budget / 2**20:,.0f} MiB")
         return side - side % self.multiple
+
+    def _stylize_padded(self, frames: list[np.ndarray], per_pass: int) -> list[np.ndarray]:
+        """``_stylize``, with the pass padded (repeating its last frame) to ``pass_size``."""
+        size = pass_size(len(frames), per_pass) if self.fixed_shapes else len(frames)
+        return self._stylize(frames + frames[-1:] * (size - len(frames)))[:len(frames)]
 
     @torch.inference_mode()
     def _stylize(self, frames: list[np.ndarray]) -> list[np.ndarray]:
@@ -217,6 +226,13 @@ class Stylizer:
         return y[:, :, :h, :w]
 
 
+def pass_size(frames: int, per_pass: int) -> int:
+    """The batch ``frames`` frames run as where shapes are fixed: the next power of two, at
+    most ``per_pass`` (what the memory budget holds). A job's passes take at most
+    log2(per_pass) + 1 shapes, and the padding costs less than the frames themselves."""
+    return min(per_pass, 1 << max(0, frames - 1).bit_length())
+
+
 def interleaved(frames: np.ndarray) -> list[np.ndarray]:
     """(N, H, W, 3) uint8 frames as C-contiguous arrays. The network's output is planar (N, 3,
     H, W) on the CPU, and its permuted view gives every later reader (the temporal step, the
@@ -252,6 +268,14 @@ class _WideRGBConv(torch.nn.Conv2d):
         wide[:, c:].zero_()
         wide[:, :c].copy_(x)
         return super().forward(wide)
+
+
+def widen_every_layer(model: torch.nn.Module, channels: int = TENSOR_CORE_CHANNELS) -> int:
+    """Beyond ``widen_rgb_convs``: round every layer of a network that can widen its own
+    (``widen_channels``: the built-in network, whose last layers run 8 -> 4 -> 3 channels at
+    full size) up to a multiple of ``channels``; returns how many layers changed. Not on by
+    default: ``benchmarks.gpu`` measures it side by side with the RGB widening alone."""
+    return model.widen_channels(channels) if hasattr(model, "widen_channels") else 0
 
 
 def widen_rgb_convs(model: torch.nn.Module, channels: int = TENSOR_CORE_CHANNELS) -> int:

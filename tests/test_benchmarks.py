@@ -16,8 +16,12 @@ def test_gpu_benchmark_runs_on_the_cpu(ray_session, tmp_path):
     result = gpu.main(["--device", "cpu", "--quick", "--output", str(output)])
     assert json.loads(output.read_text()) == json.loads(json.dumps(result))
     rows = result["model_only"]
-    # every precision and memory format, eager (--quick on a CPU: one size, no torch.compile)
-    assert len(rows) == 3 * 2 and not any(r["compiled"] for r in rows)
+    # every precision and memory format, eager (--quick on a CPU: one size, no torch.compile),
+    # then every layer widened and cuDNN's autotuning, each and both, in fp16 in both formats
+    assert len(rows) == 3 * 2 + 3 * 2 and not any(r["compiled"] for r in rows)
+    assert [(r["every_layer"], r["cudnn_benchmark"], r["dtype"]) for r in rows[6:]] == [
+        (True, False, "fp16")] * 2 + [(False, True, "fp16")] * 2 + [(True, True, "fp16")] * 2
+    assert not any(r["every_layer"] or r["cudnn_benchmark"] for r in rows[:6])
     fp32 = [r["frames_per_second"] for r in rows if r["dtype"] == "fp32"]
     assert all(isinstance(fps, float) and fps > 0 for fps in fp32)
     assert all(isinstance(r["frames_per_second"], float) or

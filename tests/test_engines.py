@@ -125,3 +125,42 @@ def test_rgb_convolutions_widened_for_tensor_cores_give_the_same_output(network)
         for layout in (torch.contiguous_format, torch.channels_last):
             after = module.to(memory_format=layout)(x.contiguous(memory_format=layout), *extra)
             torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
+
+
+def test_every_layer_of_the_builtin_network_widened_gives_the_same_output():
+    """stylize.widen_every_layer rounds the built-in network's narrow full-size layers
+    (8 -> 4 -> 3 channels) up to 8, with zero weights, scale and shift: the same picture."""
+    from framestyle.models import hub
+    from framestyle.pipeline.stylize import widen_every_layer
+
+    module = hub.load(resolve("builtin:7")).eval()
+    x = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    style = torch.tensor(resolve("builtin:7").condition)
+    with torch.no_grad():
+        before = module(x, style)
+        assert widen_every_layer(module) == 3  # the RGB input, and the last two layers
+        assert all(p.shape[0] % 8 == 0 and p.shape[1] % 8 == 0
+                   for name, p in module.named_parameters() if name.endswith(".w"))
+        for layout in (torch.contiguous_format, torch.channels_last):
+            after = module.to(memory_format=layout)(x.contiguous(memory_format=layout), style)
+            assert after.shape == before.shape
+            torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
+    assert widen_every_layer(seeded(TransformerNet(width=0.25))) == 0  # not one it can widen
+
+
+def test_where_shapes_are_fixed_a_pass_is_padded_to_a_power_of_two_and_cropped_back():
+    """On a GPU (and for a compiled graph) each new batch shape costs a compile or cuDNN's
+    kernel choice again: a chunk's odd last pass of 3 frames runs as 4, the 4th a copy of the
+    3rd, and only the 3 frames come back, as they would alone."""
+    stylizer = Stylizer(resolve("builtin:7"), TORCH)
+    assert not stylizer.fixed_shapes  # eager PyTorch on a CPU: every shape is as cheap
+    alone = stylizer(FRAMES)
+    shapes, forward = [], stylizer.forward
+    stylizer.forward = lambda x, *rest: (shapes.append(x.shape[0]), forward(x, *rest))[1]
+    stylizer.fixed_shapes = True
+    padded = stylizer(FRAMES)
+    assert shapes == [4]
+    assert len(padded) == 3
+    for a, b in zip(alone, padded):
+        assert a.shape == b.shape and np.abs(a.astype(int) - b).max() <= 1
+    assert Stylizer(resolve("builtin:7"), InferenceOptions(compile=True)).fixed_shapes
