@@ -15,6 +15,8 @@ figure comes from that one device.
   size in fp16, each and both, in both memory layouts: every narrow layer widened to 8
   channels (``widen_every_layer``) and cuDNN's autotuning (``torch.backends.cudnn.benchmark``,
   which chooses kernels per batch shape: the Stylizer's passes come in few shapes).
+- profile: the kernels one batch of the default setting spends its time in at the largest
+  size (operators on a CPU), the top 12 with their share: where to look next.
 - end to end, one actor: the chunk worker's own path (decode with read-ahead, the model, the
   temporal step, encode, store) over a whole 1080p clip in a process pinned to the actor's CPU
   share, with the temporal step on and off, NVDEC/NVENC on (where the node has them) and off.
@@ -91,6 +93,38 @@ def model_only(style: str, device: str, size: tuple[int, int], dtype: str, chann
         return f"unsupported: {str(e).splitlines()[0][:120]}"
     finally:
         torch.backends.cudnn.benchmark = False
+
+
+def kernel_profile(style: str, device: str, size: tuple[int, int], top: int = 12) -> list[dict]:
+    """Where one batch's time goes: the ``top`` kernels (GPU) or operators (CPU) of the default
+    Stylizer on a batch at ``size``, by total time, with their share of the batch's."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from framestyle.pipeline.inference import InferenceOptions
+    from framestyle.pipeline.style_image import resolve_style
+    from framestyle.pipeline.stylize import Stylizer
+
+    on_gpu = device == "cuda"
+    stylizer = Stylizer(resolve_style(style), InferenceOptions(engine="torch"),
+                        device=torch.device(device))
+    w, h = size
+    rng = np.random.default_rng(0)
+    clip = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(16 if on_gpu else 2)]
+    stylizer(clip)  # warm-up
+    _sync(device)
+    activity = ProfilerActivity.CUDA if on_gpu else ProfilerActivity.CPU
+    with profile(activities=[activity]) as prof:
+        stylizer(clip)
+        _sync(device)
+    events = prof.key_averages()
+    # self times: an operator's kernels are its children, and counting both would count twice
+    key = "self_cpu_time_total" if not on_gpu else next(
+        (k for k in ("self_device_time_total", "self_cuda_time_total") if hasattr(events[0], k)))
+    total = sum(getattr(e, key) for e in events) or 1
+    ranked = sorted(events, key=lambda e: getattr(e, key), reverse=True)[:top]
+    return [{"name": e.key[:120], "calls": e.count, "ms": round(getattr(e, key) / 1000, 2),
+             "share": round(getattr(e, key) / total, 3)} for e in ranked]
 
 
 def _sync(device: str) -> None:
@@ -194,9 +228,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cpus-per-gpu", default="2,8",
                         help="the actor's CPU shares to run end to end at (default 2,8; the "
                              "first is the job's default --cpus-per-gpu)")
-    parser.add_argument("--parts", default="model,worker,job",
-                        help="which to run, of model, worker and job (default: all; the job "
-                             "only where Ray is installed)")
+    parser.add_argument("--parts", default="model,profile,worker,job",
+                        help="which to run, of model, profile (the kernels of one batch at the "
+                             "largest size), worker and job (default: all; the job only where "
+                             "Ray is installed)")
     parser.add_argument("--model-only-from", metavar="JSON",
                         help="take the model-only rows from an earlier run on this same device "
                              "(a GPU session split in two calls)")
@@ -221,7 +256,7 @@ def main(argv: list[str] | None = None) -> dict:
         or platform.machine(), "cpu_cores": len(os.sched_getaffinity(0)),
         "torch": torch.__version__,
         "ray": (__import__("ray").__version__ if have_ray else "not installed: no job run"),
-        "end_to_end_resolution": largest, "model_only": [], "end_to_end": [],
+        "end_to_end_resolution": largest, "model_only": [], "profile": [], "end_to_end": [],
         "targets": {"model_only_fp16_1080p": TARGET_MODEL_FPS,
                     "efficiency": TARGET_EFFICIENCY} if on_gpu else None,
     }
@@ -231,6 +266,10 @@ def main(argv: list[str] | None = None) -> dict:
             parser.error(f"{args.model_only_from} was measured on {earlier['device_name']}, "
                          f"not on this {result['device_name']}")
         result["model_only"] = earlier["model_only"]
+        result["profile"] = earlier.get("profile", [])
+    if "profile" in parts:
+        result["profile"] = kernel_profile(styles[0], device, sizes[largest])
+        _write(result, args.output)
     if "model" in parts:
         result["model_only"] = model_only_rows(
             styles, device, sizes, args.quick,

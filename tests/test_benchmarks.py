@@ -22,6 +22,12 @@ def test_gpu_benchmark_runs_on_the_cpu(ray_session, tmp_path):
     assert [(r["every_layer"], r["cudnn_benchmark"], r["dtype"]) for r in rows[6:]] == [
         (True, False, "fp16")] * 2 + [(False, True, "fp16")] * 2 + [(True, True, "fp16")] * 2
     assert not any(r["every_layer"] or r["cudnn_benchmark"] for r in rows[:6])
+    # where one batch's time goes: the costliest operators first (kernels on a GPU)
+    profile = result["profile"]
+    assert 5 <= len(profile) <= 12 and profile[0]["ms"] > 0
+    assert [p["ms"] for p in profile] == sorted((p["ms"] for p in profile), reverse=True)
+    assert 0 < sum(p["share"] for p in profile) <= 1.001
+    assert any("conv" in p["name"] for p in profile)
     fp32 = [r["frames_per_second"] for r in rows if r["dtype"] == "fp32"]
     assert all(isinstance(fps, float) and fps > 0 for fps in fp32)
     assert all(isinstance(r["frames_per_second"], float) or
