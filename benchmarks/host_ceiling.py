@@ -9,7 +9,8 @@ replaced by the identity, on one chunk of a clip at 360p, 720p and 1080p, in a p
 without the temporal step. So the GPU design is checked on CPUs alone: the GPU's model-only rate
 (benchmarks.gpu) should stay below the ceiling for the chosen ``--cpus-per-gpu``. Thread counts
 above the machine's cores are reported as not measured. ``--device cuda`` lets the worker use
-NVDEC/NVENC where the node has them.
+NVDEC/NVENC where the node has them, and runs the temporal blend on the GPU as a GPU actor does
+(``pipeline.temporal_torch``): the host then decodes, computes flow and encodes.
 
 Writes benchmarks/results/host_ceiling.json and prints a table.
 """

@@ -26,7 +26,7 @@ from .formats import CHUNK_SUFFIX
 from .inference import InferenceOptions
 from .plan import Chunk
 from .probe import Seek, VideoInfo
-from .temporal import TemporalBlender, with_motion
+from .temporal import with_motion
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,10 @@ class ChunkWorker:
                              hwaccel=task.nvdec and codecs.nvdec, threads=self._codec_threads)
         # Flow needs only input frames: computing it on the read-ahead thread overlaps the model.
         paired = with_motion(frames) if task.temporal > 0 else ((f, None) for f in frames)
-        blend = TemporalBlender(task.temporal) if task.temporal > 0 else None
+        from .temporal_torch import blender_for  # torch: loaded by the stylizer already
+
+        # on a GPU actor the blend runs on the GPU: on its CPUs it capped the actor (temporal_torch)
+        blend = blender_for(task.temporal, stylizer.device) if task.temporal > 0 else None
         with tempdirs.scratch("chunk") as tmp:
             local = str(Path(tmp, f"{chunk.name}{CHUNK_SUFFIX}"))
             with FrameEncoder(local, settings) as encoder:

@@ -1,0 +1,70 @@
+"""The temporal step's blend in PyTorch (what a GPU actor runs) against the OpenCV one, on the
+CPU: the same frames within a grey level, over the budget and under it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from framestyle.pipeline import temporal_torch
+from framestyle.pipeline.temporal import TemporalBlender, with_motion
+from framestyle.pipeline.temporal_torch import TorchTemporalBlender, blender_for
+from test_temporal import flickering, panning
+
+
+def both(stylized: list[np.ndarray], motions: list, strength: float = 0.7):
+    cpu, device = TemporalBlender(strength), TorchTemporalBlender(strength, "cpu")
+    return ([cpu(s, m) for s, m in zip(stylized, motions)],
+            [device(s, m) for s, m in zip(stylized, motions)])
+
+
+@pytest.mark.parametrize("amplitude", [20, 90])  # under the deviation budget, and over it
+def test_the_torch_blend_gives_the_opencv_blends_frames(amplitude, monkeypatch):
+    frames = panning(frames=12)
+    stylized = flickering(frames, amplitude)
+    motions = [m for _, m in with_motion(frames)]
+    shares = []
+    share = TorchTemporalBlender.detail_share
+    monkeypatch.setattr(TorchTemporalBlender, "detail_share",
+                        lambda self, *a: shares.append(share(self, *a)) or shares[-1])
+    expected, got = both(stylized, motions)
+    for e, g in zip(expected, got):
+        assert g.shape == e.shape and g.dtype == np.uint8
+        difference = np.abs(e.astype(int) - g)
+        assert difference.max() <= 1 and difference.mean() < 0.01
+    # blended after the first frame, not passed through
+    assert all(np.abs(g.astype(int) - s).mean() > 1 for g, s in zip(got[1:], stylized[1:]))
+    if amplitude == 90:  # over the budget: the detail share was found, and used
+        assert shares and any(0 < s < 1 for s in shares)
+    else:
+        assert not shares
+
+
+def test_first_frames_and_strength_zero_pass_through_and_tiny_frames_blend():
+    frames = panning(frames=4)
+    stylized = flickering(frames, 20)
+    motions = [m for _, m in with_motion(frames)]
+    off = TorchTemporalBlender(0.0)
+    assert all(np.array_equal(off(s, m), s) for s, m in zip(stylized, motions))
+    on = TorchTemporalBlender(0.7)
+    assert np.array_equal(on(stylized[0], None), stylized[0])
+    with pytest.raises(ValueError):
+        TorchTemporalBlender(1.0)
+    # frames smaller than the blur's reach (the quarter-size energy map is 3x4): the edge is
+    # repeated where OpenCV reflects it again and again, a few grey levels apart at most
+    tiny = [np.ascontiguousarray(f[:12, :16]) for f in frames]
+    tiny_styled = flickering(tiny, 20)
+    tiny_motions = [m for _, m in with_motion(tiny)]
+    expected, got = both(tiny_styled, tiny_motions)
+    for e, g in zip(expected, got):
+        assert np.abs(e.astype(int) - g).max() <= 4 and np.abs(e.astype(int) - g).mean() < 1
+
+
+def test_gpu_actors_blend_on_their_gpu_and_cpu_actors_with_opencv(monkeypatch):
+    assert isinstance(blender_for(0.7, torch.device("cpu")), TemporalBlender)
+    made = []
+    monkeypatch.setattr(temporal_torch, "TorchTemporalBlender",
+                        lambda strength, device: made.append((strength, device)) or "gpu blend")
+    assert blender_for(0.5, torch.device("cuda")) == "gpu blend"
+    assert made == [(0.5, torch.device("cuda"))]
