@@ -139,7 +139,9 @@ class ChunkWorker:
                              seek=task.seek, name=task.input_uri,
                              hwaccel=task.nvdec and codecs.nvdec, threads=self._codec_threads)
         # Flow needs only input frames: computing it on the read-ahead thread overlaps the model.
-        paired = with_motion(frames) if task.temporal > 0 else ((f, None) for f in frames)
+        # A GPU actor's blend scales the flow up to the frame's size on its GPU (temporal_torch).
+        paired = with_motion(frames, full_size=not on_gpu) if task.temporal > 0 \
+            else ((f, None) for f in frames)
         from .temporal_torch import blender_for  # torch: loaded by the stylizer already
 
         # on a GPU actor the blend runs on the GPU: on its CPUs it capped the actor (temporal_torch)

@@ -149,14 +149,17 @@ class DISFlow:
 
 
 def with_motion(frames: Iterable[np.ndarray], flow: DISFlow | None = None,
-                max_flow_side: int = FLOW_MAX_SIDE) -> Iterator[tuple[np.ndarray, Motion | None]]:
+                max_flow_side: int = FLOW_MAX_SIDE, full_size: bool = True,
+                ) -> Iterator[tuple[np.ndarray, Motion | None]]:
     """Pair each frame with its Motion from the previous frame (None for the first).
 
     Frames whose shorter side exceeds ``max_flow_side`` have their flow computed on a copy
     scaled down to it, then scaled back up (vectors too): DIS's cost grows with the pixels, and
     at 1080p full-resolution flow would cost the host more than a GPU spends on the model, while
     motion at that scale is smooth enough that the upsampled flow warps nearly as well
-    (tests/test_temporal.py measures it)."""
+    (tests/test_temporal.py measures it). Without ``full_size`` the motion stays at the size it
+    was computed at, for a blend that scales it up itself (on a GPU, ``temporal_torch``: at
+    1080p the scaling took 13 of the 38 ms a frame's motion costs a CPU)."""
     flow = flow or DISFlow()
     previous, scratch = None, Scratch()
     for frame in frames:
@@ -168,8 +171,9 @@ def with_motion(frames: Iterable[np.ndarray], flow: DISFlow | None = None,
             mismatch = warp(previous, backward, dst=scratch.like("warped", gray),
                             scratch=scratch)
             cv2.absdiff(mismatch, gray, dst=mismatch)
-            motion = _full_size(Motion(backward, trusted(consistent, mismatch).astype(np.float32)),
-                                frame.shape[1], frame.shape[0])
+            motion = Motion(backward, trusted(consistent, mismatch).astype(np.float32))
+            if full_size:
+                motion = _full_size(motion, frame.shape[1], frame.shape[0])
         previous = gray
         yield frame, motion
 

@@ -39,7 +39,8 @@ def blender_for(strength: float, device: torch.device):
 
 class TorchTemporalBlender:
     """``temporal.TemporalBlender`` on ``device``: (H, W, 3) uint8 stylized frames and their
-    ``Motion`` in, blended uint8 frames out, the state kept on the device."""
+    ``Motion`` (at the frame's size, or at the size its flow was computed at) in, blended uint8
+    frames out, the state kept on the device."""
 
     def __init__(self, strength: float = DEFAULT_STRENGTH, device: torch.device | str = "cpu"):
         if not 0 <= strength < 1:
@@ -59,9 +60,10 @@ class TorchTemporalBlender:
         if motion is None or self._state is None or self.strength == 0:
             self._state = fresh
             return stylized.copy()
-        state = warp(self._state, _to_device(motion.flow, self.device))
+        flow, visible = self._full_size(motion, *fresh.shape[-2:])
+        state = warp(self._state, flow)
         state -= fresh
-        state *= _to_device(motion.visible, self.device) * self.strength
+        state *= visible * self.strength
         over_budget = _mean_drift(state) > self._budget
         if over_budget:  # the budget's correction nearest the whole one (TemporalBlender)
             state *= 1 / self.strength
@@ -79,6 +81,20 @@ class TorchTemporalBlender:
         output.clamp_(0, 255)
         frame = output.to(torch.uint8)[0].permute(1, 2, 0)
         return frame.contiguous().cpu().numpy()
+
+    def _full_size(self, motion: Motion, height: int, width: int):
+        """The motion's flow and mask on the device at the frame's size: ``temporal._full_size``
+        here, where the motion comes at the size its flow was computed at
+        (``with_motion(full_size=False)``)."""
+        flow, visible = (_to_device(a, self.device) for a in (motion.flow, motion.visible))
+        h, w = flow.shape[-2:]
+        if (h, w) == (height, width):
+            return flow, visible
+        flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
+        flow *= torch.tensor([width / w, height / h], device=self.device).view(1, 2, 1, 1)
+        visible = F.interpolate(visible, size=(height, width), mode="bilinear",
+                                align_corners=False)
+        return flow, visible
 
     def restore_detail(self, blended: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
         """``temporal.restore_detail``."""
