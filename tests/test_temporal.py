@@ -11,6 +11,7 @@ from framestyle.pipeline import temporal
 from framestyle.pipeline.flicker import deviation, difference, sharpness, warping_error
 from framestyle.pipeline.temporal import (TemporalBlender, occluded, to_gray, warp,
                                           with_motion)
+from framestyle.pipeline.temporal_torch import TorchTemporalBlender
 
 
 def textured(h=96, w=128, seed=0) -> np.ndarray:
@@ -82,20 +83,22 @@ def flickering(frames: list[np.ndarray], amplitude: int, seed=1) -> list[np.ndar
             .astype(np.uint8) for f in frames]
 
 
-def test_blender_follows_motion_and_strength_zero_is_per_frame():
+@pytest.mark.parametrize("blender", [TemporalBlender, TorchTemporalBlender])  # CPU, GPU actors
+def test_blender_follows_motion_and_strength_zero_is_per_frame(blender):
     frames = panning(frames=10)
     flicker = flickering(frames, 20)
     motions = [m for _, m in with_motion(frames)]
-    off = TemporalBlender(0.0)
+    off = blender(0.0)
     assert all(np.array_equal(off(s, m), s) for s, m in zip(flicker, motions))
-    on = TemporalBlender(0.7)
-    steady = [on(s, m) for s, m in zip(flicker, motions)]
-    before = warping_error(frames, flicker).warping_error
-    after = warping_error(frames, steady).warping_error
+    on = blender(0.7)
+    assert np.array_equal(on(flicker[0], None), flicker[0])  # the first frame: nothing before
+    steady = [on(s, m) for s, m in zip(flicker[1:], motions[1:])]
+    before = warping_error(frames[1:], flicker[1:]).warping_error
+    after = warping_error(frames[1:], steady).warping_error
     assert after < 0.5 * before
-    assert deviation(steady, flicker) < 0.08
+    assert deviation(steady, flicker[1:]) < 0.08
     with pytest.raises(ValueError):
-        TemporalBlender(1.0)
+        blender(1.0)
 
 
 def test_a_style_that_repaints_every_frame_stays_within_the_deviation_budget(monkeypatch):

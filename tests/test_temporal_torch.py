@@ -57,19 +57,11 @@ def test_flow_computed_small_is_scaled_up_on_the_device_as_opencv_scales_it():
         assert difference.max() <= 1 and difference.mean() < 0.01
 
 
-def test_first_frames_and_strength_zero_pass_through_and_tiny_frames_blend():
-    frames = panning(frames=4)
-    stylized = flickering(frames, 20)
-    motions = [m for _, m in with_motion(frames)]
-    off = TorchTemporalBlender(0.0)
-    assert all(np.array_equal(off(s, m), s) for s, m in zip(stylized, motions))
-    on = TorchTemporalBlender(0.7)
-    assert np.array_equal(on(stylized[0], None), stylized[0])
-    with pytest.raises(ValueError):
-        TorchTemporalBlender(1.0)
-    # frames smaller than the blur's reach (the quarter-size energy map is 3x4): the edge is
-    # repeated where OpenCV reflects it again and again, a few grey levels apart at most
-    tiny = [np.ascontiguousarray(f[:12, :16]) for f in frames]
+def test_frames_smaller_than_the_blurs_reach_blend_too():
+    """(Strength 0, the first frame and the flicker cut: test_temporal.py, for both blends.)
+    The quarter-size energy map of a 12x16 frame is 3x4: the edge is repeated where OpenCV
+    reflects it again and again, a few grey levels apart at most."""
+    tiny = [np.ascontiguousarray(f[:12, :16]) for f in panning(frames=4)]
     tiny_styled = flickering(tiny, 20)
     tiny_motions = [m for _, m in with_motion(tiny)]
     expected, got = both(tiny_styled, tiny_motions)
