@@ -6,7 +6,8 @@ A GPU is only as fast as the host feeds it. This runs the chunk worker's own pat
 read-ahead, DIS flow at <= 540p and the temporal blend, encode, store the chunk) with the model
 replaced by the identity, on one chunk of a clip at 360p, 720p and 1080p, in a process pinned to
 1, 2 and 4 CPUs (``sched_setaffinity``; its ffmpeg processes inherit the pinning), with and
-without the temporal step. So the GPU design is checked on CPUs alone: the GPU's model-only rate
+without the temporal step, and (on a CPU machine) with the step as a GPU actor runs it: the
+blend on the GPU, so the host only decodes, computes the flow and encodes. So the GPU design is checked on CPUs alone: the GPU's model-only rate
 (benchmarks.gpu) should stay below the ceiling for the chosen ``--cpus-per-gpu``. Thread counts
 above the machine's cores are reported as not measured. ``--device cuda`` lets the worker use
 NVDEC/NVENC where the node has them, and runs the temporal blend on the GPU as a GPU actor does
@@ -64,14 +65,27 @@ class _Identity:
         return frames
 
 
+class _BlendOnTheDevice:
+    """Stands in for a GPU actor's temporal blend, measured on a CPU machine: that blend runs on
+    the GPU (``temporal_torch``), so its host takes the flow at the size it was computed at and
+    does no blending work."""
+
+    full_size_motion = False
+
+    def __call__(self, stylized, motion):
+        return stylized
+
+
 def host_frames_per_second(path: str, threads: int, temporal: float, device: str,
-                           out_dir: str, style: str | None = None, hardware: bool = True) -> float:
+                           out_dir: str, style: str | None = None, hardware: bool = True,
+                           blend_on_device: bool = False) -> float:
     """Frames a second through the worker's path, in this process pinned to ``threads``
     CPUs (called in a fresh process, so the pinning and OpenCV's threads are its own).
 
     ``style`` None: the model is the identity (the host ceiling); else that style's real
     Stylizer, so this is one actor's chunk end to end (benchmarks.gpu). ``hardware``: NVDEC and
-    NVENC where the node has them, as a job with hardware codecs on."""
+    NVENC where the node has them, as a job with hardware codecs on. ``blend_on_device``: the
+    host side of a GPU actor measured without a GPU (its blend left to the device)."""
     import cv2
 
     from framestyle.core import storage
@@ -89,6 +103,9 @@ def host_frames_per_second(path: str, threads: int, temporal: float, device: str
     class HostOnly(ChunkWorker):
         def stylizer_for(self, task):
             return _Identity(device)
+
+        def blender_for(self, strength, on):
+            return _BlendOnTheDevice() if blend_on_device else super().blender_for(strength, on)
 
     # the actor's share, as ChunkWorker takes it from Ray's assignment: OpenCV's threads and
     # ffmpeg's decoder and encoder threads (and the network's, with a style)
@@ -143,12 +160,15 @@ def main(argv: list[str] | None = None) -> dict:
             path = make_clip(Path(tmp), size, seconds)
             for threads in THREADS:
                 row = {"resolution": label, "threads": threads}
-                for name, temporal in (("temporal_on", 0.7), ("temporal_off", 0.0)):
+                runs = [("temporal_on", 0.7, False), ("temporal_off", 0.0, False)]
+                if args.device == "cpu":  # on a GPU node "temporal_on" already blends there
+                    runs.append(("temporal_on_gpu_blend", 0.7, True))
+                for name, temporal, on_device in runs:
                     if threads > cores:
                         row[name] = None  # not measured: the machine has fewer cores
                         continue
                     row[name] = round(measure_in_fresh_process(
-                        path, threads, temporal, args.device, tmp), 1)
+                        path, threads, temporal, args.device, tmp, None, True, on_device), 1)
                 rows.append(row)
                 print(f"{label:>6} {threads} CPU(s): "
                       + ", ".join(f"{k} {v if v is not None else 'n/a'} frames/s"
@@ -158,7 +178,9 @@ def main(argv: list[str] | None = None) -> dict:
               "machine": {"cpu": platform.processor() or platform.machine(), "cores": cores},
               **({"device_name": _gpu_name()} if args.device == "cuda" else {}),
               "clip_seconds": seconds, "rows": rows,
-              "note": "model replaced by the identity: decode + flow + blend + encode + store"}
+              "note": "model replaced by the identity: decode + flow + blend + encode + store; "
+                      "temporal_on_gpu_blend: a GPU actor's host side, the blend left to its "
+                      "GPU (decode + flow at <= 540p + encode + store)"}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -110,8 +110,11 @@ def _flicker_metric(d: dict) -> list[tuple[str, str]]:
 
 def _host(d: dict) -> list[tuple[str, str]]:
     codecs = " (GPU node: NVDEC where it has it)" if d.get("device") == "cuda" else ""
-    return [(f"host ceiling {r['resolution']}, {r['threads']} CPU(s){codecs}, temporal on / off",
-             f"{r['temporal_on']} / {r['temporal_off']} frames/s")
+    gpu_blend = any(r.get("temporal_on_gpu_blend") for r in d["rows"])
+    return [(f"host ceiling {r['resolution']}, {r['threads']} CPU(s){codecs}, temporal on / off"
+             f"{' / on with the blend on a GPU' if gpu_blend else ''}",
+             f"{r['temporal_on']} / {r['temporal_off']}"
+             f"{' / ' + str(r.get('temporal_on_gpu_blend')) if gpu_blend else ''} frames/s")
             for r in d["rows"] if r.get("temporal_on") is not None]
 
 
@@ -263,8 +266,12 @@ def _plot_peer(d: dict, ax) -> None:
 def _plot_host(d: dict, ax) -> None:
     for resolution in dict.fromkeys(r["resolution"] for r in d["rows"]):
         rows = [r for r in d["rows"] if r["resolution"] == resolution and r["temporal_on"]]
-        ax.plot([r["threads"] for r in rows], [r["temporal_on"] for r in rows], marker="o",
-                label=resolution)
+        line, = ax.plot([r["threads"] for r in rows], [r["temporal_on"] for r in rows],
+                        marker="o", label=resolution)
+        if any(r.get("temporal_on_gpu_blend") for r in rows):
+            ax.plot([r["threads"] for r in rows], [r["temporal_on_gpu_blend"] for r in rows],
+                    marker="o", linestyle="--", color=line.get_color(),
+                    label=f"{resolution}, blend on a GPU")
     ax.set_xlabel("CPUs for the actor's host side")
     ax.set_ylabel("frames/s it can feed (temporal on)")
     ax.set_title("Host ceiling: decode + flow + encode, no model")

@@ -116,6 +116,13 @@ class ChunkWorker:
             self._loaded = (key, Stylizer(task.model, task.inference, threads=self._threads))
         return self._loaded[1]
 
+    def blender_for(self, strength: float, device):
+        """The temporal blend for a model on ``device``: on a GPU it runs on the GPU, since on
+        the actor's CPUs it capped the actor (``temporal_torch``)."""
+        from .temporal_torch import blender_for  # torch: loaded by the stylizer already
+
+        return blender_for(strength, device)
+
     def process(self, task: ChunkTask) -> Iterator[int | ChunkRecord]:
         """Yield the number of frames written after each batch, then the chunk's record.
 
@@ -138,14 +145,11 @@ class ChunkWorker:
                              (settings.width, settings.height), task.deinterlace, task.hdr,
                              seek=task.seek, name=task.input_uri,
                              hwaccel=task.nvdec and codecs.nvdec, threads=self._codec_threads)
+        blend = self.blender_for(task.temporal, stylizer.device) if task.temporal > 0 else None
         # Flow needs only input frames: computing it on the read-ahead thread overlaps the model.
-        # A GPU actor's blend scales the flow up to the frame's size on its GPU (temporal_torch).
-        paired = with_motion(frames, full_size=not on_gpu) if task.temporal > 0 \
+        # A blend on a GPU takes the flow at the size it was computed at and scales it there.
+        paired = with_motion(frames, full_size=blend.full_size_motion) if blend is not None \
             else ((f, None) for f in frames)
-        from .temporal_torch import blender_for  # torch: loaded by the stylizer already
-
-        # on a GPU actor the blend runs on the GPU: on its CPUs it capped the actor (temporal_torch)
-        blend = blender_for(task.temporal, stylizer.device) if task.temporal > 0 else None
         with tempdirs.scratch("chunk") as tmp:
             local = str(Path(tmp, f"{chunk.name}{CHUNK_SUFFIX}"))
             with FrameEncoder(local, settings) as encoder:

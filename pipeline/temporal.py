@@ -369,6 +369,8 @@ class TemporalBlender:
     (docs/temporal.md has the trade measured over the 26 built-in styles).
     """
 
+    full_size_motion = True  # takes motion at the frame's size (``with_motion``'s default)
+
     def __init__(self, strength: float = DEFAULT_STRENGTH):
         if not 0 <= strength < 1:
             raise ValueError("temporal strength must be in [0, 1)")

@@ -42,6 +42,8 @@ class TorchTemporalBlender:
     ``Motion`` (at the frame's size, or at the size its flow was computed at) in, blended uint8
     frames out, the state kept on the device."""
 
+    full_size_motion = False  # scales the motion up itself, on the device (``_full_size``)
+
     def __init__(self, strength: float = DEFAULT_STRENGTH, device: torch.device | str = "cpu"):
         if not 0 <= strength < 1:
             raise ValueError("temporal strength must be in [0, 1)")

@@ -76,3 +76,36 @@ def test_gpu_actors_blend_on_their_gpu_and_cpu_actors_with_opencv(monkeypatch):
                         lambda strength, device: made.append((strength, device)) or "gpu blend")
     assert blender_for(0.5, torch.device("cuda")) == "gpu blend"
     assert made == [(0.5, torch.device("cuda"))]
+
+
+@pytest.mark.parametrize("on", ["cpu", "cuda"])
+def test_a_gpu_actor_blends_on_its_gpu_with_the_flow_as_computed(clips, tmp_path, monkeypatch,
+                                                                 on):
+    """The chunk worker of an actor whose model is on a GPU blends there and hands the blend
+    the flow at the size it was computed at; a CPU actor blends with OpenCV at full size.
+    (No GPU here: the actor's stylizer claims one and returns its frames, and its blend runs on
+    the CPU, with flow computed at 16 px so that it must be scaled up.)"""
+    from framestyle.pipeline import chunk_worker, temporal_torch
+    from framestyle.pipeline.chunk_worker import ChunkWorker
+    from framestyle.pipeline.gpu_codecs import NO_GPU_CODECS
+    from test_gpu_codecs import eight_frame_task
+
+    class Stylizer:
+        device = torch.device(on)
+
+        def __call__(self, frames):
+            return flickering(frames, 20)
+
+    made, sizes = [], []
+    torch_blend, motion = temporal_torch.TorchTemporalBlender, chunk_worker.with_motion
+    monkeypatch.setattr(chunk_worker, "node_codecs", lambda: NO_GPU_CODECS)
+    monkeypatch.setattr(ChunkWorker, "stylizer_for", lambda self, task: Stylizer())
+    monkeypatch.setattr(temporal_torch, "TorchTemporalBlender",
+                        lambda strength, device: made.append(device) or torch_blend(strength))
+    monkeypatch.setattr(chunk_worker, "with_motion", lambda frames, full_size: sizes.append(
+        full_size) or motion(frames, max_flow_side=16, full_size=full_size))
+    task = eight_frame_task(str(clips["bunny"]), tmp_path, temporal=0.7)
+    *written, record = ChunkWorker().process(task)
+    assert sum(written) == record.frames == 8
+    assert made == ([torch.device("cuda")] if on == "cuda" else [])
+    assert sizes == [on == "cpu"]
