@@ -274,7 +274,7 @@ def _plot_host(d: dict, ax) -> None:
                     label=f"{resolution}, blend on a GPU")
     ax.set_xlabel("CPUs for the actor's host side")
     ax.set_ylabel("frames/s it can feed (temporal on)")
-    ax.set_title("Host ceiling: decode + flow + encode, no model")
+    ax.set_title("Host ceiling: what one actor's CPUs feed, the model left out")
     ax.legend()
 
 
