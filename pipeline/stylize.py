@@ -301,12 +301,13 @@ def stylize_frames(stylizer: Stylizer, frames: list[np.ndarray], temporal: float
     """An image's frames, stylized: one for a still image; an animation's in order, each blended
     along the motion from the one before (``pipeline.temporal``) so it does not flicker, as a
     video's frames are."""
-    from .temporal import TemporalBlender, with_motion
+    from .temporal import with_motion
+    from .temporal_torch import blender_for
 
     if len(frames) == 1 or temporal <= 0:
         return [s for i in range(0, len(frames), batch) for s in stylizer(frames[i:i + batch])]
-    blend = TemporalBlender(temporal)
-    paired = list(with_motion(frames))
+    blend = blender_for(temporal, stylizer.device)  # on the model's GPU, as a video's chunks
+    paired = list(with_motion(frames, full_size=blend.full_size_motion))
     out: list[np.ndarray] = []
     for i in range(0, len(paired), batch):
         group = paired[i:i + batch]

@@ -109,3 +109,22 @@ def test_a_gpu_actor_blends_on_its_gpu_with_the_flow_as_computed(clips, tmp_path
     assert sum(written) == record.frames == 8
     assert made == ([torch.device("cuda")] if on == "cuda" else [])
     assert sizes == [on == "cpu"]
+
+
+def test_an_animations_frames_blend_on_the_models_gpu_too(monkeypatch):
+    """A GIF's frames on a GPU stylizer (the images job) blend where a video's chunks do."""
+    from framestyle.pipeline.stylize import stylize_frames
+
+    class Stylizer:
+        device = torch.device("cuda")
+
+        def __call__(self, frames):
+            return flickering(frames, 20)
+
+    made, torch_blend = [], temporal_torch.TorchTemporalBlender
+    monkeypatch.setattr(temporal_torch, "TorchTemporalBlender",
+                        lambda strength, device: made.append(device) or torch_blend(strength))
+    frames = panning(frames=6)
+    out = stylize_frames(Stylizer(), frames, 0.7)
+    assert made == [torch.device("cuda")]
+    assert len(out) == 6 and np.abs(out[5].astype(int) - flickering(frames, 20)[5]).mean() > 1
