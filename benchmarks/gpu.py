@@ -11,10 +11,12 @@ figure comes from that one device.
   and ``torch.compile``d in fp16 (one compile per size), batches of 16 frames already in memory,
   after a warm-up. Styles after the first (default: an ``image:`` style, the arbitrary-style
   network, with docs/images/painting-as-style.png as its picture) run at the largest size only.
-  Two settings that are not on by default run side by side with the default at the largest
-  size in fp16, each and both, in both memory layouts: every narrow layer widened to 8
-  channels (``widen_every_layer``) and cuDNN's autotuning (``torch.backends.cudnn.benchmark``,
-  which chooses kernels per batch shape: the Stylizer's passes come in few shapes).
+  Three settings that are not on by default run side by side with the default at the largest
+  size in fp16, in every combination, in both memory layouts: every narrow layer widened to 8
+  channels (``widen_every_layer``), cuDNN's autotuning (``torch.backends.cudnn.benchmark``,
+  which chooses kernels per batch shape: the Stylizer's passes come in few shapes), and the
+  norms computed in the activations' layout (``keep_norm_layout``: no NCHW copies of
+  channels_last activations).
 - profile: the kernels one batch of the default setting spends its time in at the largest
   size (operators on a CPU), the top 12 with their share: where to look next.
 - end to end, one actor: the chunk worker's own path (decode with read-ahead, the model, the
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import json
 import os
 import platform
@@ -58,15 +61,16 @@ DEFAULT_STYLES = f"builtin:7,image:{PICTURE}"
 
 def model_only(style: str, device: str, size: tuple[int, int], dtype: str, channels_last: bool,
                compiled: bool, frames: int, batch: int, every_layer: bool = False,
-               cudnn_benchmark: bool = False) -> float | str:
+               cudnn_benchmark: bool = False, layout_norm: bool = False) -> float | str:
     """Frames a second through the Stylizer, or why this combination cannot run here;
     ``every_layer``: with ``widen_every_layer`` on top of the default widening;
-    ``cudnn_benchmark``: with cuDNN's autotuning on."""
+    ``cudnn_benchmark``: with cuDNN's autotuning on; ``layout_norm``: the norms computed in
+    the activations' memory layout (``keep_norm_layout``)."""
     import torch
 
     from framestyle.pipeline.inference import InferenceOptions
     from framestyle.pipeline.style_image import resolve_style
-    from framestyle.pipeline.stylize import Stylizer, widen_every_layer
+    from framestyle.pipeline.stylize import Stylizer, keep_norm_layout, widen_every_layer
 
     options = InferenceOptions(engine="torch", dtype=dtype, channels_last=channels_last,
                                compile=compiled)
@@ -77,6 +81,8 @@ def model_only(style: str, device: str, size: tuple[int, int], dtype: str, chann
             widen_every_layer(stylizer.model)
             stylizer.model.to(memory_format=torch.channels_last if channels_last
                               else torch.contiguous_format)
+        if layout_norm:
+            keep_norm_layout(stylizer.model)
         w, h = size
         rng = np.random.default_rng(0)
         clip = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(batch)]
@@ -140,31 +146,33 @@ def model_only_rows(styles: list[str], device: str, sizes: dict, quick: bool,
     frames = (64 if quick else 320) if on_gpu else 2
     batch = 16 if on_gpu else 2
     largest = list(sizes)[-1]
-    plain = {"every_layer": False, "cudnn_benchmark": False}
+    settings = ("every_layer", "cudnn_benchmark", "layout_norm")  # off by default
+    plain = dict.fromkeys(settings, False)
     runs = []  # (style, size label, dtype, channels_last, compiled, settings)
     for label in sizes:
         for dtype in ("fp32", "fp16", "bf16"):
             runs += [(styles[0], label, dtype, cl, False, plain) for cl in (True, False)]
     for style in styles[1:]:
         runs += [(style, largest, dtype, True, False, plain) for dtype in ("fp32", "fp16")]
-    # the settings not on by default, side by side at the largest size in fp16
-    runs += [(styles[0], largest, "fp16", cl, False,
-              {"every_layer": every, "cudnn_benchmark": tuned})
-             for every, tuned in ((True, False), (False, True), (True, True))
-             for cl in (True, False)]
+    # the settings not on by default, side by side at the largest size in fp16: each
+    # combination, in both memory layouts
+    combinations = [dict(zip(settings, on)) for on in itertools.product((False, True),
+                                                                         repeat=len(settings))]
+    runs += [(styles[0], largest, "fp16", cl, False, combination)
+             for combination in combinations[1:] for cl in (True, False)]
     if on_gpu and not quick:  # last: compiling takes longest
         runs += [(styles[0], label, "fp16", True, True, plain) for label in sizes]
         runs += [(styles[0], largest, "fp16", False, True, plain)]
     rows = []
-    for style, label, dtype, channels_last, compiled, settings in runs:
+    for style, label, dtype, channels_last, compiled, setting in runs:
         fps = model_only(style, device, sizes[label], dtype, channels_last, compiled, frames,
-                         batch, **settings)
+                         batch, **setting)
         rows.append({"style": _short(style), "resolution": label, "dtype": dtype,
-                     "channels_last": channels_last, "compiled": compiled, **settings,
+                     "channels_last": channels_last, "compiled": compiled, **setting,
                      "frames_per_second": fps})
         print(f"{_short(style):>24} {label:>8} {dtype} channels_last={channels_last!s:5} "
-              f"compiled={compiled!s:5} every_layer={settings['every_layer']!s:5} "
-              f"cudnn_benchmark={settings['cudnn_benchmark']!s:5} {fps}", flush=True)
+              f"compiled={compiled!s:5} "
+              + " ".join(f"{k}={v!s:5}" for k, v in setting.items()) + f" {fps}", flush=True)
         measured(rows)
     return rows
 
@@ -293,7 +301,7 @@ def main(argv: list[str] | None = None) -> dict:
     fp16 = [r["frames_per_second"] for r in result["model_only"]
             if r["style"] == _short(styles[0]) and r["resolution"] == largest
             and r["dtype"] == "fp16" and r["channels_last"] and not r["compiled"]
-            and not r.get("every_layer") and not r.get("cudnn_benchmark")]
+            and not any(r.get(k) for k in ("every_layer", "cudnn_benchmark", "layout_norm"))]
     model_fps = fp16[0] if fp16 and isinstance(fp16[0], float) else None
     for row in result["end_to_end"]:
         row["efficiency"] = round(row["fps"] / model_fps, 3) if model_fps else None

@@ -169,7 +169,8 @@ def _gpu(d: dict) -> list[tuple[str, str]]:
              f"{' channels_last' if r['channels_last'] else ''}"
              f"{' compiled' if r['compiled'] else ''}"
              f"{' every layer widened' if r.get('every_layer') else ''}"
-             f"{' cuDNN autotuned' if r.get('cudnn_benchmark') else ''}",
+             f"{' cuDNN autotuned' if r.get('cudnn_benchmark') else ''}"
+             f"{' norms in layout' if r.get('layout_norm') else ''}",
              str(r["frames_per_second"]))
             for r in d["model_only"] if r["dtype"] == "fp16" and r["channels_last"]]
     for r in d["end_to_end"]:

@@ -101,6 +101,7 @@ class StyleNorm(nn.Module):
         self.gamma = nn.Linear(style_size, channels)
         self.beta = nn.Linear(style_size, channels)
         self.eps = eps
+        self.keep_layout = False  # see styled_instance_norm
 
     def affine(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Scale and shift for a style vector (100,) or vectors (N, 100): each (C,) or (N, C)."""
@@ -108,7 +109,7 @@ class StyleNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """``style``: one vector (100,) for the whole batch, or (N, 100)."""
-        return styled_instance_norm(x, *self.affine(style), self.eps)
+        return styled_instance_norm(x, *self.affine(style), self.eps, self.keep_layout)
 
 
 class ConvStyleNorm(nn.Module):

@@ -29,6 +29,7 @@ class ConditionalInstanceNorm(nn.Module):
         self.gamma = nn.Parameter(torch.ones(num_styles, channels))
         self.beta = nn.Parameter(torch.zeros(num_styles, channels))
         self.eps = eps
+        self.keep_layout = False  # see styled_instance_norm
 
     def affine(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Scale and shift for style weights (num_styles,) or (N, num_styles): each (C,) or
@@ -45,7 +46,7 @@ class ConditionalInstanceNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """``style``: weights (num_styles,) for the whole batch, or (N, num_styles)."""
-        return styled_instance_norm(x, *self.affine(style), self.eps)
+        return styled_instance_norm(x, *self.affine(style), self.eps, self.keep_layout)
 
 
 class ConvNorm(nn.Module):

@@ -278,6 +278,16 @@ def widen_every_layer(model: torch.nn.Module, channels: int = TENSOR_CORE_CHANNE
     return model.widen_channels(channels) if hasattr(model, "widen_channels") else 0
 
 
+def keep_norm_layout(model: torch.nn.Module) -> int:
+    """Have every style norm of ``model`` compute in its input's memory layout
+    (``styled_instance_norm``'s ``keep_layout``: no NCHW copy of channels_last activations);
+    returns how many. Not on by default: ``benchmarks.gpu`` measures it side by side."""
+    norms = [m for m in model.modules() if hasattr(m, "keep_layout")]
+    for norm in norms:
+        norm.keep_layout = True
+    return len(norms)
+
+
 def widen_rgb_convs(model: torch.nn.Module, channels: int = TENSOR_CORE_CHANNELS) -> int:
     """Replace each plain convolution over 3 channels in ``model`` by one over ``channels``
     with zero weights for the extra ones (the same output), and widen the layers that can

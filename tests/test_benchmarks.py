@@ -17,11 +17,14 @@ def test_gpu_benchmark_runs_on_the_cpu(ray_session, tmp_path):
     assert json.loads(output.read_text()) == json.loads(json.dumps(result))
     rows = result["model_only"]
     # every precision and memory format, eager (--quick on a CPU: one size, no torch.compile),
-    # then every layer widened and cuDNN's autotuning, each and both, in fp16 in both formats
-    assert len(rows) == 3 * 2 + 3 * 2 and not any(r["compiled"] for r in rows)
-    assert [(r["every_layer"], r["cudnn_benchmark"], r["dtype"]) for r in rows[6:]] == [
-        (True, False, "fp16")] * 2 + [(False, True, "fp16")] * 2 + [(True, True, "fp16")] * 2
-    assert not any(r["every_layer"] or r["cudnn_benchmark"] for r in rows[:6])
+    # then every combination of the settings not on by default (every layer widened, cuDNN's
+    # autotuning, norms in the activations' layout) in fp16, in both formats
+    settings = ("every_layer", "cudnn_benchmark", "layout_norm")
+    assert len(rows) == 3 * 2 + 7 * 2 and not any(r["compiled"] for r in rows)
+    assert not any(r[k] for r in rows[:6] for k in settings)
+    combinations = {(tuple(r[k] for k in settings), r["channels_last"]) for r in rows[6:]}
+    assert len(combinations) == 14 and all(any(c) for c, _ in combinations)
+    assert all(r["dtype"] == "fp16" for r in rows[6:])
     # where one batch's time goes: the costliest operators first (kernels on a GPU)
     profile = result["profile"]
     assert 5 <= len(profile) <= 12 and profile[0]["ms"] > 0

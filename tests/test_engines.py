@@ -164,3 +164,32 @@ def test_where_shapes_are_fixed_a_pass_is_padded_to_a_power_of_two_and_cropped_b
     for a, b in zip(alone, padded):
         assert a.shape == b.shape and np.abs(a.astype(int) - b).max() <= 1
     assert Stylizer(resolve("builtin:7"), InferenceOptions(compile=True)).fixed_shapes
+
+
+@pytest.mark.parametrize("network", ["builtin", "arbitrary"])
+def test_norms_kept_in_the_activations_layout_give_the_same_output(network):
+    """F.instance_norm normalises a contiguous (NCHW) copy of its input: channels_last
+    activations leave their layout at every norm. stylize.keep_norm_layout has the style norms
+    compute from the statistics in place instead: the same output, and channels_last stays."""
+    from framestyle.models.style_norm import styled_instance_norm
+    from framestyle.pipeline.stylize import keep_norm_layout
+
+    x = torch.rand(2, 8, 20, 24, generator=torch.Generator().manual_seed(0))
+    x = x.contiguous(memory_format=torch.channels_last)
+    gamma, beta = torch.rand(8), torch.rand(8)
+    assert not styled_instance_norm(x, gamma, beta, 1e-5).is_contiguous(
+        memory_format=torch.channels_last)  # what the default does
+    kept = styled_instance_norm(x, gamma, beta, 1e-5, keep_layout=True)
+    assert kept.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(kept, styled_instance_norm(x, gamma, beta, 1e-5))
+    module = {"builtin": lambda: load(resolve("builtin:7")),
+              "arbitrary": lambda: seeded(ArbitraryTransformer())}[network]().eval()
+    style = {"builtin": torch.tensor([resolve("builtin:7").condition] * 2),  # one per sample
+             "arbitrary": torch.rand(1, 100, generator=torch.Generator().manual_seed(1))}[network]
+    image = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        before = module(image, style)
+        assert keep_norm_layout(module) == {"builtin": 18, "arbitrary": 13}[network]
+        for layout in (torch.contiguous_format, torch.channels_last):
+            after = module.to(memory_format=layout)(image.contiguous(memory_format=layout), style)
+            torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
