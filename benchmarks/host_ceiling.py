@@ -7,7 +7,8 @@ read-ahead, DIS flow at <= 540p and the temporal blend, encode, store the chunk)
 replaced by the identity, on one chunk of a clip at 360p, 720p and 1080p, in a process pinned to
 1, 2 and 4 CPUs (``sched_setaffinity``; its ffmpeg processes inherit the pinning), with and
 without the temporal step, and (on a CPU machine) with the step as a GPU actor runs it: the
-blend on the GPU, so the host only decodes, computes the flow and encodes. So the GPU design is checked on CPUs alone: the GPU's model-only rate
+blend on the GPU, so the host only decodes, computes the flow (on as many threads as it has
+CPUs) and encodes. So the GPU design is checked on CPUs alone: the GPU's model-only rate
 (benchmarks.gpu) should stay below the ceiling for the chosen ``--cpus-per-gpu``. Thread counts
 above the machine's cores are reported as not measured. ``--device cuda`` lets the worker use
 NVDEC/NVENC where the node has them, and runs the temporal blend on the GPU as a GPU actor does

@@ -97,9 +97,10 @@ class ChunkWorker:
         cpus = held_cpus()
         cv2.setNumThreads(cpus)
         self._batch_size, self._threads = batch_size, threads
-        # ffmpeg's decoder and encoder too: left to themselves each takes every core of the
-        # node (x264 1.5 threads a core), so a node of N one-CPU actors ran N x 1.5N threads
-        self._codec_threads = threads or cpus
+        # ffmpeg's decoder and encoder too (left to themselves each takes every core of the
+        # node, x264 1.5 threads a core, so a node of N one-CPU actors ran N x 1.5N threads),
+        # and the threads the flow is computed on
+        self._cpus = threads or cpus
         self._loaded: tuple[str, object] | None = None  # (model key, Stylizer)
 
     def ready(self) -> bool:
@@ -138,18 +139,19 @@ class ChunkWorker:
         # NVDEC where this node has it; NVENC where the video was meant for it and this node
         # has it too (else the CPU encoder; assembly joins the two, gpu_codecs)
         codecs = node_codecs() if on_gpu else NO_GPU_CODECS
-        settings = replace(task.encode, threads=self._codec_threads,
+        settings = replace(task.encode, threads=self._cpus,
                            encoder=encoder_for(task.encode.codec, task.encode.encoder, codecs))
         source = storage.media_url(task.input_uri)  # read in place, never copied whole
         frames = iter_frames(source, task.video, chunk.decode_start, chunk.decode_frames,
                              (settings.width, settings.height), task.deinterlace, task.hdr,
                              seek=task.seek, name=task.input_uri,
-                             hwaccel=task.nvdec and codecs.nvdec, threads=self._codec_threads)
+                             hwaccel=task.nvdec and codecs.nvdec, threads=self._cpus)
         blend = self.blender_for(task.temporal, stylizer.device) if task.temporal > 0 else None
-        # Flow needs only input frames: computing it on the read-ahead thread overlaps the model.
-        # A blend on a GPU takes the flow at the size it was computed at and scales it there.
-        paired = with_motion(frames, full_size=blend.full_size_motion) if blend is not None \
-            else ((f, None) for f in frames)
+        # Flow needs only input frames: computing it on the read-ahead thread overlaps the model,
+        # on as many threads as the actor holds CPUs. A blend on a GPU takes the flow at the size
+        # it was computed at and scales it there.
+        paired = with_motion(frames, full_size=blend.full_size_motion, workers=self._cpus) \
+            if blend is not None else ((f, None) for f in frames)
         with tempdirs.scratch("chunk") as tmp:
             local = str(Path(tmp, f"{chunk.name}{CHUNK_SUFFIX}"))
             with FrameEncoder(local, settings) as encoder:

@@ -148,10 +148,10 @@ class DISFlow:
         return self._dis.calc(source, target, None)
 
 
-def with_motion(frames: Iterable[np.ndarray], flow: DISFlow | None = None,
-                max_flow_side: int = FLOW_MAX_SIDE, full_size: bool = True,
+def with_motion(frames: Iterable[np.ndarray], max_flow_side: int = FLOW_MAX_SIDE,
+                full_size: bool = True, workers: int = 1,
                 ) -> Iterator[tuple[np.ndarray, Motion | None]]:
-    """Pair each frame with its Motion from the previous frame (None for the first).
+    """Pair each frame with its Motion from the previous frame (None for the first), in order.
 
     Frames whose shorter side exceeds ``max_flow_side`` have their flow computed on a copy
     scaled down to it, then scaled back up (vectors too): DIS's cost grows with the pixels, and
@@ -159,23 +159,66 @@ def with_motion(frames: Iterable[np.ndarray], flow: DISFlow | None = None,
     motion at that scale is smooth enough that the upsampled flow warps nearly as well
     (tests/test_temporal.py measures it). Without ``full_size`` the motion stays at the size it
     was computed at, for a blend that scales it up itself (on a GPU, ``temporal_torch``: at
-    1080p the scaling took 13 of the 38 ms a frame's motion costs a CPU)."""
-    flow = flow or DISFlow()
-    previous, scratch = None, Scratch()
-    for frame in frames:
-        gray = _flow_gray(frame, max_flow_side)
-        motion = None
-        if previous is not None:
-            backward = flow(gray, previous)
-            consistent = ~occluded(flow(previous, gray), backward, scratch)
-            mismatch = warp(previous, backward, dst=scratch.like("warped", gray),
-                            scratch=scratch)
-            cv2.absdiff(mismatch, gray, dst=mismatch)
-            motion = Motion(backward, trusted(consistent, mismatch).astype(np.float32))
-            if full_size:
-                motion = _full_size(motion, frame.shape[1], frame.shape[0])
-        previous = gray
-        yield frame, motion
+    1080p the scaling took 13 of the 38 ms a frame's motion costs a CPU).
+
+    ``workers`` > 1 computes the motions of that many pairs at once on threads (OpenCV
+    releases the GIL): each pair's motion depends on its two frames alone. With the blend on a
+    GPU, the flow is the largest part of an actor's host work, and one thread of it would cap
+    an actor that holds more CPUs."""
+    if workers <= 1:
+        flow, scratch = DISFlow(), Scratch()
+        previous = None
+        for frame in frames:
+            gray = _flow_gray(frame, max_flow_side)
+            motion = None if previous is None else \
+                _motion(previous, gray, frame.shape, full_size, flow, scratch)
+            previous = gray
+            yield frame, motion
+        return
+    yield from _with_motion_on_threads(frames, max_flow_side, full_size, workers)
+
+
+def _motion(previous: np.ndarray, gray: np.ndarray, shape: tuple, full_size: bool,
+            flow: DISFlow, scratch: Scratch) -> Motion:
+    """The Motion from grey frame ``previous`` to ``gray`` (at the flow's size), for a frame of
+    ``shape``; the result shares no array with ``scratch``."""
+    backward = flow(gray, previous)
+    consistent = ~occluded(flow(previous, gray), backward, scratch)
+    mismatch = warp(previous, backward, dst=scratch.like("warped", gray), scratch=scratch)
+    cv2.absdiff(mismatch, gray, dst=mismatch)
+    motion = Motion(backward, trusted(consistent, mismatch).astype(np.float32))
+    return _full_size(motion, shape[1], shape[0]) if full_size else motion
+
+
+def _with_motion_on_threads(frames: Iterable[np.ndarray], max_flow_side: int, full_size: bool,
+                            workers: int) -> Iterator[tuple[np.ndarray, Motion | None]]:
+    """``with_motion`` on ``workers`` threads, each with its own DIS and scratch arrays, at
+    most two pairs a thread ahead of the consumer."""
+    import collections
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    own = threading.local()
+
+    def motion(previous: np.ndarray, gray: np.ndarray, shape: tuple) -> Motion:
+        if not hasattr(own, "flow"):
+            own.flow, own.scratch = DISFlow(), Scratch()
+        return _motion(previous, gray, shape, full_size, own.flow, own.scratch)
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="flow") as pool:
+        pending: collections.deque = collections.deque()
+        previous = None
+        for frame in frames:
+            gray = _flow_gray(frame, max_flow_side)
+            pending.append((frame, None if previous is None else
+                            pool.submit(motion, previous, gray, frame.shape)))
+            previous = gray
+            while len(pending) > 2 * workers:
+                done, future = pending.popleft()
+                yield done, future and future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future and future.result()
 
 
 def _flow_gray(frame: np.ndarray, max_side: int) -> np.ndarray:

@@ -323,6 +323,21 @@ def test_deviation_is_mean_absolute_difference_in_unit_range():
     assert to_gray(b[0]).shape == (4, 4)
 
 
+def test_motion_on_several_threads_is_the_same_motion_in_the_same_order():
+    """An actor with several CPUs computes several pairs' flow at once: the same motions, in
+    order, as one thread computes, and an error in one still reaches the consumer."""
+    frames = panning(frames=12) + [textured(seed=5)]  # ends on a cut
+    alone = list(with_motion(frames))
+    together = list(with_motion(frames, workers=3))
+    assert [f is g for (f, _), (g, _) in zip(alone, together)] == [True] * len(frames)
+    assert alone[0][1] is None and together[0][1] is None
+    for (_, a), (_, b) in zip(alone[1:], together[1:]):
+        assert np.array_equal(a.flow, b.flow) and np.array_equal(a.visible, b.visible)
+    broken = frames[:5] + [frames[5][:50]]  # a frame of another size: the flow fails
+    with pytest.raises(Exception):
+        list(with_motion(broken, workers=3))
+
+
 def test_flow_of_large_frames_is_computed_small_and_warps_nearly_as_well():
     """Frames above the flow size get their flow at half size here (as 1080p does at 540p):
     full-size vectors, and the warped previous frame matches nearly as well as full-size flow."""

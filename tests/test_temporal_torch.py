@@ -102,13 +102,14 @@ def test_a_gpu_actor_blends_on_its_gpu_with_the_flow_as_computed(clips, tmp_path
     monkeypatch.setattr(ChunkWorker, "stylizer_for", lambda self, task: Stylizer())
     monkeypatch.setattr(temporal_torch, "TorchTemporalBlender",
                         lambda strength, device: made.append(device) or torch_blend(strength))
-    monkeypatch.setattr(chunk_worker, "with_motion", lambda frames, full_size: sizes.append(
-        full_size) or motion(frames, max_flow_side=16, full_size=full_size))
+    monkeypatch.setattr(chunk_worker, "with_motion",
+                        lambda frames, full_size, workers: sizes.append((full_size, workers))
+                        or motion(frames, 16, full_size, workers))
     task = eight_frame_task(str(clips["bunny"]), tmp_path, temporal=0.7)
-    *written, record = ChunkWorker().process(task)
+    *written, record = ChunkWorker(threads=2).process(task)
     assert sum(written) == record.frames == 8
     assert made == ([torch.device("cuda")] if on == "cuda" else [])
-    assert sizes == [on == "cpu"]
+    assert sizes == [(on == "cpu", 2)]  # the flow on as many threads as the actor has CPUs
 
 
 def test_an_animations_frames_blend_on_the_models_gpu_too(monkeypatch):
