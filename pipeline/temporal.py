@@ -22,7 +22,10 @@ frame.
 
 from __future__ import annotations
 
+import collections
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -194,10 +197,6 @@ def _with_motion_on_threads(frames: Iterable[np.ndarray], max_flow_side: int, fu
                             workers: int) -> Iterator[tuple[np.ndarray, Motion | None]]:
     """``with_motion`` on ``workers`` threads, each with its own DIS and scratch arrays, at
     most two pairs a thread ahead of the consumer."""
-    import collections
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
     own = threading.local()
 
     def motion(previous: np.ndarray, gray: np.ndarray, shape: tuple) -> Motion:
