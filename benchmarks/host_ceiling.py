@@ -105,8 +105,9 @@ def host_frames_per_second(path: str, threads: int, temporal: float, device: str
         def stylizer_for(self, task):
             return _Identity(device)
 
-        def blender_for(self, strength, on):
-            return _BlendOnTheDevice() if blend_on_device else super().blender_for(strength, on)
+        def blender_for(self, strength, on, pixels):
+            return _BlendOnTheDevice() if blend_on_device else \
+                super().blender_for(strength, on, pixels)
 
     # the actor's share, as ChunkWorker takes it from Ray's assignment: OpenCV's threads and
     # ffmpeg's decoder and encoder threads (and the network's, with a style)

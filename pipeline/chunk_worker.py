@@ -117,12 +117,13 @@ class ChunkWorker:
             self._loaded = (key, Stylizer(task.model, task.inference, threads=self._threads))
         return self._loaded[1]
 
-    def blender_for(self, strength: float, device):
-        """The temporal blend for a model on ``device``: on a GPU it runs on the GPU, since on
-        the actor's CPUs it capped the actor (``temporal_torch``)."""
+    def blender_for(self, strength: float, device, pixels: int):
+        """The temporal blend for frames of ``pixels`` pixels from a model on ``device``: on a
+        GPU it runs on the GPU, since on the actor's CPUs it capped the actor
+        (``temporal_torch``)."""
         from .temporal_torch import blender_for  # torch: loaded by the stylizer already
 
-        return blender_for(strength, device)
+        return blender_for(strength, device, pixels)
 
     def process(self, task: ChunkTask) -> Iterator[int | ChunkRecord]:
         """Yield the number of frames written after each batch, then the chunk's record.
@@ -146,7 +147,9 @@ class ChunkWorker:
                              (settings.width, settings.height), task.deinterlace, task.hdr,
                              seek=task.seek, name=task.input_uri,
                              hwaccel=task.nvdec and codecs.nvdec, threads=self._cpus)
-        blend = self.blender_for(task.temporal, stylizer.device) if task.temporal > 0 else None
+        pixels = settings.width * settings.height
+        blend = self.blender_for(task.temporal, stylizer.device, pixels) \
+            if task.temporal > 0 else None
         # Flow needs only input frames: computing it on the read-ahead thread overlaps the model,
         # on as many threads as the actor holds CPUs. A blend on a GPU takes the flow at the size
         # it was computed at and scales it there.

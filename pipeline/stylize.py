@@ -316,7 +316,8 @@ def stylize_frames(stylizer: Stylizer, frames: list[np.ndarray], temporal: float
 
     if len(frames) == 1 or temporal <= 0:
         return [s for i in range(0, len(frames), batch) for s in stylizer(frames[i:i + batch])]
-    blend = blender_for(temporal, stylizer.device)  # on the model's GPU, as a video's chunks
+    # on the model's GPU, as a video's chunks are
+    blend = blender_for(temporal, stylizer.device, frames[0].shape[0] * frames[0].shape[1])
     paired = list(with_motion(frames, full_size=blend.full_size_motion))
     out: list[np.ndarray] = []
     for i in range(0, len(paired), batch):

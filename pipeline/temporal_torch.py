@@ -17,6 +17,7 @@ quarter-size energy is an area mean, the same as OpenCV's INTER_AREA when the si
 
 from __future__ import annotations
 
+import logging
 import math
 
 import cv2
@@ -28,13 +29,26 @@ from . import temporal
 from .temporal import DEFAULT_STRENGTH, Motion
 
 LUMA = (0.299, 0.587, 0.114)  # OpenCV's RGB -> grey weights
+# Device bytes a frame pixel takes while it is blended: a dozen float32 copies of the frame and
+# its motion live at once (104 bytes a pixel counted on a 1080p frame), doubled for the
+# allocator's rounding and the model's cached memory beside it
+BLEND_BYTES_PER_PIXEL = 208
+
+log = logging.getLogger("framestyle")
 
 
-def blender_for(strength: float, device: torch.device):
-    """The blend for an actor whose model runs on ``device``: on the GPU there, else OpenCV's."""
-    if device.type == "cuda":
-        return TorchTemporalBlender(strength, device)
-    return temporal.TemporalBlender(strength)
+def blender_for(strength: float, device: torch.device, pixels: int | None = None):
+    """The blend for frames of ``pixels`` pixels from a model on ``device``: on the GPU there
+    where they fit in half its free memory, else OpenCV's on the CPU (slower, but an 8K chunk
+    on a small GPU still finishes instead of running out of memory)."""
+    if device.type != "cuda":
+        return temporal.TemporalBlender(strength)
+    free, _ = torch.cuda.mem_get_info(device)
+    if pixels is not None and pixels * BLEND_BYTES_PER_PIXEL > free / 2:
+        log.warning("framestyle: %d-pixel frames blend on the CPU: the GPU has %.1f GiB free",
+                    pixels, free / 2**30)
+        return temporal.TemporalBlender(strength)
+    return TorchTemporalBlender(strength, device)
 
 
 class TorchTemporalBlender:

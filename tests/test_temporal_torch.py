@@ -69,13 +69,26 @@ def test_frames_smaller_than_the_blurs_reach_blend_too():
         assert np.abs(e.astype(int) - g).max() <= 4 and np.abs(e.astype(int) - g).mean() < 1
 
 
-def test_gpu_actors_blend_on_their_gpu_and_cpu_actors_with_opencv(monkeypatch):
-    assert isinstance(blender_for(0.7, torch.device("cpu")), TemporalBlender)
+def a_gpu_with(monkeypatch, free: int) -> list:
+    """No GPU here: its free memory and its blend (run on the CPU) are stood in for; returns
+    the devices GPU blends are made for."""
     made = []
-    monkeypatch.setattr(temporal_torch, "TorchTemporalBlender",
-                        lambda strength, device: made.append((strength, device)) or "gpu blend")
-    assert blender_for(0.5, torch.device("cuda")) == "gpu blend"
-    assert made == [(0.5, torch.device("cuda"))]
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, 2 * free))
+    monkeypatch.setattr(temporal_torch, "TorchTemporalBlender", lambda strength, device: (
+        made.append(device), TorchTemporalBlender(strength))[1])
+    return made
+
+
+def test_gpu_actors_blend_on_their_gpu_unless_the_frame_does_not_fit(monkeypatch, caplog):
+    assert isinstance(blender_for(0.7, torch.device("cpu")), TemporalBlender)
+    made = a_gpu_with(monkeypatch, free=8 * 2**30)
+    uhd = 3840 * 2160
+    assert isinstance(blender_for(0.5, torch.device("cuda"), uhd), TorchTemporalBlender)
+    assert made == [torch.device("cuda")]
+    made = a_gpu_with(monkeypatch, free=2**30)  # 1 GiB free: a 4K frame's blend needs 1.6 GiB
+    assert isinstance(blender_for(0.5, torch.device("cuda"), uhd), TemporalBlender)
+    assert made == [] and "blend on the CPU" in caplog.text
+    assert isinstance(blender_for(0.5, torch.device("cuda"), 1920 * 1080), TorchTemporalBlender)
 
 
 @pytest.mark.parametrize("on", ["cpu", "cuda"])
@@ -85,7 +98,7 @@ def test_a_gpu_actor_blends_on_its_gpu_with_the_flow_as_computed(clips, tmp_path
     the flow at the size it was computed at; a CPU actor blends with OpenCV at full size.
     (No GPU here: the actor's stylizer claims one and returns its frames, and its blend runs on
     the CPU, with flow computed at 16 px so that it must be scaled up.)"""
-    from framestyle.pipeline import chunk_worker, temporal_torch
+    from framestyle.pipeline import chunk_worker
     from framestyle.pipeline.chunk_worker import ChunkWorker
     from framestyle.pipeline.gpu_codecs import NO_GPU_CODECS
     from test_gpu_codecs import eight_frame_task
@@ -96,12 +109,10 @@ def test_a_gpu_actor_blends_on_its_gpu_with_the_flow_as_computed(clips, tmp_path
         def __call__(self, frames):
             return flickering(frames, 20)
 
-    made, sizes = [], []
-    torch_blend, motion = temporal_torch.TorchTemporalBlender, chunk_worker.with_motion
+    sizes, motion = [], chunk_worker.with_motion
+    made = a_gpu_with(monkeypatch, free=8 * 2**30)
     monkeypatch.setattr(chunk_worker, "node_codecs", lambda: NO_GPU_CODECS)
     monkeypatch.setattr(ChunkWorker, "stylizer_for", lambda self, task: Stylizer())
-    monkeypatch.setattr(temporal_torch, "TorchTemporalBlender",
-                        lambda strength, device: made.append(device) or torch_blend(strength))
     monkeypatch.setattr(chunk_worker, "with_motion",
                         lambda frames, full_size, workers: sizes.append((full_size, workers))
                         or motion(frames, 16, full_size, workers))
@@ -122,9 +133,7 @@ def test_an_animations_frames_blend_on_the_models_gpu_too(monkeypatch):
         def __call__(self, frames):
             return flickering(frames, 20)
 
-    made, torch_blend = [], temporal_torch.TorchTemporalBlender
-    monkeypatch.setattr(temporal_torch, "TorchTemporalBlender",
-                        lambda strength, device: made.append(device) or torch_blend(strength))
+    made = a_gpu_with(monkeypatch, free=8 * 2**30)
     frames = panning(frames=6)
     out = stylize_frames(Stylizer(), frames, 0.7)
     assert made == [torch.device("cuda")]
