@@ -55,6 +55,8 @@ RESULTS = results_dir()
 SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
 CPU_SIZES = {"360p/8": (80, 44), "720p/8": (160, 90), "1080p/8": (240, 136)}  # --device cpu
 TARGET_MODEL_FPS, TARGET_EFFICIENCY = 300, 0.70
+# model_only's settings that are off by default, measured side by side with the default
+SETTINGS = ("every_layer", "cudnn_benchmark", "layout_norm")
 PICTURE = Path(__file__).resolve().parent.parent / "docs" / "images" / "painting-as-style.png"
 DEFAULT_STYLES = f"builtin:7,image:{PICTURE}"
 
@@ -83,11 +85,7 @@ def model_only(style: str, device: str, size: tuple[int, int], dtype: str, chann
                               else torch.contiguous_format)
         if layout_norm:
             keep_norm_layout(stylizer.model)
-        w, h = size
-        rng = np.random.default_rng(0)
-        clip = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(batch)]
-        stylizer(clip)  # warm-up: cuDNN autotuning, compilation
-        _sync(device)
+        clip = warm_clip(stylizer, size, batch)
         started = time.perf_counter()
         done = 0
         while done < frames:
@@ -114,11 +112,7 @@ def kernel_profile(style: str, device: str, size: tuple[int, int], top: int = 12
     on_gpu = device == "cuda"
     stylizer = Stylizer(resolve_style(style), InferenceOptions(engine="torch"),
                         device=torch.device(device))
-    w, h = size
-    rng = np.random.default_rng(0)
-    clip = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(16 if on_gpu else 2)]
-    stylizer(clip)  # warm-up
-    _sync(device)
+    clip = warm_clip(stylizer, size, 16 if on_gpu else 2)
     activity = ProfilerActivity.CUDA if on_gpu else ProfilerActivity.CPU
     with profile(activities=[activity]) as prof:
         stylizer(clip)
@@ -131,6 +125,17 @@ def kernel_profile(style: str, device: str, size: tuple[int, int], top: int = 12
     ranked = sorted(events, key=lambda e: getattr(e, key), reverse=True)[:top]
     return [{"name": e.key[:120], "calls": e.count, "ms": round(getattr(e, key) / 1000, 2),
              "share": round(getattr(e, key) / total, 3)} for e in ranked]
+
+
+def warm_clip(stylizer, size: tuple[int, int], batch: int) -> list[np.ndarray]:
+    """``batch`` random frames of ``size``, run through ``stylizer`` once (cuDNN's kernel
+    choice, compilation) and waited for: what every measurement then times."""
+    w, h = size
+    rng = np.random.default_rng(0)
+    clip = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(batch)]
+    stylizer(clip)
+    _sync(stylizer.device.type)
+    return clip
 
 
 def _sync(device: str) -> None:
@@ -146,8 +151,7 @@ def model_only_rows(styles: list[str], device: str, sizes: dict, quick: bool,
     frames = (64 if quick else 320) if on_gpu else 2
     batch = 16 if on_gpu else 2
     largest = list(sizes)[-1]
-    settings = ("every_layer", "cudnn_benchmark", "layout_norm")  # off by default
-    plain = dict.fromkeys(settings, False)
+    plain = dict.fromkeys(SETTINGS, False)
     runs = []  # (style, size label, dtype, channels_last, compiled, settings)
     for label in sizes:
         for dtype in ("fp32", "fp16", "bf16"):
@@ -156,8 +160,8 @@ def model_only_rows(styles: list[str], device: str, sizes: dict, quick: bool,
         runs += [(style, largest, dtype, True, False, plain) for dtype in ("fp32", "fp16")]
     # the settings not on by default, side by side at the largest size in fp16: each
     # combination, in both memory layouts
-    combinations = [dict(zip(settings, on)) for on in itertools.product((False, True),
-                                                                         repeat=len(settings))]
+    combinations = [dict(zip(SETTINGS, on)) for on in itertools.product((False, True),
+                                                                         repeat=len(SETTINGS))]
     runs += [(styles[0], largest, "fp16", cl, False, combination)
              for combination in combinations[1:] for cl in (True, False)]
     if on_gpu and not quick:  # last: compiling takes longest
@@ -301,7 +305,7 @@ def main(argv: list[str] | None = None) -> dict:
     fp16 = [r["frames_per_second"] for r in result["model_only"]
             if r["style"] == _short(styles[0]) and r["resolution"] == largest
             and r["dtype"] == "fp16" and r["channels_last"] and not r["compiled"]
-            and not any(r.get(k) for k in ("every_layer", "cudnn_benchmark", "layout_norm"))]
+            and not any(r.get(k) for k in SETTINGS)]
     model_fps = fp16[0] if fp16 and isinstance(fp16[0], float) else None
     for row in result["end_to_end"]:
         row["efficiency"] = round(row["fps"] / model_fps, 3) if model_fps else None

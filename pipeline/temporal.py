@@ -23,11 +23,12 @@ frame.
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -168,17 +169,29 @@ def with_motion(frames: Iterable[np.ndarray], max_flow_side: int = FLOW_MAX_SIDE
     releases the GIL): each pair's motion depends on its two frames alone. With the blend on a
     GPU, the flow is the largest part of an actor's host work, and one thread of it would cap
     an actor that holds more CPUs."""
-    if workers <= 1:
-        flow, scratch = DISFlow(), Scratch()
+    own = threading.local()  # each thread's DIS and scratch arrays
+
+    def motion(previous: np.ndarray, gray: np.ndarray, shape: tuple) -> Motion:
+        if not hasattr(own, "flow"):
+            own.flow, own.scratch = DISFlow(), Scratch()
+        return _motion(previous, gray, shape, full_size, own.flow, own.scratch)
+
+    ahead = 2 * workers if workers > 1 else 0  # pairs computed before the consumer takes them
+    with ThreadPoolExecutor(workers, thread_name_prefix="flow") if workers > 1 \
+            else contextlib.nullcontext(_InThisThread()) as pool:
+        pending: collections.deque = collections.deque()
         previous = None
         for frame in frames:
             gray = _flow_gray(frame, max_flow_side)
-            motion = None if previous is None else \
-                _motion(previous, gray, frame.shape, full_size, flow, scratch)
+            pending.append((frame, None if previous is None else
+                            pool.submit(motion, previous, gray, frame.shape)))
             previous = gray
-            yield frame, motion
-        return
-    yield from _with_motion_on_threads(frames, max_flow_side, full_size, workers)
+            while len(pending) > ahead:
+                done, future = pending.popleft()
+                yield done, future and future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future and future.result()
 
 
 def _motion(previous: np.ndarray, gray: np.ndarray, shape: tuple, full_size: bool,
@@ -193,31 +206,14 @@ def _motion(previous: np.ndarray, gray: np.ndarray, shape: tuple, full_size: boo
     return _full_size(motion, shape[1], shape[0]) if full_size else motion
 
 
-def _with_motion_on_threads(frames: Iterable[np.ndarray], max_flow_side: int, full_size: bool,
-                            workers: int) -> Iterator[tuple[np.ndarray, Motion | None]]:
-    """``with_motion`` on ``workers`` threads, each with its own DIS and scratch arrays, at
-    most two pairs a thread ahead of the consumer."""
-    own = threading.local()
+class _InThisThread:
+    """An executor for one worker: each call runs at once, in the caller's thread (a one-CPU
+    actor's read-ahead thread), with no thread of its own."""
 
-    def motion(previous: np.ndarray, gray: np.ndarray, shape: tuple) -> Motion:
-        if not hasattr(own, "flow"):
-            own.flow, own.scratch = DISFlow(), Scratch()
-        return _motion(previous, gray, shape, full_size, own.flow, own.scratch)
-
-    with ThreadPoolExecutor(workers, thread_name_prefix="flow") as pool:
-        pending: collections.deque = collections.deque()
-        previous = None
-        for frame in frames:
-            gray = _flow_gray(frame, max_flow_side)
-            pending.append((frame, None if previous is None else
-                            pool.submit(motion, previous, gray, frame.shape)))
-            previous = gray
-            while len(pending) > 2 * workers:
-                done, future = pending.popleft()
-                yield done, future and future.result()
-        while pending:
-            done, future = pending.popleft()
-            yield done, future and future.result()
+    def submit(self, call: Callable, *args) -> Future:
+        future: Future = Future()
+        future.set_result(call(*args))
+        return future
 
 
 def _flow_gray(frame: np.ndarray, max_side: int) -> np.ndarray:
@@ -377,15 +373,19 @@ def detail_share(state: np.ndarray, restored: np.ndarray, fresh: np.ndarray, sha
     base = _luma_laplacian(state, scratch, "state_lap")[::2, ::2]
     extra = _luma_laplacian(restored, scratch, "restored_lap")[::2, ::2] - base
 
-    def sharpness(k: float) -> float:
-        return float(np.abs(base + k * extra).mean())
+    return share_reaching(lambda k: float(np.abs(base + k * extra).mean()), target)
 
+
+def share_reaching(sharpness: Callable[[float], float], target: float) -> float:
+    """The least k in [0, 1], to within 1%, with ``sharpness(k)`` (growing with k) at least
+    ``target``: 1 where even ``sharpness(1)`` falls short, 0 where ``sharpness(0)`` is enough.
+    Shared by both blends (``detail_share`` here and in ``temporal_torch``)."""
     if sharpness(1.0) <= target:
         return 1.0
     if sharpness(0.0) >= target:
         return 0.0
     low, high = 0.0, 1.0
-    for _ in range(7):  # k to within 1%
+    for _ in range(7):
         middle = (low + high) / 2
         low, high = (middle, high) if sharpness(middle) < target else (low, middle)
     return high

@@ -140,19 +140,7 @@ class TorchTemporalBlender:
         target = share * float(self._luma_laplacian(fresh).abs().mean())
         base = self._luma_laplacian(state)[..., ::2, ::2]
         extra = self._luma_laplacian(restored)[..., ::2, ::2] - base
-
-        def sharpness(k: float) -> float:
-            return float((base + k * extra).abs().mean())
-
-        if sharpness(1.0) <= target:
-            return 1.0
-        if sharpness(0.0) >= target:
-            return 0.0
-        low, high = 0.0, 1.0
-        for _ in range(7):
-            middle = (low + high) / 2
-            low, high = (middle, high) if sharpness(middle) < target else (low, middle)
-        return high
+        return temporal.share_reaching(lambda k: float((base + k * extra).abs().mean()), target)
 
     def _luma_laplacian(self, image: torch.Tensor) -> torch.Tensor:
         luma = (image * self._luma).sum(dim=1, keepdim=True)
