@@ -6,7 +6,9 @@
 For the built-in network, a TransformerNet (pytorch/examples' fast_neural_style), a CycleGAN
 ResNet generator (9 blocks) and a pix2pix U-Net-256, each with the papers' widths: the
 ``Stylizer`` with ``--engine torch`` (eager, channels_last, and ``torch.compile``d, its compile
-not timed), with ``--engine onnxruntime`` (what ``auto`` picks on CPUs), with the same ONNX
+not timed), with ``--engine onnxruntime`` (what ``auto`` picks on CPUs), the same without the
+phase rewrite of its narrow convolutions (``onnxruntime_plain``: the graph as exported, see
+``pipeline.onnx_phases``), with the same ONNX
 export in OpenVINO's CPU plugin in fp32 (``pip install -e '.[bench]'``; a column says so where
 it is not installed) and in bf16 (OpenVINO's own default on CPUs with bf16 instructions, with
 how many grey levels it lands from fp32 at most), and for the built-in network also the peer's
@@ -89,6 +91,18 @@ def ready(make: Callable, frames: list[np.ndarray]) -> Callable | str:
         return f"failed: {type(e).__name__}: {str(e).splitlines()[0][:100]}"
 
 
+def onnxruntime_plain(ref, threads: int):
+    """The onnxruntime engine on the graph as exported, without the phase rewrite of its narrow
+    convolutions (``pipeline.onnx_phases``): what that rewrite wins, side by side."""
+    from framestyle.pipeline.inference import InferenceOptions
+    from framestyle.pipeline.onnx_engine import OnnxNetwork
+    from framestyle.pipeline.stylize import Stylizer
+
+    stylizer = Stylizer(ref, InferenceOptions(engine="onnxruntime"))
+    stylizer.forward = OnnxNetwork(ref, stylizer.model, threads, phases=False)
+    return stylizer
+
+
 def openvino(ref, threads: int, tmp: Path, precision: str = "f32"):
     """The Stylizer with its network run by OpenVINO's CPU plugin, from the same ONNX export
     the onnxruntime engine uses (pre- and post-processing stay the Stylizer's), computing in
@@ -107,7 +121,8 @@ def openvino(ref, threads: int, tmp: Path, precision: str = "f32"):
     path = str(tmp / f"openvino-{abs(hash(str(ref.identity)))}.onnx")
     styles = len(ref.condition) if ref.condition is not None else 0
     if not Path(path).exists():
-        OnnxNetwork._export(stylizer.model, path, ref.multiple, styles)
+        # (as exported: the phase rewrite is for onnxruntime's kernels)
+        OnnxNetwork._export(stylizer.model, path, ref.multiple, styles, phases=False)
     compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": threads,
                                                      "PERFORMANCE_HINT": "LATENCY",
                                                      "INFERENCE_PRECISION_HINT": precision})
@@ -229,6 +244,7 @@ def main(argv: list[str] | None = None) -> dict:
                 makers = {
                     "torch": lambda: Stylizer(ref, InferenceOptions(engine="torch")),
                     "onnxruntime": lambda: Stylizer(ref, InferenceOptions(engine="onnxruntime")),
+                    "onnxruntime_plain": lambda: onnxruntime_plain(ref, threads),
                     "torch_channels_last": lambda: Stylizer(ref, InferenceOptions(
                         engine="torch", channels_last=True)),
                     "torch_compile": lambda: Stylizer(ref, InferenceOptions(
@@ -253,7 +269,8 @@ def main(argv: list[str] | None = None) -> dict:
               "date": time.strftime("%Y-%m-%d"), "device": "cpu"}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "engines.json").write_text(json.dumps(result, indent=2) + "\n")
-    columns = ["torch", "torch_channels_last", "torch_compile", "onnxruntime", "openvino",
+    columns = ["torch", "torch_channels_last", "torch_compile", "onnxruntime",
+               "onnxruntime_plain", "openvino",
                "openvino_bf16", "peer_onnx"]
     print(f"\nms per frame at {width}x{height} (lower is better)")
     print(f"{'network':18}{'threads':>8}" + "".join(f"{c:>22}" for c in columns))

@@ -25,7 +25,8 @@ def _device(data: dict) -> str:
 
 def _engines(d: dict) -> list[tuple[str, str]]:
     rows = d.get("rows", [])  # one thread (a CPU actor's) and more
-    others = ("torch_channels_last", "torch_compile", "openvino", "openvino_bf16", "peer_onnx")
+    others = ("onnxruntime_plain", "torch_channels_last", "torch_compile", "openvino",
+              "openvino_bf16", "peer_onnx")
 
     def bf16(r: dict) -> str:
         levels = r.get("openvino_bf16_max_levels")
