@@ -36,10 +36,10 @@ def pick_device() -> torch.device:
 def pick_engine(options: InferenceOptions, device: torch.device, dtype: torch.dtype,
                 inspectable: bool) -> str:
     """"onnxruntime" or "torch", as ``options.engine`` asks. "auto" is onnxruntime on a CPU in
-    fp32 without --compile, where it ran every network we ship at least as fast as eager
-    PyTorch (``benchmarks.engines``, one thread as in a CPU actor, 640x360: 1.7x the built-in
-    network, 1.3x TransformerNet, 1.2x CycleGAN's ResNet, even with pix2pix's U-Net), and
-    PyTorch everywhere else."""
+    fp32 without --compile, where it ran every network we ship as fast as eager PyTorch or
+    faster (``benchmarks.engines``, one thread as in a CPU actor, 640x360: 2.7x the built-in
+    network, 1.6x TransformerNet, 1.2x CycleGAN's ResNet, within 3% on pix2pix's U-Net, both
+    ways between runs), and PyTorch everywhere else."""
     fits = device.type == "cpu" and dtype == torch.float32 and inspectable
     if options.engine == "onnxruntime" and not fits:
         raise FieldError("engine", "onnxruntime runs fp32 PyTorch modules on CPUs here; "
