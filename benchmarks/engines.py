@@ -99,7 +99,7 @@ def onnxruntime_plain(ref, threads: int):
     from framestyle.pipeline.stylize import Stylizer
 
     stylizer = Stylizer(ref, InferenceOptions(engine="onnxruntime"))
-    stylizer.forward = OnnxNetwork(ref, stylizer.model, threads, phases=False)
+    stylizer.onnx.network = OnnxNetwork.exported(ref, stylizer.model, threads, phases=False)
     return stylizer
 
 

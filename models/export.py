@@ -45,7 +45,7 @@ class UnitRangeModel(nn.Module):
         return y if self.look is None else self.look(image, y)
 
 
-OPSET = 17
+OPSET = 17  # pipeline.onnx_engine.EXPORT_VERSION keys exports made with it: bump it too
 
 
 def to_onnx(model: nn.Module, samples: tuple[torch.Tensor, ...], path: str | Path,

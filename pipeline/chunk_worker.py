@@ -26,7 +26,7 @@ from .formats import CHUNK_SUFFIX
 from .inference import InferenceOptions
 from .plan import Chunk
 from .probe import Seek, VideoInfo
-from .temporal import with_motion
+from .temporal import blender_for, with_motion
 
 
 @dataclass(frozen=True)
@@ -109,20 +109,19 @@ class ChunkWorker:
 
     def stylizer_for(self, task: ChunkTask):
         """The task's model, loaded once and kept while the following chunks use it too."""
-        from .stylize import Stylizer
+        from .onnx_stylizer import make_stylizer
 
         key = identity_hash({"model": task.model.identity, "run": task.inference.model_dump()})
         if self._loaded is None or self._loaded[0] != key:
             self._loaded = None  # free the previous model before loading the next
-            self._loaded = (key, Stylizer(task.model, task.inference, threads=self._threads))
+            self._loaded = (key, make_stylizer(task.model, task.inference,
+                                                  threads=self._threads))
         return self._loaded[1]
 
     def blender_for(self, strength: float, device, pixels: int):
         """The temporal blend for frames of ``pixels`` pixels from a model on ``device``: on a
         GPU it runs on the GPU, since on the actor's CPUs it capped the actor
         (``temporal_torch``)."""
-        from .temporal_torch import blender_for  # torch: loaded by the stylizer already
-
         return blender_for(strength, device, pixels)
 
     def process(self, task: ChunkTask) -> Iterator[int | ChunkRecord]:

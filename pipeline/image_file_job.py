@@ -32,14 +32,15 @@ class ImageFileJob(ImageSettings):
 
 
 def run_image_file_job(job: ImageFileJob) -> dict:
-    from .stylize import Stylizer, stylize_frames
+    from .onnx_stylizer import make_stylizer
+    from .temporal import stylize_frames
 
     started = time.monotonic()
     style = job.resolve_style()
     storage.storage_for(job.output).check_writable(job.output)
     source = storage.fetch(job.input, storage.require(job.input))
     image = load_image(source, job.input, job.max_side, job.max_megapixels)
-    frames = stylize_frames(Stylizer(style, job.inference), list(image.frames), job.temporal)
+    frames = stylize_frames(make_stylizer(style, job.inference), list(image.frames), job.temporal)
     data = encode_image(frames, format_of(storage.basename(job.output)),
                         None if image.alphas is None else list(image.alphas), image.animation,
                         None if job.strip_metadata else image.metadata)

@@ -314,9 +314,9 @@ def _rows_in_process(job: ImageJob, style: ModelRef, destination: Destination,
     PyTorch's threads. Memory holds one unit's images per thread."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    from .stylize import pick_device
+    from .onnx_stylizer import device_type
 
-    on_cpu = pick_device().type == "cpu"
+    on_cpu = device_type() == "cpu"
     threads = max(1, min(len(units), cluster.local_cpus())) if on_cpu else 1
     options = job.inference
     if on_cpu:  # the replicas share this machine's memory
@@ -455,13 +455,13 @@ class StylizeImages:
 
     def __init__(self, style: ModelRef, options: InferenceOptions, temporal: float,
                  threads: int | None = None):
-        from .stylize import Stylizer
+        from .onnx_stylizer import make_stylizer
 
-        self.stylizer = Stylizer(style, options, threads=threads)
+        self.stylizer = make_stylizer(style, options, threads=threads)
         self.temporal = temporal
 
     def __call__(self, batch: dict) -> dict:
-        from .stylize import stylize_frames
+        from .temporal import stylize_frames
 
         by_size = defaultdict(list)
         pixels, status, reason = (batch[k].copy() for k in ("pixels", "status", "reason"))

@@ -31,11 +31,15 @@ PROBE_MIN_SIDE = 32  # px: large enough for every reflect padding of the network
 
 def nchwc_block() -> int:
     """onnxruntime's output-channel block on this CPU: 16 with AVX-512, 8 with AVX2, and 1
-    (no blocked kernels, nothing to gain) anywhere else. PyTorch reports the same instruction
-    sets its own kernels dispatch on."""
-    import torch
-
-    return {"AVX512": 16, "AVX2": 8}.get(torch.backends.cpu.get_cpu_capability(), 1)
+    (no blocked kernels, nothing to gain) anywhere else, as its kernels dispatch. Read from
+    numpy's record of the instruction sets it dispatches on itself, which imports nothing."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # (a numpy that keeps it elsewhere: no rewrite, no harm)
+        return 1
+    if features.get("AVX512F"):
+        return 16
+    return 8 if features.get("AVX2") and features.get("FMA3") else 1
 
 
 def padded(channels: int, block: int) -> int:

@@ -13,8 +13,9 @@ from ..models import hub
 from ..models.hub import ModelRef
 from ..models.tiling import tiled_forward
 from .inference import InferenceOptions
-from .look import apply_look
 from .memory import worker_budget
+from .onnx_engine import OnnxNetwork
+from .onnx_stylizer import OnnxStylizer, in_passes
 
 # uint8 in and out, the float input and output of the network: held whole even when tiled
 WHOLE_FRAME_BYTES_PER_PIXEL = 2 * 3 + 2 * 3 * 4
@@ -81,14 +82,25 @@ class Stylizer:
         # TorchScript modules take no hooks: their cost is assumed, and they are never tiled
         self.inspectable = not isinstance(self.model, torch.jit.ScriptModule)
         self.engine = pick_engine(options, self.device, self.dtype, self.inspectable)
+        self.condition = None
+        self.onnx: OnnxStylizer | None = None  # untiled onnxruntime passes
+        self.strength, self.preserve_color = style.strength, style.preserve_color
+        if style.condition is not None:
+            self.restyle(style)
+        self.budget = options.memory_budget or worker_budget(self.device)
+        self.bytes_per_pixel = self._measure_bytes_per_pixel()
         # Tiling hooks the module's norm layers, which neither a compiled graph nor onnxruntime
         # would run: tiled frames always go through the eager module (``_stylize``).
         if self.engine == "onnxruntime":
-            from .onnx_engine import OnnxNetwork
-
             # threads: onnxruntime's own, for replicas that share a process; else PyTorch's
-            # setting, which Ray sets to a worker's CPUs
-            self.forward = OnnxNetwork(style, self.model, threads or torch.get_num_threads())
+            # setting, which Ray sets to a worker's CPUs. The export records the cost per
+            # pixel, so that later stylizers on this node need no PyTorch (``onnx_stylizer``),
+            # and untiled passes run through the same code as theirs: the same frames.
+            self.forward = OnnxNetwork.exported(style, self.model,
+                                                threads or torch.get_num_threads(),
+                                                bytes_per_pixel=self.bytes_per_pixel)
+            self.onnx = OnnxStylizer(style, self.forward, options, self.bytes_per_pixel,
+                                     self.budget)
         elif options.compile and not options.max_tile:
             self.forward = torch.compile(self.model, dynamic=False)
         else:
@@ -97,12 +109,6 @@ class Stylizer:
         # shape: passes are padded to a few sizes so that a chunk's odd last batch reuses them.
         self.fixed_shapes = self.device.type == "cuda" or self.forward is not self.model \
             and self.engine == "torch"
-        self.condition = None
-        self.strength, self.preserve_color = style.strength, style.preserve_color
-        if style.condition is not None:
-            self.restyle(style)
-        self.budget = options.memory_budget or worker_budget(self.device)
-        self.bytes_per_pixel = self._measure_bytes_per_pixel()
         self.tiled_frames = 0  # frames that ran in tiles because they did not fit the budget
 
     def restyle(self, style: ModelRef) -> None:
@@ -110,6 +116,8 @@ class Stylizer:
         if style.condition is None:
             raise ValueError("restyle works between built-in styles only")
         self.condition = torch.tensor(style.condition, device=self.device, dtype=self.dtype)
+        if self.onnx is not None:
+            self.onnx.restyle(style)
 
     def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         """Stylize ``frames`` (all of one size), as many per forward pass as the budget holds."""
@@ -117,12 +125,9 @@ class Stylizer:
             return []
         h, w = frames[0].shape[:2]
         per_pass = max(1, int(self.budget // (self.bytes_per_pixel * h * w)))
-        styled = [out for i in range(0, len(frames), per_pass)
-                  for out in self._stylize_padded(frames[i:i + per_pass], per_pass)]
-        if self.strength == 1 and not self.preserve_color:
-            return styled
-        return [apply_look(f, s, self.strength, self.preserve_color)
-                for f, s in zip(frames, styled)]
+        return in_passes(frames, self.budget, self.bytes_per_pixel,
+                         lambda batch: self._stylize_padded(batch, per_pass),
+                         self.strength, self.preserve_color)
 
     @torch.no_grad()
     def _measure_bytes_per_pixel(self) -> float:
@@ -177,6 +182,8 @@ class Stylizer:
     def _stylize(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         h, w = frames[0].shape[:2]
         tile = self._tile_for(h, w)  # first: a frame that cannot fit fails before allocating
+        if self.onnx is not None and not tile:
+            return self.onnx.stylize_pass(frames)
         batch = self._upload(frames)
         scale = (self.high - self.low) / 255
         x = batch.permute(0, 3, 1, 2).to(self.dtype).mul_(scale).add_(self.low)
@@ -304,23 +311,3 @@ def widen_rgb_convs(model: torch.nn.Module, channels: int = TENSOR_CORE_CHANNELS
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, _WideRGBConv(conv, channels))
     return len(own) + len(targets)
-
-
-def stylize_frames(stylizer: Stylizer, frames: list[np.ndarray], temporal: float,
-                   batch: int = 8) -> list[np.ndarray]:
-    """An image's frames, stylized: one for a still image; an animation's in order, each blended
-    along the motion from the one before (``pipeline.temporal``) so it does not flicker, as a
-    video's frames are."""
-    from .temporal import with_motion
-    from .temporal_torch import blender_for
-
-    if len(frames) == 1 or temporal <= 0:
-        return [s for i in range(0, len(frames), batch) for s in stylizer(frames[i:i + batch])]
-    # on the model's GPU, as a video's chunks are
-    blend = blender_for(temporal, stylizer.device, frames[0].shape[0] * frames[0].shape[1])
-    paired = list(with_motion(frames, full_size=blend.full_size_motion))
-    out: list[np.ndarray] = []
-    for i in range(0, len(paired), batch):
-        group = paired[i:i + batch]
-        out.extend(blend(s, m) for s, (_, m) in zip(stylizer([f for f, _ in group]), group))
-    return out

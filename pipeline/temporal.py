@@ -461,3 +461,32 @@ class TemporalBlender:
         output += 0.5
         np.clip(output, 0, 255, out=output)
         return output.astype(np.uint8)
+
+
+def blender_for(strength: float, device, pixels: int | None = None):
+    """The blend for frames of ``pixels`` pixels from a model on ``device`` (a torch.device or
+    anything with its ``type``): OpenCV's here on a CPU, which imports no torch (a CPU stylizer
+    may run without it, ``onnx_stylizer``); on a GPU ``temporal_torch``'s choice."""
+    if device.type != "cuda":
+        return TemporalBlender(strength)
+    from .temporal_torch import blender_for as gpu_blender_for
+
+    return gpu_blender_for(strength, device, pixels)
+
+
+def stylize_frames(stylizer: Callable[[list[np.ndarray]], list[np.ndarray]],
+                   frames: list[np.ndarray], temporal: float,
+                   batch: int = 8) -> list[np.ndarray]:
+    """An image's frames, stylized by ``stylizer`` (either stylizer: ``stylize.Stylizer`` or
+    ``onnx_stylizer.OnnxStylizer``): one for a still image; an animation's in order, each
+    blended along the motion from the one before so it does not flicker, as a video's frames
+    are, on the model's GPU if it has one."""
+    if len(frames) == 1 or temporal <= 0:
+        return [s for i in range(0, len(frames), batch) for s in stylizer(frames[i:i + batch])]
+    blend = blender_for(temporal, stylizer.device, frames[0].shape[0] * frames[0].shape[1])
+    paired = list(with_motion(frames, full_size=blend.full_size_motion))
+    out: list[np.ndarray] = []
+    for i in range(0, len(paired), batch):
+        group = paired[i:i + batch]
+        out.extend(blend(s, m) for s, (_, m) in zip(stylizer([f for f, _ in group]), group))
+    return out

@@ -318,11 +318,11 @@ def runs_in_process(executor: str, address: str | None, frames: int) -> bool:
 
 
 def _device_type() -> str:
-    """Where a stylizer in this process would run ("cpu", "cuda"); imported late, as torch
-    is, so that the command's --help never loads it."""
-    from .stylize import pick_device
+    """Where a stylizer in this process would run ("cpu", "cuda"); imported late, so that the
+    command's --help never loads onnxruntime (nor torch, where a GPU may be there)."""
+    from .onnx_stylizer import device_type
 
-    return pick_device().type
+    return device_type()
 
 
 def _live(videos: list[_Video]) -> list[_Video]:

@@ -125,7 +125,7 @@ def test_a_gpu_actor_blends_on_its_gpu_with_the_flow_as_computed(clips, tmp_path
 
 def test_an_animations_frames_blend_on_the_models_gpu_too(monkeypatch):
     """A GIF's frames on a GPU stylizer (the images job) blend where a video's chunks do."""
-    from framestyle.pipeline.stylize import stylize_frames
+    from framestyle.pipeline.temporal import stylize_frames
 
     class Stylizer:
         device = torch.device("cuda")

@@ -1,0 +1,141 @@
+"""The stylizer without PyTorch (pipeline/onnx_stylizer.py): once a node has exported a network,
+CPU workers run it from the export without importing torch, and give the frames the full
+stylizer gives, bit for bit; what needs torch (tiles, no export yet, other engines) still gets
+the full one."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from framestyle.core import node_cache
+from framestyle.models.hub import resolve
+from framestyle.models.transformer_net import TransformerNet
+from framestyle.pipeline import onnx_stylizer
+from framestyle.pipeline.inference import InferenceOptions
+from framestyle.pipeline.onnx_stylizer import OnnxStylizer, make_stylizer
+from framestyle.pipeline.style_image import resolve_style
+from framestyle.pipeline.stylize import Stylizer
+from helpers import seeded
+from media import decoded_frames
+
+FRAMES = [np.random.default_rng(i).integers(0, 256, (45, 70, 3), dtype=np.uint8)
+          for i in range(3)]  # odd sizes: padded to the network's multiple and cropped back
+# run in a child process: any import of torch fails there
+WITHOUT_TORCH = """
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch imported")
+sys.meta_path.insert(0, NoTorch())
+"""
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(node_cache.ROOT_ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_after_the_first_stylizer_the_next_needs_no_torch_and_gives_the_same_frames(
+        cache, tmp_path):
+    checkpoint = tmp_path / "tn.pth"
+    torch.save(seeded(TransformerNet(width=0.25), scale=0.05).state_dict(), checkpoint)
+    for text in ("builtin:3=0.5,12=0.5", str(checkpoint)):
+        style = resolve(text)
+        first = make_stylizer(style)  # nothing exported on this node yet: the full one
+        assert isinstance(first, Stylizer) and first.engine == "onnxruntime"
+        expected = first(FRAMES)
+        later = make_stylizer(style)
+        assert isinstance(later, OnnxStylizer)
+        assert later.bytes_per_pixel == first.bytes_per_pixel  # recorded in the export
+        got = later(FRAMES)
+        assert [g.shape for g in got] == [(45, 70, 3)] * 3
+        assert all(np.array_equal(g, e) for g, e in zip(got, expected))
+        assert np.abs(np.stack(got).astype(int) - np.stack(FRAMES)).mean() > 5  # painted
+    # a restyle between built-in mixes, and the look, as the full stylizer does them
+    mix = resolve("builtin:3=0.5,12=0.5")
+    full, light = Stylizer(mix), make_stylizer(mix)
+    for stylizer in (full, light):
+        stylizer.restyle(resolve("builtin:20"))
+    assert all(np.array_equal(a, b) for a, b in zip(full(FRAMES), light(FRAMES)))
+    soft = resolve_style("builtin:20", strength=0.5, preserve_color=True)
+    assert all(np.array_equal(a, b) for a, b in zip(Stylizer(soft)(FRAMES),
+                                                    make_stylizer(soft)(FRAMES)))
+
+
+def test_frames_over_the_budget_go_to_a_full_stylizer_in_tiles(cache):
+    style = resolve("builtin:1")
+    Stylizer(style)  # the export
+    budget = InferenceOptions(memory_budget=60 * 2**20)  # ~110k pixels whole: 300x300 tiles
+    light, full = make_stylizer(style, budget), Stylizer(style, budget)
+    assert isinstance(light, OnnxStylizer)
+    big = np.kron(FRAMES[0][:6, :6], np.ones((80, 80, 1), np.uint8))  # 480x480
+    assert np.array_equal(light([big])[0], full([big])[0])
+    assert light.tiled_frames == full.tiled_frames == 1
+    assert np.array_equal(light(FRAMES[:1])[0], full(FRAMES[:1])[0])  # small ones: its own
+
+
+def test_what_needs_torch_gets_the_full_stylizer(cache, monkeypatch):
+    style = resolve("builtin:2")
+    Stylizer(style)
+    for options in (InferenceOptions(engine="torch"), InferenceOptions(compile=True),
+                    InferenceOptions(max_tile=256), InferenceOptions(dtype="bf16")):
+        assert isinstance(make_stylizer(style, options), Stylizer)
+    # a GPU's device file: torch decides (there is no GPU here: a CPU stylizer, the light one)
+    monkeypatch.setattr(onnx_stylizer, "GPU_DEVICE_FILES", (__file__,))
+    monkeypatch.setattr("framestyle.pipeline.stylize.pick_device",
+                        lambda: torch.device("cuda"))
+    assert onnx_stylizer.device_type() == "cuda"
+    assert not onnx_stylizer.runs_without_torch(style, InferenceOptions())
+
+
+def _run_cli(argv: list[str], env: dict, without_torch: bool) -> dict:
+    """The CLI in a process of its own (any import of torch failing if ``without_torch``)."""
+    script = (WITHOUT_TORCH if without_torch else "") + (
+        "from framestyle.jobs.cli import main\nsys.argv = ['framestyle'] + sys.argv[1:]\nmain()\n")
+    done = subprocess.run([sys.executable, "-c", "import sys\n" + script, *argv, "--json"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_jobs_on_a_node_with_the_export_never_import_torch(clips, tmp_path):
+    """Two runs of a video job in the process and of an animated image, each in its own
+    process with the node cache shared: the first exports the network (with torch), the second
+    runs with every import of torch failing, and writes the same frames."""
+    from PIL import Image
+
+    env = {**os.environ, node_cache.ROOT_ENV: str(tmp_path / "cache"), "RAY_ADDRESS": ""}
+    videos = []
+    for run in range(2):
+        out = tmp_path / f"run{run}.mp4"
+        summary = _run_cli(["video", str(clips["bunny"]), str(out), "--style", "builtin:7",
+                            "--chunk-seconds", "0.5", "--executor", "process"], env, run == 1)
+        assert summary["status"] == "done" and summary["frames_out"] == 50
+        videos.append(decoded_frames(out))
+    assert len(videos[1]) == 50 and all(np.array_equal(a, b) for a, b in zip(*videos))
+    # an animation: stylized, then blended along its motion, torch-free too
+    gif = tmp_path / "moving.gif"
+    frames = [Image.fromarray(np.roll(FRAMES[0][:40, :60], 3 * i, axis=1)) for i in range(4)]
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    images = []
+    for run in range(2):
+        out = tmp_path / f"run{run}.gif"
+        _run_cli(["image", str(gif), str(out), "--style", "builtin:7"], env, run == 1)
+        with Image.open(out) as animation:
+            images.append([np.asarray(f.convert("RGB")).copy() for f in _frames(animation)])
+    assert len(images[1]) == 4 and all(np.array_equal(a, b) for a, b in zip(*images))
+
+
+def _frames(animation):
+    for i in range(animation.n_frames):
+        animation.seek(i)
+        yield animation
