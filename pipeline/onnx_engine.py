@@ -39,9 +39,20 @@ BYTES_PER_PIXEL = "framestyle.bytes_per_pixel"  # the export's metadata: its cos
 def export_key(style: ModelRef, phases: bool = True) -> str:
     """The file name of ``style``'s export: its network and weights, not its style mix."""
     identity = {k: v for k, v in style.identity.items() if k != "condition"}
-    return identity_hash({"model": identity, "torch": metadata.version("torch"),
+    return identity_hash({"model": identity, "torch": torch_version(),
                           "version": EXPORT_VERSION,
                           "phases": phases and nchwc_block()}, 24) + ".onnx"
+
+
+def torch_version() -> str:
+    """The installed PyTorch's version, from its package metadata (no import); from the module
+    where an install carries none (some system and conda builds)."""
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        import torch
+
+        return torch.__version__
 
 
 class OnnxNetwork:

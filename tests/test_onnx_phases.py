@@ -108,3 +108,21 @@ def test_the_engine_uses_the_rewritten_export(tmp_path, monkeypatch):
     frames = [np.random.default_rng(1).integers(0, 256, (90, 130, 3), dtype=np.uint8)]
     expected = Stylizer(ref, InferenceOptions(engine="torch"))(frames)[0].astype(int)
     assert np.abs(fast(frames)[0].astype(int) - expected).max() <= 1
+
+
+def test_the_export_key_names_the_torch_version_with_or_without_package_metadata(monkeypatch):
+    from importlib import metadata
+
+    from framestyle.pipeline import onnx_engine
+
+    style = resolve("builtin:7")
+    with_metadata = onnx_engine.export_key(style)
+
+    def no_metadata(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(onnx_engine.metadata, "version", no_metadata)
+    assert onnx_engine.torch_version() == torch.__version__
+    assert onnx_engine.export_key(style).endswith(".onnx")
+    assert (onnx_engine.export_key(style) == with_metadata) == (
+        torch.__version__ == metadata.distribution("torch").version)
