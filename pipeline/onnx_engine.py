@@ -107,13 +107,6 @@ class OnnxNetwork:
         return np.concatenate([self.session.run(None, {**feeds, "x": frames[i:i + 1]})[0]
                                for i in range(len(frames))])
 
-    def __call__(self, x, condition=None):
-        """The network on PyTorch tensors, as a module would be called."""
-        import torch
-
-        return torch.from_numpy(self.run(x.numpy(), None if condition is None
-                                         else condition.numpy()))
-
     @staticmethod
     def _export(model: nn.Module, path: str, multiple: int, styles: int,
                 phases: bool = True, bytes_per_pixel: float | None = None) -> None:

@@ -87,10 +87,7 @@ class OnnxStylizer:
 
     def __init__(self, style: ModelRef, network: OnnxNetwork,
                  options: InferenceOptions = InferenceOptions(),
-                 bytes_per_pixel: float | None = None, budget: int | None = None,
-                 tiles: Callable[[], Callable] | None = None):
-        """``tiles``: makes the stylizer that frames too large for the budget go to (a full
-        one); by default one made from ``style`` and ``options`` when first needed."""
+                 bytes_per_pixel: float | None = None, budget: int | None = None):
         self.style, self.options = style, options
         self.network = network
         self.low, self.high = style.arch.pixels
@@ -100,8 +97,7 @@ class OnnxStylizer:
             np.asarray(style.condition, np.float32)
         self.budget = budget or options.memory_budget or worker_budget(CPU)
         self.bytes_per_pixel = bytes_per_pixel or network.bytes_per_pixel
-        self._tiles_maker = tiles or self._full_stylizer
-        self._tiles = None
+        self._tiles = None  # the full stylizer frames over the budget go to, made when needed
         self._restyled: ModelRef | None = None  # the last restyle's, for a full one made later
         self.tiled_frames = 0
 
@@ -120,14 +116,14 @@ class OnnxStylizer:
         h, w = frames[0].shape[:2]
         if h * w * self.bytes_per_pixel > self.budget:  # tiles: the full stylizer's
             if self._tiles is None:
-                self._tiles = self._tiles_maker()
+                self._tiles = self._full_stylizer()
                 if self._restyled is not None:
                     self._tiles.restyle(self._restyled)
             styled = self._tiles(frames)
             self.tiled_frames = self._tiles.tiled_frames
             return styled
-        return in_passes(frames, self.budget, self.bytes_per_pixel, self.stylize_pass,
-                         self.strength, self.preserve_color)
+        return in_passes(frames, frames_per_pass(self.budget, self.bytes_per_pixel, frames[0]),
+                         self.stylize_pass, self.strength, self.preserve_color)
 
     def stylize_pass(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         """One pass of same-size frames through the network, the look not applied."""
@@ -141,13 +137,17 @@ class OnnxStylizer:
         return Stylizer(self.style, self.options)
 
 
-def in_passes(frames: list[np.ndarray], budget: float, bytes_per_pixel: float,
+def frames_per_pass(budget: float, bytes_per_pixel: float, frame: np.ndarray) -> int:
+    """How many frames of ``frame``'s size a pass holds within ``budget`` (at least one)."""
+    h, w = frame.shape[:2]
+    return max(1, int(budget // (bytes_per_pixel * h * w)))
+
+
+def in_passes(frames: list[np.ndarray], per_pass: int,
               stylize_pass: Callable[[list[np.ndarray]], list[np.ndarray]],
               strength: float, preserve_color: bool) -> list[np.ndarray]:
-    """``frames`` (all of one size) through ``stylize_pass``, as many a pass as ``budget``
-    holds, with the look (``--strength``, ``--preserve-color``) applied."""
-    h, w = frames[0].shape[:2]
-    per_pass = max(1, int(budget // (bytes_per_pixel * h * w)))
+    """``frames`` (all of one size) through ``stylize_pass``, ``per_pass`` at a time, with the
+    look (``--strength``, ``--preserve-color``) applied."""
     styled = [out for i in range(0, len(frames), per_pass)
               for out in stylize_pass(frames[i:i + per_pass])]
     if strength == 1 and not preserve_color:

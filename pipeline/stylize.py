@@ -15,7 +15,7 @@ from ..models.tiling import tiled_forward
 from .inference import InferenceOptions
 from .memory import worker_budget
 from .onnx_engine import OnnxNetwork
-from .onnx_stylizer import OnnxStylizer, in_passes
+from .onnx_stylizer import OnnxStylizer, frames_per_pass, in_passes
 
 # uint8 in and out, the float input and output of the network: held whole even when tiled
 WHOLE_FRAME_BYTES_PER_PIXEL = 2 * 3 + 2 * 3 * 4
@@ -123,10 +123,8 @@ class Stylizer:
         """Stylize ``frames`` (all of one size), as many per forward pass as the budget holds."""
         if not frames:
             return []
-        h, w = frames[0].shape[:2]
-        per_pass = max(1, int(self.budget // (self.bytes_per_pixel * h * w)))
-        return in_passes(frames, self.budget, self.bytes_per_pixel,
-                         lambda batch: self._stylize_padded(batch, per_pass),
+        per_pass = frames_per_pass(self.budget, self.bytes_per_pixel, frames[0])
+        return in_passes(frames, per_pass, lambda batch: self._stylize_padded(batch, per_pass),
                          self.strength, self.preserve_color)
 
     @torch.no_grad()

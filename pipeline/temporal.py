@@ -469,9 +469,9 @@ def blender_for(strength: float, device, pixels: int | None = None):
     may run without it, ``onnx_stylizer``); on a GPU ``temporal_torch``'s choice."""
     if device.type != "cuda":
         return TemporalBlender(strength)
-    from .temporal_torch import blender_for as gpu_blender_for
+    from .temporal_torch import gpu_blender
 
-    return gpu_blender_for(strength, device, pixels)
+    return gpu_blender(strength, device, pixels)
 
 
 def stylize_frames(stylizer: Callable[[list[np.ndarray]], list[np.ndarray]],

@@ -37,12 +37,11 @@ BLEND_BYTES_PER_PIXEL = 208
 log = logging.getLogger("framestyle")
 
 
-def blender_for(strength: float, device: torch.device, pixels: int | None = None):
-    """The blend for frames of ``pixels`` pixels from a model on ``device``: on the GPU there
-    where they fit in half its free memory, else OpenCV's on the CPU (slower, but an 8K chunk
-    on a small GPU still finishes instead of running out of memory)."""
-    if device.type != "cuda":
-        return temporal.TemporalBlender(strength)
+def gpu_blender(strength: float, device: torch.device, pixels: int | None = None):
+    """The blend for frames of ``pixels`` pixels from a model on GPU ``device`` (the choice
+    ``temporal.blender_for`` leaves to this module): on the GPU where they fit in half its free
+    memory, else OpenCV's on the CPU (slower, but an 8K chunk on a small GPU still finishes
+    instead of running out of memory)."""
     free, _ = torch.cuda.mem_get_info(device)
     if pixels is not None and pixels * BLEND_BYTES_PER_PIXEL > free / 2:
         log.warning("framestyle: %d-pixel frames blend on the CPU: the GPU has %.1f GiB free",

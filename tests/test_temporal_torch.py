@@ -9,7 +9,8 @@ import torch
 
 from framestyle.pipeline import temporal_torch
 from framestyle.pipeline.temporal import TemporalBlender, with_motion
-from framestyle.pipeline.temporal_torch import TorchTemporalBlender, blender_for
+from framestyle.pipeline.temporal import blender_for
+from framestyle.pipeline.temporal_torch import TorchTemporalBlender
 from test_temporal import flickering, panning
 
 
