@@ -34,7 +34,8 @@ from ..models import hub
 from ..models.hub import ModelRef
 from .assemble import assemble_and_store, finished_output
 from .chunk_worker import ChunkTask, read_record
-from .cluster import check_shared, connect, joins_a_cluster, local_cpus, worker_pool
+from .cluster import (check_shared, connect, joins_a_cluster, local_cpus, only_this_node,
+                      worker_pool)
 from .colour import output_colour
 from .decode import (DEINTERLACE_MODES, decode_window, fields_per_frame, output_size,
                      shown_timeline)
@@ -251,9 +252,11 @@ def _run(jobs: list[VideoJob], address: str | None, progress: bool,
             on_frames(counted[0], bar.total)
         by_task = {id(t): v for v in live for t in v.todo}
         assembling: dict = {}  # Future -> video
-        # here, videos are assembled on a thread of their own, as on Ray by a task of their own:
-        # the driver thread goes on handing chunks to the workers meanwhile
-        assembler = held.enter_context(ThreadPoolExecutor(1)) if here else None
+        # videos are assembled on a thread of their own where this machine is all there is
+        # (chunks here, or a one-node Ray), else by a Ray task of their own: either way the
+        # driver thread goes on handing chunks to the workers meanwhile
+        assembler = held.enter_context(ThreadPoolExecutor(1)) \
+            if here or only_this_node() else None
 
         def collect(timeout: float | None) -> None:
             """End the videos whose assembly has finished (all of them with timeout None)."""
@@ -271,8 +274,8 @@ def _run(jobs: list[VideoJob], address: str | None, progress: bool,
                         end(video, DONE)
 
         def assemble(video: _Video) -> None:
-            future = (assembler.submit(assemble_and_store, *_assembly_arguments(video)) if here
-                      else _assemble(video).future())
+            future = (assembler.submit(assemble_and_store, *_assembly_arguments(video))
+                      if assembler else _assemble(video).future())
             assembling[future] = video
 
         def chunk_done(task: ChunkTask, record) -> None:

@@ -26,7 +26,7 @@ def main(plan_file: str, result_file: str) -> None:
     from ray.cluster_utils import Cluster
 
     from framestyle.jobs.cli import main as framestyle
-    from framestyle.pipeline.cluster import SIMULATED_DISK_ENV
+    from framestyle.pipeline.cluster import SIMULATED_DISK_ENV, only_this_node
 
     plan = json.loads(Path(plan_file).read_text())
     shared = Path(plan["shared"])
@@ -39,7 +39,8 @@ def main(plan_file: str, result_file: str) -> None:
         cluster.add_node(**NODE, env_vars={SIMULATED_DISK_ENV: str(disk)})
     ray.init(address=cluster.address, log_to_driver=False)
     cluster.wait_for_nodes()
-    results = {}
+    # with worker nodes besides the driver's, each video is assembled by a Ray task
+    results = {"only_this_node": only_this_node()}
     try:
         for name, argv in plan["commands"].items():
             out, err = io.StringIO(), io.StringIO()

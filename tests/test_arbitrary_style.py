@@ -219,7 +219,7 @@ def test_a_video_with_an_image_style_keeps_its_frames_audio_and_resumes(
     argv = ["video", clips["bunny"], out, "--style", f"image:{style_files['painting']}",
             "--chunk-seconds", "0.8", "--crf", "12", "--json"]
     with monkeypatch.context() as patch:
-        patch.setattr(video_job, "_assemble", crash)
+        patch.setattr(video_job, "assemble_and_store", crash)
         with pytest.raises(RuntimeError, match="simulated crash"):
             run_cli(capsys, *argv)
     assert not out.exists()

@@ -72,5 +72,6 @@ def test_a_path_every_node_sees_works(ran):
     results, shared, _ = ran
     result = results["video_shared"]
     assert result["code"] == 0, result["stderr"][-2000:]
+    assert results["only_this_node"] is False  # so the video was assembled by a Ray task
     assert len(decoded_frames(shared / "out" / "bunny.mp4")) == 50
     assert not list(shared.rglob(".framestyle-shared-*"))

@@ -83,7 +83,7 @@ def _crash_before_assembly(*args, **kwargs):
 def test_resume_redoes_only_missing_or_damaged_chunks(ray_session, clips, tmp_path, monkeypatch):
     job = VideoJob(input=str(clips["bunny"]), output=str(tmp_path / "bunny.mp4"),
                    style="builtin:5", chunk_seconds=0.5)
-    monkeypatch.setattr(video_job, "_assemble", _crash_before_assembly)
+    monkeypatch.setattr(video_job, "assemble_and_store", _crash_before_assembly)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_video_job(job, progress=False)
     assert not (tmp_path / "bunny.mp4").exists()
@@ -118,6 +118,11 @@ def test_a_short_job_in_this_process_writes_what_ray_writes_and_resumes(ray_sess
     from media import decoded_frames
 
     monkeypatch.setattr(video_job, "local_cpus", lambda: 2)  # the plan Ray's 2 CPUs get
+
+    def assembly_task(video):
+        raise AssertionError("a one-node Ray assembles on a thread of the driver, no task")
+
+    monkeypatch.setattr(video_job, "_assemble", assembly_task)
     outputs = {}
     for executor in ("ray", "process"):
         outputs[executor] = tmp_path / f"{executor}.mp4"
