@@ -255,7 +255,7 @@ def _run(jobs: list[VideoJob], address: str | None, progress: bool,
         # videos are assembled on a thread of their own where this machine is all there is
         # (chunks here, or a one-node Ray), else by a Ray task of their own: either way the
         # driver thread goes on handing chunks to the workers meanwhile
-        assembler = held.enter_context(ThreadPoolExecutor(1)) \
+        assembler = held.enter_context(ThreadPoolExecutor(ASSEMBLY_THREADS)) \
             if here or only_this_node() else None
 
         def collect(timeout: float | None) -> None:
@@ -307,6 +307,12 @@ def _run(jobs: list[VideoJob], address: str | None, progress: bool,
         finally:
             bar.close()
     return videos
+
+
+# videos assembled at once on the driver's threads: assembly mostly waits on storage (an S3
+# output downloads its chunks and uploads the result), so a bulk job of short videos on a GPU
+# must not queue its videos behind one thread while the chunks come in faster
+ASSEMBLY_THREADS = 4
 
 
 def runs_in_process(executor: str, address: str | None, frames: int) -> bool:
