@@ -72,7 +72,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crf", type=int, default=20, help="H.264 quality, 0..51, lower is better "
                         "(default: 20)")
     parser.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
-                        help=f"seconds of video per work unit (default: {DEFAULT_CHUNK_SECONDS:g})")
+                        help="seconds of video per work unit (default: "
+                        f"{DEFAULT_CHUNK_SECONDS:g}); a crash loses at most one unit per worker, "
+                        "and each unit after the first stylizes 8 extra frames with --temporal "
+                        "on; a short video is split into one unit per worker whatever this says")
     parser.add_argument("--temporal", type=float, default=DEFAULT_STRENGTH, metavar="STRENGTH",
                         help="temporal coherence against flicker, 0 (off: each frame on its own) "
                         f"to <1 (default: {DEFAULT_STRENGTH:g}); see docs/temporal.md")
