@@ -88,7 +88,10 @@ def only_this_node() -> bool:
     machine, with the same paths, and without waiting for a worker process to start (half a
     second for a video's assembly on 2 cores)."""
     import ray
+    from ray.util.client import ray as client
 
+    if client.is_connected():  # ray://: this process is not on the cluster, whatever its size
+        return False
     alive = [node for node in ray.nodes() if node.get("Alive")]
     return len(alive) == 1 and alive[0]["NodeID"] == ray.get_runtime_context().get_node_id()
 

@@ -175,3 +175,13 @@ def test_auto_runs_in_this_process_only_a_short_job_with_no_cluster_to_join(monk
     monkeypatch.setattr(video_job, "joins_a_cluster", lambda address: False)
     assert runs_in_process("auto", None, IN_PROCESS_MAX_FRAMES)
     assert not runs_in_process("auto", None, IN_PROCESS_MAX_FRAMES + 1)  # long: Ray's actors
+
+
+def test_only_a_driver_on_the_cluster_assembles_on_its_own_threads(ray_session, monkeypatch):
+    from ray.util.client import ray as client
+
+    from framestyle.pipeline.cluster import only_this_node
+
+    assert only_this_node()  # the session's local Ray: this machine is the whole cluster
+    monkeypatch.setattr(client, "is_connected", lambda: True)
+    assert not only_this_node()  # through ray:// this process is off the cluster, one node or not
