@@ -63,11 +63,11 @@ WORK_DIR = ".framestyle"
 
 # A job of at most this many frames, on a machine with no GPU and no cluster to join, runs its
 # chunks on threads of this process (``scheduler.run_chunks_here``): a fresh local Ray costs
-# about 10 s on 2 cores before the first frame and after the last (its start, the actors'
-# processes and imports, its shutdown), a third of a 240-frame 640x360 job (33 s on Ray, 25-27 in
-# this process, 2026-11-27). A minute of video takes minutes here, and Ray's start-up is then
-# a few per cent of it, while its actors bring what threads do not: a worker that dies costs
-# its chunk, not the command.
+# about 6 s on 2 cores before the first frame and after the last (its start, the actors'
+# processes and imports, its shutdown), a third of a 240-frame 640x360 job (the whole command
+# 17.1 s on Ray, 11.2-11.6 s in this process, 2026-11-28). 1,500 frames take over a minute
+# here at 360p, several at 1080p, and Ray's start-up is then a tenth or less of it, while its
+# actors bring what threads do not: a worker that dies costs its chunk, not the command.
 IN_PROCESS_MAX_FRAMES = 1500
 DEFAULT_MAX_FRAME_MEGAPIXELS = 40  # 8K UHD (7680x4320) is 33.2
 DEFAULT_MAX_DURATION = 6 * 3600  # seconds: a feature film and then some
