@@ -99,7 +99,6 @@ class OnnxStylizer:
         self.bytes_per_pixel = bytes_per_pixel or network.bytes_per_pixel
         self._tiles = None  # the full stylizer frames over the budget go to, made when needed
         self._restyled: ModelRef | None = None  # the last restyle's, for a full one made later
-        self.tiled_frames = 0
 
     def restyle(self, style: ModelRef) -> None:
         """Switch to another mix of the built-in styles without reloading the network."""
@@ -119,11 +118,15 @@ class OnnxStylizer:
                 self._tiles = self._full_stylizer()
                 if self._restyled is not None:
                     self._tiles.restyle(self._restyled)
-            styled = self._tiles(frames)
-            self.tiled_frames = self._tiles.tiled_frames
-            return styled
+            return self._tiles(frames)
         return in_passes(frames, frames_per_pass(self.budget, self.bytes_per_pixel, frames[0]),
                          self.stylize_pass, self.strength, self.preserve_color)
+
+    @property
+    def tiled_frames(self) -> int:
+        """Frames that ran in tiles because they did not fit the budget (the full stylizer's
+        count: only it tiles)."""
+        return 0 if self._tiles is None else self._tiles.tiled_frames
 
     def stylize_pass(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         """One pass of same-size frames through the network, the look not applied."""

@@ -69,6 +69,10 @@ WORK_DIR = ".framestyle"
 # here at 360p, several at 1080p, and Ray's start-up is then a tenth or less of it, while its
 # actors bring what threads do not: a worker that dies costs its chunk, not the command.
 IN_PROCESS_MAX_FRAMES = 1500
+# videos assembled at once on the driver's threads: assembly mostly waits on storage (an S3
+# output downloads its chunks and uploads the result), so a bulk job of short videos on a GPU
+# must not queue its videos behind one thread while the chunks come in faster
+ASSEMBLY_THREADS = 4
 DEFAULT_MAX_FRAME_MEGAPIXELS = 40  # 8K UHD (7680x4320) is 33.2
 DEFAULT_MAX_DURATION = 6 * 3600  # seconds: a feature film and then some
 
@@ -307,12 +311,6 @@ def _run(jobs: list[VideoJob], address: str | None, progress: bool,
         finally:
             bar.close()
     return videos
-
-
-# videos assembled at once on the driver's threads: assembly mostly waits on storage (an S3
-# output downloads its chunks and uploads the result), so a bulk job of short videos on a GPU
-# must not queue its videos behind one thread while the chunks come in faster
-ASSEMBLY_THREADS = 4
 
 
 def runs_in_process(executor: str, address: str | None, frames: int) -> bool:
