@@ -11,6 +11,7 @@ import json
 import sys
 import queue
 import threading
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -27,6 +28,12 @@ from .inference import InferenceOptions
 from .plan import Chunk
 from .probe import Seek, VideoInfo
 from .temporal import blender_for, with_motion
+
+# A chunk reports the frames it has written at most this often (and once more at its end). Each
+# report is an object the actor stores and the driver fetches: one per batch cost a fast model
+# (small frames; a GPU's batches of a few milliseconds) several per cent of its speed on Ray,
+# and a progress bar gains nothing from more than a few updates a second.
+PROGRESS_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -125,7 +132,8 @@ class ChunkWorker:
         return blender_for(strength, device, pixels)
 
     def process(self, task: ChunkTask) -> Iterator[int | ChunkRecord]:
-        """Yield the number of frames written after each batch, then the chunk's record.
+        """Yield the number of frames written since the last count (every ``PROGRESS_SECONDS``
+        at most, and at the end), then the chunk's record.
 
         Decoding starts ``chunk.warmup`` frames early (the plan has them only with the temporal
         step on, ``load_or_make_plan``): those frames are stylized and blended only to bring the
@@ -158,7 +166,8 @@ class ChunkWorker:
             local = str(Path(tmp, f"{chunk.name}{CHUNK_SUFFIX}"))
             with FrameEncoder(local, settings) as encoder:
                 writer = _BackgroundWriter(encoder.write)
-                seen = 0
+                seen = unreported = 0
+                reported_at = time.monotonic()
                 try:
                     for batch in _batched(_read_ahead(paired, 2 * batch_size), batch_size):
                         stylized = stylizer([frame for frame, _ in batch])
@@ -167,8 +176,12 @@ class ChunkWorker:
                         keep = stylized[max(0, chunk.warmup - seen):]
                         seen += len(batch)
                         writer.put_all(keep)
-                        if keep:
-                            yield len(keep)
+                        unreported += len(keep)
+                        if unreported and time.monotonic() - reported_at >= PROGRESS_SECONDS:
+                            yield unreported
+                            unreported, reported_at = 0, time.monotonic()
+                    if unreported:
+                        yield unreported
                 finally:
                     writer.finish()
             record = ChunkRecord(index=chunk.index, frames=encoder.frames,

@@ -2,9 +2,9 @@
 a small job on one machine, on threads of this process: ``run_chunks_here``).
 
 Built on Ray's own primitives: each chunk is a streaming-generator call on an actor
-(``ChunkWorker.process`` yields frame counts, then the chunk's record), and one driver loop
-``ray.wait``s on all calls in flight. Models stay loaded in the actors from one chunk to the next,
-so a batch of videos shares one pool.
+(``ChunkWorker.process`` yields frame counts a few times a second, then the chunk's record),
+and one driver loop ``ray.wait``s on all calls in flight. Models stay loaded in the actors
+from one chunk to the next, so a batch of videos shares one pool.
 
 Faults cost only the chunk in flight. When an actor's process dies (killed, out of memory, node
 lost), Ray restarts the actor (``max_restarts``) and the loop puts its chunk back at the front of

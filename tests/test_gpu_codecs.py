@@ -190,3 +190,24 @@ def test_no_hardware_codecs_means_no_nvdec_either(clips, tmp_path, monkeypatch, 
     *written, record = ChunkWorker().process(task)
     assert sum(written) == record.frames == 8
     assert asked == [allowed]
+
+
+def test_a_fast_worker_reports_its_frames_a_few_times_a_second_not_every_batch(
+        clips, tmp_path, monkeypatch):
+    """Each count a chunk yields is an object its actor stores and the driver fetches: with a
+    model as fast as a GPU's, one per batch cost the job several per cent on Ray. The counts
+    still add up to the chunk's frames."""
+    from framestyle.pipeline import chunk_worker
+    from framestyle.pipeline.chunk_worker import ChunkWorker
+
+    monkeypatch.setattr(ChunkWorker, "stylizer_for",
+                        lambda self, task: type("Instant", (), {"device": torch.device("cpu"),
+                                                                "__call__": lambda s, f: f})())
+    counts = {}
+    for seconds in (0.0, 3600.0):
+        monkeypatch.setattr(chunk_worker, "PROGRESS_SECONDS", seconds)
+        task = eight_frame_task(str(clips["bunny"]), tmp_path / str(seconds))
+        *counts[seconds], record = ChunkWorker(batch_size=1, threads=1).process(task)
+        assert record.frames == 8
+    assert counts[0.0] == [1] * 8  # every batch
+    assert counts[3600.0] == [8]  # once, at the end
