@@ -113,8 +113,9 @@ def model_only_in_process(frames, style: str, batch_size: int) -> float:
 def looped_clip(path: str, loops: int, folder: str) -> str:
     """``path`` played ``loops`` times over, video and audio copied (no re-encode: the long clip's
     frames decode exactly as the short one's do). Each loop starts where the longer stream of
-    the one before ended, so the video has a gap of a frame or so at every join, as a
-    stream-copy concatenation people make does; the job keeps such timestamps as they are."""
+    the one before ended, so the video has a short gap at every join (32 ms on Big Buck Bunny,
+    whose audio runs that much longer), as stream-copy concatenations people make do; the job
+    keeps such timestamps as they are."""
     import subprocess
 
     from framestyle.pipeline.ffmpeg_exe import ffmpeg_exe
