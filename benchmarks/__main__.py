@@ -37,7 +37,7 @@ BENCHMARKS: dict[str, list[str]] = {
                        "--samples", "4"],
     "host_ceiling": ["--quick"],
     "scale_out": ["--quick", "--nodes", "1", "2"],
-    "images": ["--images", "16", "--memory-images", "8"],
+    "images": ["--images", "16", "--memory-images", "8", "--scale", "2"],
     "bulk": ["--clips", "2"],
     "int8": [],
     "training": ["--steps", "2", "--workers", "1", "--recipes", "distill", "--distill-steps",

@@ -1,13 +1,18 @@
 """Image job efficiency and memory: end-to-end images/s vs the model alone, and peak memory as
 the input grows.
 
-    python -m benchmarks.images [--images 320] [--size 640x480] [--style builtin:7]
+    python -m benchmarks.images [--images 320] [--size 640x480] [--style builtin:7] [--scale 4]
 
 - model-only: the same images decoded into memory beforehand and pushed through the stylizer on
   the actor layout the job uses (and in one process with all threads; the faster counts), timing
   model calls only (``benchmarks.video_pipeline``).
 - end-to-end: ``run_image_job`` from JPEG files on disk to JPEG files on disk (read, decode,
-  stylize, encode, write on Ray Data), on a Ray instance that is already up.
+  stylize, encode, write on Ray Data), on a Ray instance that is already up; the fastest of two
+  runs. Also over ``--scale`` times as many (the same photos under new names): a job pays a
+  fixed time (Ray Data planning the dataset, its actor pools starting, each importing Ray Data
+  and loading the model) and then a time per image, and the line through both sizes separates
+  them, as ``benchmarks.video_pipeline`` does for videos. The steady-state ratio is what a
+  large archive gets.
 - memory: the job over 1x, 2x and 4x as many large JPEGs (2400x1800, ~2 MB each, shrunk with
   --max-side 256 so the model is not the bottleneck), sampling the proportional set size (PSS:
   shared object-store pages counted once) of this process and every Ray process it started;
@@ -28,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .video_pipeline import RESULTS, model_only_in_process, model_only_on_actors
+from .video_pipeline import (RESULTS, fastest_run, fixed_and_steady, model_only_in_process,
+                             model_only_on_actors)
 
 
 def write_photos(folder: Path, count: int, width: int, height: int,
@@ -92,21 +98,27 @@ def run_job(source: Path, destination: Path, style: str, max_side: int | None = 
     return run_image_job(job, progress=False)
 
 
-def memory_scaling(tmp: Path, style: str, base_count: int) -> list[dict]:
-    """The same job over 1x, 2x and 4x the images (hard links to one set under new names)."""
+def linked_copies(originals: list[Path], target: Path, factor: int) -> Path:
+    """``factor`` hard links to each photo under new names in ``target``: the input grows
+    without new disk or new pixels to decode differently."""
     import os
 
+    for k in range(factor):
+        for path in originals:
+            link = target / path.parent.name / f"{path.stem}-{k}.jpg"
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, link)
+    return target
+
+
+def memory_scaling(tmp: Path, style: str, base_count: int) -> list[dict]:
+    """The same job over 1x, 2x and 4x the images (hard links to one set under new names)."""
     base = tmp / "large"
     write_photos(base, base_count, 2400, 1800, keep=False)
     originals = sorted(base.rglob("*.jpg"))
     rows = []
     for factor in (1, 2, 4):
-        source = tmp / f"large-{factor}x"
-        for k in range(factor):
-            for path in originals:
-                target = source / path.parent.name / f"{path.stem}-{k}.jpg"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.link(path, target)
+        source = linked_copies(originals, tmp / f"large-{factor}x", factor)
         input_mib = sum(p.stat().st_size for p in originals) * factor / 2**20
         with PeakMemory() as memory:
             result = run_job(source, tmp / f"large-out-{factor}x", style, max_side=256)
@@ -127,7 +139,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--style", default="builtin:7")
     parser.add_argument("--memory-images", type=int, default=150,
                         help="large images in the 1x memory run (2x and 4x follow)")
+    parser.add_argument("--scale", type=int, default=4,
+                        help="the larger end-to-end run has this many times the images "
+                             "(default 4)")
     args = parser.parse_args(argv)
+    if args.scale < 2:
+        parser.error("--scale must be at least 2: the larger run separates fixed from "
+                     "per-image costs")
     from framestyle.pipeline.image_job import STYLIZE_BATCH
 
     width, height = map(int, args.size.split("x"))
@@ -137,13 +155,19 @@ def main(argv: list[str] | None = None) -> dict:
         ray.init(include_dashboard=False, log_to_driver=False)
         try:
             actors_ips = model_only_on_actors(pixels, args.style, STYLIZE_BATCH)
-            e2e = run_job(tmp / "photos", tmp / "styled", args.style)
+            scaled = linked_copies(sorted((tmp / "photos").rglob("*.jpg")), tmp / "scaled",
+                                   args.scale)
+            e2e, e2e_scaled = (
+                fastest_run(lambda k: run_job(source, tmp / f"styled-{source.name}-{k}",
+                                              args.style))
+                for source in (tmp / "photos", scaled))
             memory = memory_scaling(tmp, args.style, args.memory_images)
             resources = ray.cluster_resources()
         finally:
             ray.shutdown()
         process_ips = model_only_in_process(pixels, args.style, STYLIZE_BATCH)
     model_ips = max(actors_ips, process_ips)
+    fixed, steady = fixed_and_steady(e2e, e2e_scaled, e2e["ok"], e2e_scaled["ok"])
     result = {
         "images": args.images, "size": [width, height], "style": args.style,
         "model_only_images_per_second": round(model_ips, 3),
@@ -151,6 +175,12 @@ def main(argv: list[str] | None = None) -> dict:
         "end_to_end_images_per_second": e2e["images_per_second"],
         "end_to_end_seconds": e2e["seconds"], "ok": e2e["ok"], "failed": e2e["failed"],
         "ratio": round(e2e["images_per_second"] / model_ips, 3), "target_ratio": 0.85,
+        "scale": args.scale, "images_scaled": e2e_scaled["ok"],
+        "end_to_end_images_per_second_scaled": e2e_scaled["images_per_second"],
+        "end_to_end_seconds_scaled": e2e_scaled["seconds"],
+        "ratio_scaled": round(e2e_scaled["images_per_second"] / model_ips, 3),
+        "fixed_seconds": round(fixed, 2), "steady_images_per_second": round(steady, 3),
+        "ratio_steady": round(steady / model_ips, 3),
         "memory_scaling": memory,
         "cpus": resources.get("CPU"), "gpus": resources.get("GPU", 0),
         "machine": platform.machine(), "date": time.strftime("%Y-%m-%d"),
@@ -159,8 +189,11 @@ def main(argv: list[str] | None = None) -> dict:
     (RESULTS / "images.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"\n{'images':>8}{'size':>10}{'model-only img/s':>18}{'end-to-end img/s':>18}"
           f"{'ratio':>8}")
-    print(f"{args.images:>8}{args.size:>10}{model_ips:>18.2f}{e2e['images_per_second']:>18.2f}"
-          f"{result['ratio']:>8.2f}")
+    for count, run in ((args.images, e2e), (e2e_scaled["ok"], e2e_scaled)):
+        print(f"{count:>8}{args.size:>10}{model_ips:>18.2f}{run['images_per_second']:>18.2f}"
+              f"{run['images_per_second'] / model_ips:>8.2f}")
+    print(f"steady state (past the job's fixed {fixed:.2f} s): {steady:.2f} img/s, ratio "
+          f"{result['ratio_steady']:.2f}")
     print(f"(model-only: actors {actors_ips:.2f}, one process {process_ips:.2f} img/s; "
           "target ratio >= 0.85)")
     print(f"\n{'images':>8}{'input MiB':>12}{'peak PSS MiB':>14}{'seconds':>9}")

@@ -139,8 +139,11 @@ def _scale_out(d: dict) -> list[tuple[str, str]]:
 
 
 def _images(d: dict) -> list[tuple[str, str]]:
-    return [("images job: end to end / model only",
-             f"{d['ratio']} (target >= {d.get('target_ratio', 0.85)})")]
+    return [(f"images job: end to end / model only ({d['images']} photos)",
+             f"{d['ratio']} (target >= {d.get('target_ratio', 0.85)})")] + (
+        [(f"images job: steady state (per image, past a job's fixed cost; {d['images']} and "
+          f"{d['images_scaled']} photos), and the fixed cost",
+          f"{d['ratio_steady']}; {d['fixed_seconds']} s")] if "ratio_steady" in d else [])
 
 
 def _bulk(d: dict) -> list[tuple[str, str]]:

@@ -101,3 +101,9 @@ def test_pipeline_benchmark_separates_a_jobs_fixed_cost_from_its_steady_rate(tmp
     rows = {row[1]: row[2] for row in table_rows(tmp_path, {})}
     assert rows["fixed cost of a job, temporal step off: Ray; in this process"] == "0.9 s; 0.2 s"
     assert "0.92 / 0.7; 0.93 / 0.76" in rows.values()
+    (tmp_path / "images.json").write_text(json.dumps({
+        "images": 320, "images_scaled": 1280, "ratio": 0.64, "ratio_steady": 0.79,
+        "fixed_seconds": 4.24, "cpus": 2}))
+    rows = {row[1]: row[2] for row in table_rows(tmp_path, {})}
+    assert rows["images job: end to end / model only (320 photos)"] == "0.64 (target >= 0.85)"
+    assert "0.79; 4.24 s" in rows.values()
