@@ -157,10 +157,12 @@ def main(argv: list[str] | None = None) -> dict:
             actors_ips = model_only_on_actors(pixels, args.style, STYLIZE_BATCH)
             scaled = linked_copies(sorted((tmp / "photos").rglob("*.jpg")), tmp / "scaled",
                                    args.scale)
-            e2e, e2e_scaled = (
-                fastest_run(lambda k: run_job(source, tmp / f"styled-{source.name}-{k}",
-                                              args.style))
-                for source in (tmp / "photos", scaled))
+
+            def end_to_end(source: Path) -> dict:  # each run into a folder of its own
+                return fastest_run(lambda k: run_job(source, tmp / f"styled-{source.name}-{k}",
+                                                     args.style))
+
+            e2e, e2e_scaled = end_to_end(tmp / "photos"), end_to_end(scaled)
             memory = memory_scaling(tmp, args.style, args.memory_images)
             resources = ray.cluster_resources()
         finally:
