@@ -184,9 +184,10 @@ def main(argv: list[str] | None = None) -> dict:
     runs: dict[tuple[str, float], tuple[dict, dict]] = {}
     with tempfile.TemporaryDirectory() as folder:
         long_path = looped_clip(path, args.loops, folder)
-        if frame_count(long_path) != args.loops * frame_count(path):  # the fit needs both
-            raise SystemExit(f"the looped clip has {frame_count(long_path)} frames, not "
-                             f"{args.loops} x {frame_count(path)}")
+        looped_frames = frame_count(long_path)
+        if looped_frames != args.loops * len(frames):  # the fit needs both counts exact
+            raise SystemExit(f"the looped clip has {looped_frames} frames, not "
+                             f"{args.loops} x {len(frames)}")
 
         def both(executor: str, temporal: float) -> None:
             runs[executor, temporal] = tuple(
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
         finally:
             ray.shutdown()
     model_fps = max(actors_fps, process_fps)
-    long_frames = args.loops * len(frames)
+    long_frames = looped_frames
     rows = []
     for (executor, temporal), (short, long) in runs.items():
         fixed, steady = fixed_and_steady(short, long, len(frames), long_frames)

@@ -11,7 +11,7 @@ from ..models.hub import HUB_ENV
 from ..pipeline.decode import DEINTERLACE_MODES
 from ..pipeline.formats import CONTAINERS, VIDEO_CODECS
 from ..pipeline.inference import DEFAULT_CPUS_PER_GPU, InferenceOptions
-from ..pipeline.plan import DEFAULT_CHUNK_SECONDS
+from ..pipeline.plan import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_FRAMES
 from ..pipeline.temporal import DEFAULT_STRENGTH
 from ..pipeline.image_source import GLOB_CHARS
 from ..pipeline.video_batch import VideoBatchJob, run_video_batch
@@ -74,8 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
                         help="seconds of video per work unit (default: "
                         f"{DEFAULT_CHUNK_SECONDS:g}); a crash loses at most one unit per worker, "
-                        "and each unit after the first stylizes 8 extra frames with --temporal "
-                        "on; a short video is split into one unit per worker whatever this says")
+                        f"and each unit after the first stylizes {DEFAULT_OVERLAP_FRAMES} extra "
+                        "frames with --temporal on; a short video is split into one unit per "
+                        "worker whatever this says")
     parser.add_argument("--temporal", type=float, default=DEFAULT_STRENGTH, metavar="STRENGTH",
                         help="temporal coherence against flicker, 0 (off: each frame on its own) "
                         f"to <1 (default: {DEFAULT_STRENGTH:g}); see docs/temporal.md")
