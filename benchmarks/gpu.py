@@ -1,7 +1,7 @@
 """GPU throughput: the model alone and the video pipeline end to end, on the machine's GPU.
 
     python -m benchmarks.gpu [--quick] [--styles builtin:7,image:PICTURE] [--device cuda|cpu]
-                             [--cpus-per-gpu 2] [--no-job]
+                             [--cpus-per-gpu node,2] [--no-job]
 
 Run it on a GPU machine whenever one is at hand; the JSON records the device's name, and every
 figure comes from that one device.
@@ -185,6 +185,16 @@ def _short(style: str) -> str:
     return style if not style.startswith("image:") else "image:" + Path(style[6:]).name
 
 
+def cpu_shares(text: str, on_gpu: bool) -> list[int]:
+    """--cpus-per-gpu's shares; "node" is the share of this machine's CPUs each of its GPUs
+    gets, as a video job's actors do by default (``cluster.gpu_share_of_cpus``)."""
+    import torch
+
+    gpus = torch.cuda.device_count() if on_gpu else 1
+    node = max(1, len(os.sched_getaffinity(0)) // max(1, gpus))
+    return [node if part.strip() == "node" else int(part) for part in text.split(",")]
+
+
 def worker_rows(style: str, clip: str, device: str, cpus: list[int], quick: bool,
                 folder: Path) -> list[dict]:
     """One actor's chunk path over the whole clip, in a fresh process pinned to its CPUs."""
@@ -237,9 +247,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", choices=["cuda", "cpu"], default=None,
                         help="default: cuda where there is one, else cpu (small frames)")
     parser.add_argument("--quick", action="store_true", help="fewer frames and runs, no compile")
-    parser.add_argument("--cpus-per-gpu", default="2,8",
-                        help="the actor's CPU shares to run end to end at (default 2,8; the "
-                             "first is the job's default --cpus-per-gpu)")
+    parser.add_argument("--cpus-per-gpu", default="node,2",
+                        help="the actor's CPU shares to run end to end at, the first with "
+                             "every setting (default node,2; node: this machine's CPUs per "
+                             "GPU, what a video job's actor holds by default)")
     parser.add_argument("--parts", default="model,profile,worker,job",
                         help="which to run, of model, profile (the kernels of one batch at the "
                              "largest size), worker and job (default: all; the job only where "
@@ -295,7 +306,7 @@ def main(argv: list[str] | None = None) -> dict:
             clip = make_clip(Path(tmp), sizes[largest], seconds, audio=True)
         if "worker" in parts:
             result["end_to_end"] += worker_rows(
-                styles[0], clip, device, [int(n) for n in args.cpus_per_gpu.split(",")],
+                styles[0], clip, device, cpu_shares(args.cpus_per_gpu, on_gpu),
                 args.quick, Path(tmp))
             _write(result, args.output)
         if "job" in parts and have_ray:

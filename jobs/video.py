@@ -10,7 +10,7 @@ from ..core import storage
 from ..models.hub import HUB_ENV
 from ..pipeline.decode import DEINTERLACE_MODES
 from ..pipeline.formats import CONTAINERS, VIDEO_CODECS
-from ..pipeline.inference import DEFAULT_CPUS_PER_GPU, InferenceOptions
+from ..pipeline.inference import IMAGE_CPUS_PER_GPU, InferenceOptions
 from ..pipeline.plan import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_FRAMES
 from ..pipeline.temporal import DEFAULT_STRENGTH
 from ..pipeline.image_source import GLOB_CHARS
@@ -193,11 +193,13 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
                         "tiles of at most SIDE x SIDE pixels: within ~1/255 of one pass but "
                         "several times slower (default: tile only what does not fit the "
                         "worker's memory budget)")
-    parser.add_argument("--cpus-per-gpu", type=float, default=DEFAULT_CPUS_PER_GPU, metavar="N",
+    parser.add_argument("--cpus-per-gpu", type=float, default=None, metavar="N",
                         help="CPUs each GPU stylizer holds for decoding, optical flow and "
-                        f"encoding, so that the host keeps its GPU busy (default "
-                        f"{DEFAULT_CPUS_PER_GPU:g}; see benchmarks.host_ceiling; no effect without "
-                        "GPUs)")
+                        "encoding, so that the host keeps its GPU busy (default: for videos, "
+                        "each GPU's share of its node's CPUs, 4 on a node of 4 CPUs and one "
+                        f"GPU; for images {IMAGE_CPUS_PER_GPU:g}, the rest going to their "
+                        "decoding and encoding; see benchmarks.host_ceiling; no effect "
+                        "without GPUs)")
 
 
 def inference_options(args: argparse.Namespace) -> InferenceOptions:

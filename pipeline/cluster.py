@@ -45,22 +45,45 @@ def local_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def worker_pool(cpus_per_gpu: float = 1) -> tuple[int, dict]:
+def worker_pool(cpus_per_gpu: float | None = None) -> tuple[int, dict]:
     """How many stylizer actors the cluster holds, and the resource options of each.
 
-    One actor per GPU, holding ``cpus_per_gpu`` CPUs for its host side, when the cluster has
-    GPUs (fewer actors where the CPUs cannot give each GPU its share); else one single-threaded
-    actor per CPU (several single-threaded model replicas beat one multi-threaded replica for
-    small convnets on CPU).
+    One actor per GPU, holding ``cpus_per_gpu`` CPUs of its node for its host side (by default
+    its GPU's share of its node's CPUs, ``gpu_share_of_cpus``), when the cluster has GPUs:
+    fewer actors on a node whose CPUs cannot give each of its GPUs that share. Else one
+    single-threaded actor per CPU (several single-threaded model replicas beat one
+    multi-threaded replica for small convnets on CPU).
     """
     import ray
 
     resources = ray.cluster_resources()
-    gpus = int(resources.get("GPU", 0))
-    if gpus > 0:
-        fed = int(resources.get("CPU", 0) // cpus_per_gpu) if cpus_per_gpu else gpus
-        return max(1, min(gpus, fed)), {"num_gpus": 1, "num_cpus": cpus_per_gpu}
+    if resources.get("GPU", 0) >= 1:
+        nodes = gpu_nodes(ray.nodes())
+        share = cpus_per_gpu or gpu_share_of_cpus(nodes)
+        actors = sum(min(int(n["Resources"]["GPU"]), int(n["Resources"].get("CPU", 0) // share))
+                     for n in nodes)
+        return max(1, actors), {"num_gpus": 1, "num_cpus": share}
     return max(1, int(resources.get("CPU", 1))), {"num_cpus": 1}
+
+
+def gpu_nodes(nodes: list[dict]) -> list[dict]:
+    """The live nodes of ``nodes`` (``ray.nodes()``) that have a whole GPU or more."""
+    return [node for node in nodes
+            if node.get("Alive") and node.get("Resources", {}).get("GPU", 0) >= 1]
+
+
+def gpu_share_of_cpus(nodes: list[dict]) -> float:
+    """The whole CPUs per GPU that every GPU node of ``nodes`` (``gpu_nodes``) can give each of
+    its GPUs: 4 on a node of 4 CPUs and one GPU, 24 on one of 192 and 8; the smallest share
+    where nodes differ, so that every GPU gets an actor; at least 1.
+
+    A GPU stylizer runs only as fast as its host side (decode, optical flow, encode) feeds it,
+    and that side runs on as many threads as the actor holds CPUs (benchmarks.host_ceiling:
+    1080p with the blend on the GPU, 16.9 frames/s on one CPU, 31.3 on two). A video job has
+    nothing else to run on a GPU node, so a fixed share of 2 left the rest of the node idle.
+    """
+    shares = [node["Resources"].get("CPU", 0) // node["Resources"]["GPU"] for node in nodes]
+    return float(max(1, min(shares))) if shares else 1.0
 
 
 # --- paths every node must see ------------------------------------------------------------------

@@ -37,7 +37,7 @@ from .image_decode import DEFAULT_MAX_MEGAPIXELS, Animation, ImageError, Metadat
 from .image_encode import OUTPUT_FORMATS, encode_image, output_format
 from .image_sink import Destination, pack_archive, write_failures, write_image
 from .image_source import ArchiveLimits, SourceUnit, read_guarded, resolve_sources, source_overlaps
-from .inference import InferenceOptions
+from .inference import IMAGE_CPUS_PER_GPU, InferenceOptions
 from .progress import progress_bar
 from .style_image import resolve_style
 from .temporal import DEFAULT_STRENGTH
@@ -270,7 +270,7 @@ def _dataset(job: ImageJob, style: ModelRef, destination: Destination, units: li
     # Without --verbose, a failing stage is reported by the job itself, in one line.
     logging.getLogger("ray.data").setLevel(logging.WARNING if cluster.VERBOSE else logging.CRITICAL)
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
-    actors, actor_resources = worker_pool(job.inference.cpus_per_gpu)
+    actors, actor_resources = worker_pool(job.inference.cpus_per_gpu or IMAGE_CPUS_PER_GPU)
     if "num_gpus" not in actor_resources:
         actor_resources = {"num_cpus": STYLIZER_CPU_SHARE}
     # The CPU stages run in small actor pools, not tasks: with every CPU held by a stylizer,

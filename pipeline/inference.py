@@ -10,7 +10,9 @@ from pydantic import Field
 from ..core.spec import Spec
 
 MIN_TILE = 64
-DEFAULT_CPUS_PER_GPU = 2.0
+# CPUs an image job's GPU stylizer holds by default: its frames come decoded and leave to be
+# encoded by the job's own read and write stages, which need CPUs of the same nodes
+IMAGE_CPUS_PER_GPU = 2.0
 
 
 class InferenceOptions(Spec):
@@ -28,8 +30,10 @@ class InferenceOptions(Spec):
     # fit run in tiles. Not part of a job's identity: tiles give the same pixels (models.tiling).
     memory_budget: int | None = Field(None, gt=0)
     # CPUs each GPU stylizer actor holds for its host side (decode, flow, encode): a GPU is only
-    # as fast as the host feeds it (benchmarks.host_ceiling measures what a share can feed)
-    cpus_per_gpu: float = Field(DEFAULT_CPUS_PER_GPU, gt=0)
+    # as fast as the host feeds it (benchmarks.host_ceiling measures what a share can feed).
+    # None: a video job's actor takes its GPU's share of its node's CPUs
+    # (``cluster.gpu_share_of_cpus``), an image job's ``IMAGE_CPUS_PER_GPU``
+    cpus_per_gpu: float | None = Field(None, gt=0)
 
     def sharing_process(self, replicas: int) -> InferenceOptions:
         """These options for one of ``replicas`` stylizers on threads of one process outside Ray

@@ -87,7 +87,8 @@ def run_chunks(tasks: list[ChunkTask], on_frames: Callable[[ChunkTask, int], Non
     report = Report()
     if not tasks:
         return report
-    workers, resources = worker_pool(max(t.inference.cpus_per_gpu for t in tasks))
+    workers, resources = worker_pool(max((t.inference.cpus_per_gpu for t in tasks
+                                          if t.inference.cpus_per_gpu), default=None))
     actor_cls = ray.remote(ChunkWorker).options(max_restarts=ACTOR_RESTARTS, max_task_retries=0,
                                                 **resources)
     size = min(workers, len(tasks))

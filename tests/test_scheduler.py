@@ -88,3 +88,43 @@ def _collect(job, results, errors) -> None:
         results.extend(run_video_jobs([job], progress=False))
     except Exception as e:  # noqa: BLE001 - reported by the test's assertion
         errors.append(e)
+
+
+def _node(cpus: float, gpus: float = 0, alive: bool = True) -> dict:
+    """A node as ``ray.nodes()`` describes it (the keys the pool reads)."""
+    return {"Alive": alive, "Resources": {"CPU": cpus, **({"GPU": gpus} if gpus else {})}}
+
+
+def test_gpu_actors_take_their_gpus_share_of_the_node_unless_told(ray_session, monkeypatch):
+    """A GPU actor's host side (decode, flow, encode) runs on as many threads as it holds CPUs:
+    by default each takes its GPU's share of its node, the smallest share where GPU nodes
+    differ (so every GPU gets an actor); a share asked for starts only the actors each node's
+    CPUs can give it."""
+    import ray
+
+    from framestyle.jobs.cli import build_parser
+    from framestyle.pipeline import cluster
+
+    # the real cluster first: its nodes are described with the keys the pool reads, and a
+    # cluster without GPUs gets one single-threaded actor per CPU whatever the share
+    nodes = ray.nodes()
+    assert nodes and all("Alive" in n and "CPU" in n["Resources"] for n in nodes)
+    cpus = int(ray.cluster_resources()["CPU"])
+    assert cluster.worker_pool() == cluster.worker_pool(8) == (cpus, {"num_cpus": 1})
+
+    cloud = [_node(4, 1), _node(48, 4), _node(16), _node(2, 1, alive=False)]
+    monkeypatch.setattr(ray, "nodes", lambda: cloud)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 68.0, "GPU": 5.0})
+    assert cluster.gpu_share_of_cpus(cluster.gpu_nodes(cloud)) == 4.0
+    assert cluster.worker_pool() == (5, {"num_gpus": 1, "num_cpus": 4.0})
+    assert cluster.worker_pool(2) == (5, {"num_gpus": 1, "num_cpus": 2})
+    # 16 a GPU: the 4-CPU node can give none, the 48-CPU node three of its four GPUs
+    assert cluster.worker_pool(16) == (3, {"num_gpus": 1, "num_cpus": 16})
+    # more GPUs than CPUs on a node: one CPU each all the same
+    assert cluster.gpu_share_of_cpus(cluster.gpu_nodes([_node(2, 8)])) == 1.0
+
+    # the default reaches the pool from the command line and from a spec as None
+    args = build_parser().parse_args(["video", "in.mp4", "out.mp4", "--style", "builtin:1"])
+    assert args.cpus_per_gpu is None
+    assert VideoJob(input="in.mp4", output="out.mp4", style="builtin:1").inference.cpus_per_gpu \
+        is None
