@@ -4,15 +4,17 @@ the input grows.
     python -m benchmarks.images [--images 320] [--size 640x480] [--style builtin:7] [--scale 4]
 
 - model-only: the same images decoded into memory beforehand and pushed through the stylizer on
-  the actor layout the job uses (and in one process with all threads; the faster counts), timing
-  model calls only (``benchmarks.video_pipeline``).
+  the actor layout the job uses (and on threads of one process, a single-threaded replica per
+  CPU; the faster counts), timing model calls only (``benchmarks.video_pipeline``).
 - end-to-end: ``run_image_job`` from JPEG files on disk to JPEG files on disk (read, decode,
-  stylize, encode, write on Ray Data), on a Ray instance that is already up; the fastest of two
-  runs. Also over ``--scale`` times as many (the same photos under new names): a job pays a
-  fixed time (Ray Data planning the dataset, its actor pools starting, each importing Ray Data
-  and loading the model) and then a time per image, and the line through both sizes separates
-  them, as ``benchmarks.video_pipeline`` does for videos. The steady-state ratio is what a
-  large archive gets.
+  stylize, encode, write), with its stages on Ray Data on a Ray instance that is already up,
+  and on threads of this process (``--executor process``, what a local job of up to
+  ``IN_PROCESS_MAX_BYTES`` runs); the fastest of two runs each. Each also over ``--scale``
+  times as many (the same photos under new names): a job pays a fixed time (on Ray, Ray Data
+  planning the dataset, its actor pools starting, each importing Ray Data and loading the
+  model) and then a time per image, and the line through both sizes separates them, as
+  ``benchmarks.video_pipeline`` does for videos. The steady-state ratio is what a large
+  archive gets.
 - memory: the job over 1x, 2x and 4x as many large JPEGs (2400x1800, ~2 MB each, shrunk with
   --max-side 256 so the model is not the bottleneck), sampling the proportional set size (PSS:
   shared object-store pages counted once) of this process and every Ray process it started;
@@ -90,11 +92,12 @@ class PeakMemory:
         return self.peak / 2**20
 
 
-def run_job(source: Path, destination: Path, style: str, max_side: int | None = None) -> dict:
+def run_job(source: Path, destination: Path, style: str, max_side: int | None = None,
+            executor: str = "auto") -> dict:
     from framestyle.pipeline.image_job import ImageJob, run_image_job
 
     job = ImageJob(sources=[str(source)], destination=str(destination),
-                   style=style, max_side=max_side)
+                   style=style, max_side=max_side, executor=executor)
     return run_image_job(job, progress=False)
 
 
@@ -152,24 +155,31 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="framestyle-bench-") as tmp:
         tmp = Path(tmp)
         pixels = write_photos(tmp / "photos", args.images, width, height)
+        scaled = linked_copies(sorted((tmp / "photos").rglob("*.jpg")), tmp / "scaled",
+                               args.scale)
+
+        def end_to_end(source: Path, executor: str) -> dict:  # each run into its own folder
+            return fastest_run(lambda k: run_job(
+                source, tmp / f"styled-{source.name}-{executor}-{k}", args.style,
+                executor=executor))
+
+        # Ray first, so that the memory measured is Ray's and a fresh driver's, not also what
+        # the stages in this process kept of theirs
         ray.init(include_dashboard=False, log_to_driver=False)
         try:
             actors_ips = model_only_on_actors(pixels, args.style, STYLIZE_BATCH)
-            scaled = linked_copies(sorted((tmp / "photos").rglob("*.jpg")), tmp / "scaled",
-                                   args.scale)
-
-            def end_to_end(source: Path) -> dict:  # each run into a folder of its own
-                return fastest_run(lambda k: run_job(source, tmp / f"styled-{source.name}-{k}",
-                                                     args.style))
-
-            e2e, e2e_scaled = end_to_end(tmp / "photos"), end_to_end(scaled)
+            e2e, e2e_scaled = end_to_end(tmp / "photos", "ray"), end_to_end(scaled, "ray")
             memory = memory_scaling(tmp, args.style, args.memory_images)
             resources = ray.cluster_resources()
         finally:
             ray.shutdown()
+        # then the stages in this process (what a local job of up to IN_PROCESS_MAX_BYTES
+        # runs), with no Ray up beside them
+        here, here_scaled = end_to_end(tmp / "photos", "process"), end_to_end(scaled, "process")
         process_ips = model_only_in_process(pixels, args.style, STYLIZE_BATCH)
     model_ips = max(actors_ips, process_ips)
     fixed, steady = fixed_and_steady(e2e, e2e_scaled, e2e["ok"], e2e_scaled["ok"])
+    fixed_here, steady_here = fixed_and_steady(here, here_scaled, here["ok"], here_scaled["ok"])
     result = {
         "images": args.images, "size": [width, height], "style": args.style,
         "model_only_images_per_second": round(model_ips, 3),
@@ -183,19 +193,31 @@ def main(argv: list[str] | None = None) -> dict:
         "ratio_scaled": round(e2e_scaled["images_per_second"] / model_ips, 3),
         "fixed_seconds": round(fixed, 2), "steady_images_per_second": round(steady, 3),
         "ratio_steady": round(steady / model_ips, 3),
+        "in_process": {
+            "images_per_second": here["images_per_second"], "seconds": here["seconds"],
+            "ratio": round(here["images_per_second"] / model_ips, 3),
+            "images_per_second_scaled": here_scaled["images_per_second"],
+            "seconds_scaled": here_scaled["seconds"],
+            "ratio_scaled": round(here_scaled["images_per_second"] / model_ips, 3),
+            "fixed_seconds": round(fixed_here, 2),
+            "steady_images_per_second": round(steady_here, 3),
+            "ratio_steady": round(steady_here / model_ips, 3)},
         "memory_scaling": memory,
         "cpus": resources.get("CPU"), "gpus": resources.get("GPU", 0),
         "machine": platform.machine(), "date": time.strftime("%Y-%m-%d"),
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "images.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\n{'images':>8}{'size':>10}{'model-only img/s':>18}{'end-to-end img/s':>18}"
-          f"{'ratio':>8}")
-    for count, run in ((args.images, e2e), (e2e_scaled["ok"], e2e_scaled)):
-        print(f"{count:>8}{args.size:>10}{model_ips:>18.2f}{run['images_per_second']:>18.2f}"
-              f"{run['images_per_second'] / model_ips:>8.2f}")
-    print(f"steady state (past the job's fixed {fixed:.2f} s): {steady:.2f} img/s, ratio "
-          f"{result['ratio_steady']:.2f}")
+    print(f"\n{'stages on':<11}{'images':>8}{'size':>10}{'model-only img/s':>18}"
+          f"{'end-to-end img/s':>18}{'ratio':>8}")
+    for where, run in (("Ray", e2e), ("Ray", e2e_scaled), ("process", here),
+                       ("process", here_scaled)):
+        print(f"{where:<11}{run['ok']:>8}{args.size:>10}{model_ips:>18.2f}"
+              f"{run['images_per_second']:>18.2f}{run['images_per_second'] / model_ips:>8.2f}")
+    for where, fixed_s, steady_ips in (("Ray", fixed, steady), ("process", fixed_here,
+                                                                 steady_here)):
+        print(f"steady state on {where} (past the job's fixed {fixed_s:.2f} s): "
+              f"{steady_ips:.2f} img/s, ratio {steady_ips / model_ips:.2f}")
     print(f"(model-only: actors {actors_ips:.2f}, one process {process_ips:.2f} img/s; "
           "target ratio >= 0.85)")
     print(f"\n{'images':>8}{'input MiB':>12}{'peak PSS MiB':>14}{'seconds':>9}")

@@ -139,11 +139,17 @@ def _scale_out(d: dict) -> list[tuple[str, str]]:
 
 
 def _images(d: dict) -> list[tuple[str, str]]:
-    return [(f"images job: end to end / model only ({d['images']} photos)",
-             f"{d['ratio']} (target >= {d.get('target_ratio', 0.85)})")] + (
-        [(f"images job: steady state (per image, past a job's fixed cost; {d['images']} and "
+    target = f"(target >= {d.get('target_ratio', 0.85)})"
+    here = d.get("in_process")
+    return [(f"images job on Ray: end to end / model only ({d['images']} photos)",
+             f"{d['ratio']} {target}")] + (
+        [(f"images job on Ray: steady state (per image, past a job's fixed cost; {d['images']} and "
           f"{d['images_scaled']} photos), and the fixed cost",
-          f"{d['ratio_steady']}; {d['fixed_seconds']} s")] if "ratio_steady" in d else [])
+          f"{d['ratio_steady']}; {d['fixed_seconds']} s")] if "ratio_steady" in d else []) + (
+        [(f"images job in this process: end to end / model only ({d['images']} and "
+          f"{d['images_scaled']} photos); steady state, and the fixed cost",
+          f"{here['ratio']} / {here['ratio_scaled']} {target}; {here['ratio_steady']}, "
+          f"{here['fixed_seconds']} s")] if here else [])
 
 
 def _bulk(d: dict) -> list[tuple[str, str]]:

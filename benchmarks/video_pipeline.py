@@ -8,7 +8,8 @@ two runs:
 
 - model-only: frames decoded into memory beforehand, then pushed through the stylizer on the same
   actor layout the job uses (one single-threaded actor per CPU, or one per GPU), timing only the
-  model calls' wall clock; also in one process with all threads, and the faster of the two counts.
+  model calls' wall clock; also on threads of one process, a single-threaded replica per CPU (as
+  a job's chunks run in this process), and the faster of the two counts.
 - end-to-end: ``run_video_job`` from input file to assembled output with audio, on a Ray instance
   that is already up (starting the cluster is not part of a job; starting its actors is), with
   the temporal step off (the efficiency of the pipeline itself) and at its default strength
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import tempfile
 import time
@@ -103,16 +103,28 @@ def model_only_on_actors(frames, style: str, batch_size: int) -> float:
 
 
 def model_only_in_process(frames, style: str, batch_size: int) -> float:
-    import torch
+    """Model-only on threads of this process, one single-threaded replica of the network per
+    CPU, each on its share of ``frames``: how a job's stylizers run in this process
+    (``scheduler.run_chunks_here``, the image job's ``_rows_in_process``)."""
+    from concurrent.futures import ThreadPoolExecutor
 
     from framestyle.models.hub import resolve
+    from framestyle.pipeline.cluster import local_cpus
+    from framestyle.pipeline.inference import InferenceOptions
     from framestyle.pipeline.stylize import Stylizer
 
-    torch.set_num_threads(os.cpu_count() or 1)
-    stylizer = Stylizer(resolve(style))
-    stylizer(frames[:batch_size])
-    seconds = fastest(lambda: [stylizer(frames[i:i + batch_size])
-                               for i in range(0, len(frames), batch_size)])
+    count = local_cpus()
+    options = InferenceOptions().sharing_process(count)
+    stylizers = [Stylizer(resolve(style), options, threads=1) for _ in range(count)]
+    shares = [frames[i::count] for i in range(count)]
+
+    def run(stylizer, share) -> None:
+        for i in range(0, len(share), batch_size):
+            stylizer(share[i:i + batch_size])
+
+    with ThreadPoolExecutor(count) as pool:
+        list(pool.map(run, stylizers, [share[:batch_size] for share in shares]))  # warm up
+        seconds = fastest(lambda: list(pool.map(run, stylizers, shares)))
     return len(frames) / seconds
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..pipeline.image_encode import OUTPUT_FORMATS
-from ..pipeline.image_job import IN_PROCESS_MAX_IMAGES, ImageJob, run_image_job
+from ..pipeline.image_job import IN_PROCESS_MAX_BYTES, ImageJob, run_image_job
 from ..pipeline.image_source import ArchiveLimits
 from .image import add_image_arguments, image_options
 from .video import add_inference_arguments, add_style_arguments
@@ -76,10 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="redo images whose output exists (default: skip them)")
     add_inference_arguments(parser)
     parser.add_argument("--executor", choices=["auto", "ray", "process"], default="auto",
-                        help="where the stages run: auto (default) runs a job of at most "
-                        f"{IN_PROCESS_MAX_IMAGES} image files with no cluster to join in this "
-                        "process, since a local Ray's start-up takes longer than such a job, "
-                        "and anything else on Ray Data; ray or process force one")
+                        help="where the stages run: auto (default) runs a job of image files "
+                        f"adding up to at most {IN_PROCESS_MAX_BYTES // 2**20} MiB with no "
+                        "cluster to join in this process, where it is faster than a local "
+                        "Ray, and anything else (archives too) on Ray Data; ray or process "
+                        "force one")
     parser.add_argument("--address", default=None,
                         help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray instance)")
 

@@ -55,14 +55,18 @@ MAX_BATCH_PIXELS = 8 * 2**20  # per stylizer call; it splits them further to its
 # read/decode and encode/write stages; with whole CPUs for the stylizers those would wait.
 STYLIZER_CPU_SHARE = 0.75
 IO_CPU_SHARE = 0.25
-# A job of at most this many plain files, with no cluster to join, runs in this process (the
-# same stages, on a thread per CPU: ``_rows_in_process``): a fresh local Ray costs about 10 s
-# here before the first image and after the last (its start, three actor pools' processes and
-# imports, its shutdown), which is longer than 40 photos take in all (6-8 s in this process
-# against 21 s on Ray, 640x480, 2 cores, 2026-11-27), while on one machine Ray's parallel stages
-# win back only the decode and encode that overlap the model. Larger jobs, archives (their size
-# is unknown until read) and any job joining a cluster run on Ray Data.
-IN_PROCESS_MAX_IMAGES = 64
+# A job of plain files adding up to at most this many bytes, with no cluster to join, runs in
+# this process (the same stages, on a thread per CPU: ``_rows_in_process``). A fresh local Ray
+# costs about 10 s here before the first image and after the last (its start, three actor pools'
+# processes and imports, its shutdown), and on one machine its stages are slower than threads
+# even past that (blocks through the object store): 320 photos of 640x480 (47 MB), the whole
+# command, 16.1-17.1 s in this process against 27.9-29.0 s on Ray (2 cores, 2026-11-28). What
+# Ray brings is what threads do not: a decoder that crashes its process costs one block, not the
+# command. Bytes, not files, measure the work (pixels, to within the format's compression):
+# 128 MiB is a minute or two of the built-in network on 2 cores for JPEG photos (0.2-0.35 bytes
+# a pixel: about 40 of 12 MP or 900-1,400 of 640x480) and less for PNGs. Larger jobs, archives
+# (their members are unknown until read) and any job joining a cluster run on Ray Data.
+IN_PROCESS_MAX_BYTES = 128 * 2**20
 # Ray Data restarts a dead actor and retries its calls on it without end by default: an input
 # that kills its worker every time would hang the job, and so would a call waiting for an actor
 # that a shrunken cluster has no room to restart (ray-project/ray#26991, #41029). So a lost
@@ -107,7 +111,7 @@ class ImageJob(ImageSettings):
     preview: str | None = None  # PNG path/URI: before/after of a few images of this run
     archive_limits: ArchiveLimits = ArchiveLimits()
     # Where the stages run (not part of the outputs' identity: both give the same bytes).
-    # auto: in this process for a small local job (IN_PROCESS_MAX_IMAGES), else on Ray Data
+    # auto: in this process for a small local job (IN_PROCESS_MAX_BYTES), else on Ray Data
     executor: Literal["auto", "ray", "process"] = "auto"
 
     @model_validator(mode="after")
@@ -193,12 +197,12 @@ def run_image_job(job: ImageJob, address: str | None = None, progress: bool = Tr
 
 def runs_in_process(executor: str, address: str | None, units: list[SourceUnit]) -> bool:
     """Whether the job's stages run in this process rather than on Ray (``executor``: auto,
-    ray or process). auto: only a small job of plain files, with no cluster to join and no Ray
-    already running in this process (which it would use)."""
+    ray or process). auto: only a job of plain files of at most ``IN_PROCESS_MAX_BYTES`` in all,
+    with no cluster to join and no Ray already running in this process (which it would use)."""
     if executor != "auto":
         return executor == "process"
-    return (not cluster.joins_a_cluster(address) and len(units) <= IN_PROCESS_MAX_IMAGES
-            and all(u.kind == "file" for u in units))
+    return (not cluster.joins_a_cluster(address) and all(u.kind == "file" for u in units)
+            and sum(u.size for u in units) <= IN_PROCESS_MAX_BYTES)
 
 
 def _not_reported(units: list[SourceUnit], reported: set[str], fmt: str) -> list[SourceUnit]:

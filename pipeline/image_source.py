@@ -19,7 +19,7 @@ import tarfile
 import unicodedata
 import zipfile
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from pydantic import PositiveFloat, PositiveInt
 from typing import Callable, Iterator
@@ -60,6 +60,7 @@ class SourceUnit:
     uri: str
     kind: str
     key: str  # output key of a file; key prefix ("" or "name/") of an archive's members
+    size: int = 0  # bytes of the file or archive as listed (0: not known)
 
     def to_row(self) -> dict:
         return asdict(self)
@@ -117,10 +118,11 @@ def resolve_sources(sources: list[str]) -> list[SourceUnit]:
         found = _resolve_one(src)
         if not found:
             raise InputError(f"no files found at {src}")
-        plain_file = found == [SourceUnit(src, "file", storage.basename(src))]
+        plain_file = [(u.uri, u.kind, u.key) for u in found] == \
+            [(src, "file", storage.basename(src))]
         if len(sources) > 1 and not plain_file:
             name = archive_stem(storage.basename(GLOB_CHARS.split(src)[0]) or "source")
-            found = [SourceUnit(u.uri, u.kind, f"{name}/{u.key}") for u in found]
+            found = [replace(u, key=f"{name}/{u.key}") for u in found]
         units.extend(found)
     return units
 
@@ -147,22 +149,22 @@ def _resolve_one(src: str) -> list[SourceUnit]:
     if storage.is_s3(src):
         info = None if src.endswith("/") else storage.storage_for(src).stat(src)
         if info is not None:
-            return [_single(src)]
+            return [_single(src, info.size)]
         return _resolve_prefix(src)
     if os.path.isdir(src):
         return _resolve_prefix(src)
     if os.path.isfile(src):
-        return [_single(src)]
+        return [_single(src, os.path.getsize(src))]
     raise InputError(f"input not found: {src}")
 
 
-def _single(uri: str) -> SourceUnit:
+def _single(uri: str, size: int) -> SourceUnit:
     kind = archive_kind(uri)
-    return SourceUnit(uri, kind or "file", "" if kind else storage.basename(uri))
+    return SourceUnit(uri, kind or "file", "" if kind else storage.basename(uri), size)
 
 
 def _resolve_prefix(prefix: str) -> list[SourceUnit]:
-    return _found(prefix, storage.storage_for(prefix).list_files(prefix))
+    return _found(prefix, storage.storage_for(prefix).list_sizes(prefix))
 
 
 def _resolve_glob(pattern: str) -> list[SourceUnit]:
@@ -170,12 +172,12 @@ def _resolve_glob(pattern: str) -> list[SourceUnit]:
     root = _glob_root(pattern)
     if storage.is_s3(pattern):
         matcher = glob_regex(pattern)
-        rels = [rel for rel in storage.storage_for(root).list_files(root)
-                if matcher.fullmatch(storage.join(root, rel))]
+        sizes = {rel: size for rel, size in storage.storage_for(root).list_sizes(root).items()
+                 if matcher.fullmatch(storage.join(root, rel))}
     else:
-        rels = sorted(os.path.relpath(p, root) for p in glob.glob(pattern, recursive=True)
-                      if os.path.isfile(p))
-    return _found(root, rels)
+        sizes = {os.path.relpath(p, root): os.path.getsize(p)
+                 for p in sorted(glob.glob(pattern, recursive=True)) if os.path.isfile(p)}
+    return _found(root, dict(sorted(sizes.items())))
 
 
 def glob_regex(pattern: str) -> re.Pattern:
@@ -207,14 +209,14 @@ def glob_regex(pattern: str) -> re.Pattern:
     return re.compile("".join(out))
 
 
-def _found(root: str, rels) -> list[SourceUnit]:
-    """Units for files ``rels`` found under ``root``; an archive there expands into a folder
-    named after it."""
+def _found(root: str, sizes: dict[str, int]) -> list[SourceUnit]:
+    """Units for the files found under ``root`` ({path relative to it: bytes}); an archive there
+    expands into a folder named after it."""
     units = []
-    for rel in rels:
+    for rel, size in sizes.items():
         uri, kind = storage.join(root, rel), archive_kind(rel)
-        units.append(SourceUnit(uri, kind, archive_stem(rel) + "/") if kind
-                     else SourceUnit(uri, "file", rel))
+        units.append(SourceUnit(uri, kind, archive_stem(rel) + "/", size) if kind
+                     else SourceUnit(uri, "file", rel, size))
     return units
 
 

@@ -103,7 +103,12 @@ def test_pipeline_benchmark_separates_a_jobs_fixed_cost_from_its_steady_rate(tmp
     assert "0.92 / 0.7; 0.93 / 0.76" in rows.values()
     (tmp_path / "images.json").write_text(json.dumps({
         "images": 320, "images_scaled": 1280, "ratio": 0.64, "ratio_steady": 0.79,
-        "fixed_seconds": 4.24, "cpus": 2}))
+        "fixed_seconds": 4.24, "cpus": 2,
+        "in_process": {"ratio": 0.91, "ratio_scaled": 0.93, "ratio_steady": 0.94,
+                       "fixed_seconds": 0.3}}))
     rows = {row[1]: row[2] for row in table_rows(tmp_path, {})}
-    assert rows["images job: end to end / model only (320 photos)"] == "0.64 (target >= 0.85)"
+    assert rows["images job on Ray: end to end / model only (320 photos)"] == \
+        "0.64 (target >= 0.85)"
     assert "0.79; 4.24 s" in rows.values()
+    assert rows["images job in this process: end to end / model only (320 and 1280 photos); "
+                "steady state, and the fixed cost"] == "0.91 / 0.93 (target >= 0.85); 0.94, 0.3 s"

@@ -15,9 +15,9 @@ from PIL import Image
 
 from framestyle.models.hub import resolve
 from framestyle.pipeline import image_job
-from framestyle.pipeline.image_job import (IN_PROCESS_MAX_IMAGES, ImageJob, run_image_job,
+from framestyle.pipeline.image_job import (IN_PROCESS_MAX_BYTES, ImageJob, run_image_job,
                                            runs_in_process)
-from framestyle.pipeline.image_source import SourceUnit
+from framestyle.pipeline.image_source import SourceUnit, resolve_sources
 from framestyle.pipeline.stylize import Stylizer
 
 STYLE = "builtin:7"
@@ -95,19 +95,42 @@ def test_a_small_job_here_writes_what_ray_data_writes(ray_session, tmp_path):
     assert images_in(tmp_path / "process") == written
 
 
-def test_auto_runs_only_small_local_jobs_of_files_here(ray_session, monkeypatch):
-    files = [SourceUnit(f"/photos/{i}.jpg", "file", f"{i}.jpg")
-             for i in range(IN_PROCESS_MAX_IMAGES + 1)]
-    archive = [SourceUnit("/photos/set.tar", "tar", "set/")]
+def test_auto_runs_only_small_local_jobs_of_files_here(ray_session, monkeypatch, tmp_path):
+    """Small is measured in bytes, which the listing gives for nothing: a few large photos are
+    as much work as many small ones."""
+    third = IN_PROCESS_MAX_BYTES // 3
+    files = [SourceUnit(f"/photos/{i}.jpg", "file", f"{i}.jpg", third) for i in range(4)]
+    many_small = [SourceUnit(f"/photos/{i}.jpg", "file", f"{i}.jpg", 100_000)
+                  for i in range(IN_PROCESS_MAX_BYTES // 100_000)]
+    archive = [SourceUnit("/photos/set.tar", "tar", "set/", 1000)]
     # this test process runs the session's Ray: a job here uses it, as a job joining a cluster
     assert not runs_in_process("auto", None, files[:3])
     monkeypatch.setattr(image_job.cluster, "joins_a_cluster", lambda address: bool(address))
-    assert runs_in_process("auto", None, files[:IN_PROCESS_MAX_IMAGES])
-    assert not runs_in_process("auto", None, files)  # too many
-    assert not runs_in_process("auto", None, archive)  # its size is unknown until read
+    assert runs_in_process("auto", None, files[:3])
+    assert runs_in_process("auto", None, many_small)  # over a thousand photos of 100 kB
+    assert not runs_in_process("auto", None, files)  # too many bytes
+    assert not runs_in_process("auto", None, many_small + files[:1])
+    assert not runs_in_process("auto", None, archive)  # its members are unknown until read
     assert not runs_in_process("auto", "ray://head:10001", files[:3])
     assert runs_in_process("process", "ray://head:10001", files)
     assert not runs_in_process("ray", None, files[:3])
+
+    # the sizes come from the listing, whichever way the files are named
+    folder = tmp_path / "holiday"
+    (folder / "day2").mkdir(parents=True)
+    for i, path in enumerate([folder / "a.png", folder / "day2" / "b.png"]):
+        photo(64 + 32 * i, 48, i).save(path)
+    sizes = {str(p): p.stat().st_size for p in folder.rglob("*.png")}
+    assert len(set(sizes.values())) == 2
+    for source in (str(folder), str(folder / "**" / "*.png")):
+        assert {u.uri: u.size for u in resolve_sources([source])} == sizes
+    single = str(folder / "a.png")
+    assert [(u.key, u.size) for u in resolve_sources([single])] == [("a.png", sizes[single])]
+    # several sources: keys under a folder each, sizes kept
+    both = resolve_sources([str(folder), single])
+    assert [(u.key, u.size) for u in both] == [
+        ("holiday/a.png", sizes[single]),
+        ("holiday/day2/b.png", sizes[str(folder / "day2" / "b.png")]), ("a.png", sizes[single])]
 
 
 def test_the_command_on_a_few_photos_starts_no_ray(tmp_path):
