@@ -29,6 +29,11 @@ class InferenceOptions(Spec):
     # Bytes a stylizer may use; None: its share of its node (pipeline.memory). Frames that do not
     # fit run in tiles. Not part of a job's identity: tiles give the same pixels (models.tiling).
     memory_budget: int | None = Field(None, gt=0)
+    # How many stylizers on threads of one process share its memory (``sharing_process``): each
+    # sizes its passes to ``memory_budget``, its share, but a frame over that share and within
+    # all of theirs runs whole, once the others leave it room (``memory.SharedBudget``), rather
+    # than in tiles, which cost many times the time (a 12 MP photo: minutes instead of seconds)
+    replicas_sharing: int = Field(1, ge=1)
     # CPUs each GPU stylizer actor holds for its host side (decode, flow, encode): a GPU is only
     # as fast as the host feeds it (benchmarks.host_ceiling measures what a share can feed).
     # None: a video job's actor takes its GPU's share of its node's CPUs
@@ -42,7 +47,8 @@ class InferenceOptions(Spec):
             return self
         from .memory import process_budget
 
-        return self.model_copy(update={"memory_budget": process_budget(replicas)})
+        return self.model_copy(update={"memory_budget": process_budget(replicas),
+                                       "replicas_sharing": replicas})
 
     def torch_dtype(self, device):
         import torch

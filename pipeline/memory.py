@@ -11,8 +11,11 @@ what does not fit in tiles (``models.tiling``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
+from collections import deque
 from pathlib import Path
 
 CPU_SHARE = 0.8  # of a stylizer's share of the node's memory; the rest for its queues
@@ -65,3 +68,51 @@ def _node_share() -> tuple[float, float] | None:
     except Exception:  # noqa: BLE001 - a budget from the machine alone is still a budget
         pass
     return None
+
+
+class SharedBudget:
+    """Bytes that stylizers on threads of one process share. A pass holds what it needs while
+    it runs: small frames run side by side, and a frame too large for one stylizer's share runs
+    whole once the others have left it room, instead of in tiles. Passes are let in in the order
+    they asked, so a large one is not kept waiting behind small ones for ever."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self._free = total
+        self._queue: deque = deque()  # tickets of the passes waiting, first come first in
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, nbytes: float):
+        """Wait until ``nbytes`` (at most the whole budget) are free and this pass is first in
+        line, and hold them while the block runs."""
+        nbytes = min(int(nbytes), self.total)
+        ticket = object()
+        with self._changed:
+            self._queue.append(ticket)
+            self._changed.wait_for(lambda: self._queue[0] is ticket and self._free >= nbytes)
+            self._queue.popleft()
+            self._free -= nbytes
+            self._changed.notify_all()  # the next in line may fit beside this one
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._free += nbytes
+                self._changed.notify_all()
+
+
+_SHARED: dict[int, SharedBudget] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_budget(total: int) -> SharedBudget:
+    """This process's ``SharedBudget`` of ``total`` bytes: one for all the stylizers that
+    share it."""
+    with _SHARED_LOCK:
+        return _SHARED.setdefault(total, SharedBudget(total))
+
+
+def holding(budget: SharedBudget | None, nbytes: float):
+    """``budget.hold(nbytes)``, or nothing to wait for where a stylizer shares no budget."""
+    return budget.hold(nbytes) if budget is not None else contextlib.nullcontext()

@@ -27,7 +27,7 @@ import numpy as np
 from ..models.hub import ModelRef
 from .inference import InferenceOptions
 from .look import apply_look
-from .memory import worker_budget
+from .memory import SharedBudget, holding, shared_budget, worker_budget
 from .onnx_engine import OnnxNetwork
 
 Device = namedtuple("Device", "type")  # what a torch.device says of where a stylizer runs
@@ -96,6 +96,7 @@ class OnnxStylizer:
         self.condition = None if style.condition is None else \
             np.asarray(style.condition, np.float32)
         self.budget = budget or options.memory_budget or worker_budget(CPU)
+        self.shared, self.whole_budget = budget_shared(options, self.budget)
         self.bytes_per_pixel = bytes_per_pixel or network.bytes_per_pixel
         self._tiles = None  # the full stylizer frames over the budget go to, made when needed
         self._restyled: ModelRef | None = None  # the last restyle's, for a full one made later
@@ -113,14 +114,19 @@ class OnnxStylizer:
         if not frames:
             return []
         h, w = frames[0].shape[:2]
-        if h * w * self.bytes_per_pixel > self.budget:  # tiles: the full stylizer's
+        if h * w * self.bytes_per_pixel > self.whole_budget:  # tiles: the full stylizer's
             if self._tiles is None:
                 self._tiles = self._full_stylizer()
                 if self._restyled is not None:
                     self._tiles.restyle(self._restyled)
             return self._tiles(frames)
+
+        def held_pass(batch: list[np.ndarray]) -> list[np.ndarray]:
+            with holding(self.shared, len(batch) * h * w * self.bytes_per_pixel):
+                return self.stylize_pass(batch)
+
         return in_passes(frames, frames_per_pass(self.budget, self.bytes_per_pixel, frames[0]),
-                         self.stylize_pass, self.strength, self.preserve_color)
+                         held_pass, self.strength, self.preserve_color)
 
     @property
     def tiled_frames(self) -> int:
@@ -138,6 +144,16 @@ class OnnxStylizer:
         from .stylize import Stylizer
 
         return Stylizer(self.style, self.options)
+
+
+def budget_shared(options: InferenceOptions, budget: int) -> tuple[SharedBudget | None, int]:
+    """(the budget a stylizer shares with the others on threads of its process, or None; the
+    most one frame may take untiled): the whole process's where ``options`` say several share
+    it (``InferenceOptions.sharing_process``), else its own ``budget``."""
+    if options.replicas_sharing <= 1:
+        return None, budget
+    shared = shared_budget(budget * options.replicas_sharing)
+    return shared, shared.total
 
 
 def frames_per_pass(budget: float, bytes_per_pixel: float, frame: np.ndarray) -> int:

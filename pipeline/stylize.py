@@ -13,9 +13,9 @@ from ..models import hub
 from ..models.hub import ModelRef
 from ..models.tiling import tiled_forward
 from .inference import InferenceOptions
-from .memory import worker_budget
+from .memory import holding, worker_budget
 from .onnx_engine import OnnxNetwork
-from .onnx_stylizer import OnnxStylizer, frames_per_pass, in_passes
+from .onnx_stylizer import OnnxStylizer, budget_shared, frames_per_pass, in_passes
 
 # uint8 in and out, the float input and output of the network: held whole even when tiled
 WHOLE_FRAME_BYTES_PER_PIXEL = 2 * 3 + 2 * 3 * 4
@@ -88,6 +88,7 @@ class Stylizer:
         if style.condition is not None:
             self.restyle(style)
         self.budget = options.memory_budget or worker_budget(self.device)
+        self.shared, self.whole_budget = budget_shared(options, self.budget)
         self.bytes_per_pixel = self._measure_bytes_per_pixel()
         # Tiling hooks the module's norm layers, which neither a compiled graph nor onnxruntime
         # would run: tiled frames always go through the eager module (``_stylize``).
@@ -123,9 +124,15 @@ class Stylizer:
         """Stylize ``frames`` (all of one size), as many per forward pass as the budget holds."""
         if not frames:
             return []
+        h, w = frames[0].shape[:2]
         per_pass = frames_per_pass(self.budget, self.bytes_per_pixel, frames[0])
-        return in_passes(frames, per_pass, lambda batch: self._stylize_padded(batch, per_pass),
-                         self.strength, self.preserve_color)
+
+        def held_pass(batch: list[np.ndarray]) -> list[np.ndarray]:
+            # a pass in tiles holds the whole budget: its tiles are sized to it
+            with holding(self.shared, len(batch) * h * w * self.bytes_per_pixel):
+                return self._stylize_padded(batch, per_pass)
+
+        return in_passes(frames, per_pass, held_pass, self.strength, self.preserve_color)
 
     @torch.no_grad()
     def _measure_bytes_per_pixel(self) -> float:
@@ -157,18 +164,19 @@ class Stylizer:
         that fits the budget, else None (whole)."""
         if self.max_tile and max(h, w) > self.max_tile:
             return self.max_tile
-        if h * w * self.bytes_per_pixel <= self.budget:
+        budget = self.whole_budget  # its own, or all that stylizers sharing a process have
+        if h * w * self.bytes_per_pixel <= budget:
             return None
         if not self.inspectable:  # tiling needs the norm layers' hooks
             raise MemoryError(f"a {w}x{h} frame does not fit this worker's memory budget "
-                              f"({self.budget / 2**20:,.0f} MiB), and a TorchScript model "
+                              f"({budget / 2**20:,.0f} MiB), and a TorchScript model "
                               "cannot run in tiles")
         fixed = h * w * WHOLE_FRAME_BYTES_PER_PIXEL
-        side = int(math.sqrt(max(0.0, self.budget - fixed) / self.bytes_per_pixel))
+        side = int(math.sqrt(max(0.0, budget - fixed) / self.bytes_per_pixel))
         if side < MIN_BUDGET_TILE:
             need = fixed + MIN_BUDGET_TILE ** 2 * self.bytes_per_pixel
             raise MemoryError(f"a {w}x{h} frame needs {need / 2**20:,.0f} MiB even in tiles; "
-                              f"this worker's memory budget is {self.budget / 2**20:,.0f} MiB")
+                              f"this worker's memory budget is {budget / 2**20:,.0f} MiB")
         return side - side % self.multiple
 
     def _stylize_padded(self, frames: list[np.ndarray], per_pass: int) -> list[np.ndarray]:

@@ -9,6 +9,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -19,6 +22,7 @@ from framestyle.models.hub import resolve
 from framestyle.models.transformer_net import TransformerNet
 from framestyle.pipeline import onnx_stylizer
 from framestyle.pipeline.inference import InferenceOptions
+from framestyle.pipeline.memory import SharedBudget
 from framestyle.pipeline.onnx_stylizer import OnnxStylizer, make_stylizer
 from framestyle.pipeline.style_image import resolve_style
 from framestyle.pipeline.stylize import Stylizer
@@ -81,6 +85,126 @@ def test_frames_over_the_budget_go_to_a_full_stylizer_in_tiles(cache):
     assert np.array_equal(light([big])[0], full([big])[0])
     assert light.tiled_frames == full.tiled_frames == 1
     assert np.array_equal(light(FRAMES[:1])[0], full(FRAMES[:1])[0])  # small ones: its own
+
+
+def test_stylizers_sharing_a_process_run_a_large_frame_whole_one_at_a_time(cache):
+    """Stylizers on threads of one process (``InferenceOptions.sharing_process``) size their
+    passes to their share, but a frame over the share and within the whole process's budget
+    runs untiled (tiles cost many times the time) while the other waits; small frames run side
+    by side; only a frame over the whole budget goes in tiles."""
+    style = resolve("builtin:1")
+    Stylizer(style)  # the export
+    shared = InferenceOptions(memory_budget=60 * 2**20, replicas_sharing=2)  # 120 MiB in all
+    replicas = [make_stylizer(style, shared) for _ in range(2)]
+    assert all(isinstance(r, OnnxStylizer) for r in replicas)
+    assert replicas[0].shared is replicas[1].shared and replicas[0].shared.total == 120 * 2**20
+    large = np.kron(FRAMES[1][:4, :4], np.ones((100, 100, 1), np.uint8))  # 400x400: 1.4 shares
+    assert 60 * 2**20 < large.size // 3 * replicas[0].bytes_per_pixel < 120 * 2**20
+    meeting = threading.Barrier(2, timeout=20)
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def counted(replica, meet: bool):
+        def run(frames):
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            try:
+                if meet:  # both passes at once, or a broken barrier
+                    meeting.wait()
+                return OnnxStylizer.stylize_pass(replica, frames)
+            finally:
+                with lock:
+                    running[0] -= 1
+        return run
+
+    def both(frames, meet: bool) -> list:
+        for r in replicas:
+            r.stylize_pass = counted(r, meet)
+        with ThreadPoolExecutor(2) as pool:
+            return list(pool.map(lambda r: r([frames])[0], replicas))
+
+    expected = make_stylizer(style)([large])[0]  # this machine's budget: whole
+    outputs = both(large, meet=False)
+    assert most[0] == 1  # one at a time: two would not fit
+    assert all(np.array_equal(out, expected) for out in outputs)
+    assert [r.tiled_frames for r in replicas] == [0, 0]
+    most[0] = 0
+    both(FRAMES[0], meet=True)  # small: side by side (the barrier needs both in their pass)
+    assert most[0] == 2
+    beyond = np.kron(FRAMES[1][:4, :4], np.ones((120, 160, 1), np.uint8))  # 480x640: 2.4 shares
+    for r in replicas:
+        del r.stylize_pass
+    assert np.array_equal(replicas[0]([beyond])[0], make_stylizer(style, shared)([beyond])[0])
+    assert replicas[0].tiled_frames == 1
+
+
+def test_a_shared_budget_lets_passes_in_in_the_order_they_asked():
+    """A large pass waiting for room is not overtaken by small ones that would fit beside the
+    pass that holds the budget: it goes next, and the small one runs beside it if it fits."""
+    budget = SharedBudget(100)
+    order, started = [], threading.Event()
+    release_first = threading.Event()
+
+    def hold(name: str, nbytes: int, until: threading.Event | None = None) -> None:
+        with budget.hold(nbytes):
+            order.append(name)
+            started.set()
+            if until is not None:
+                until.wait(10)
+
+    first = threading.Thread(target=hold, args=("first", 60, release_first))
+    first.start()
+    assert started.wait(10)
+    large = threading.Thread(target=hold, args=("large", 60))
+    large.start()
+    while len(budget._queue) < 1:  # the large one is in line
+        time.sleep(0.01)
+    small = threading.Thread(target=hold, args=("small", 30))
+    small.start()
+    while len(budget._queue) < 2:  # and the small one behind it, though 40 are free
+        time.sleep(0.01)
+    assert order == ["first"]
+    release_first.set()
+    for t in (first, large, small):
+        t.join(10)
+    assert order == ["first", "large", "small"] and budget._free == 100
+    with budget.hold(10**9):  # more than the whole: the whole, not a wait for ever
+        assert budget._free == 0
+
+
+def test_a_session_holds_a_frames_memory_once_not_twice(cache):
+    """onnxruntime's memory pattern, planned on a shape's first run, added a second block of all
+    the intermediate tensors on the next: a session held twice what a frame needs (8.7 GB for a
+    12 MP photo), more than the budget counts on. Off, the peak stays put from run to run."""
+    style = resolve("builtin:1")
+    Stylizer(style)  # the export, for the child process
+    code = """
+import numpy as np
+from framestyle.models.hub import resolve
+from framestyle.pipeline.onnx_stylizer import make_stylizer
+
+def peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM"):
+            return int(line.split()[1]) * 1024
+stylizer = make_stylizer(resolve("builtin:1"))
+frame = np.random.default_rng(0).integers(0, 256, (1080, 1440, 3), np.uint8)
+stylizer([frame[:64, :64]])
+base = peak()
+peaks = []
+for _ in range(3):
+    stylizer([frame])
+    peaks.append(peak())
+print(base, *peaks)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr[-2000:]
+    base, *peaks = map(int, done.stdout.split())
+    first = peaks[0] - base
+    assert first > 200 * 2**20  # the frame's tensors: hundreds of MB at 1.6 MP
+    assert peaks[-1] - peaks[0] < 0.1 * first, (base, peaks)
 
 
 def test_what_needs_torch_gets_the_full_stylizer(cache, monkeypatch):
