@@ -90,10 +90,12 @@ class SharedBudget:
         ticket = object()
         with self._changed:
             self._queue.append(ticket)
-            self._changed.wait_for(lambda: self._queue[0] is ticket and self._free >= nbytes)
-            self._queue.popleft()
+            try:
+                self._changed.wait_for(lambda: self._queue[0] is ticket and self._free >= nbytes)
+            finally:  # in, or given up (an interrupt): out of the line either way
+                self._queue.remove(ticket)
+                self._changed.notify_all()  # the next in line may fit beside this one
             self._free -= nbytes
-            self._changed.notify_all()  # the next in line may fit beside this one
         try:
             yield
         finally:
