@@ -9,7 +9,7 @@ from ..pipeline.decode import output_size
 from ..pipeline.preview import before_after, frame_at
 from ..pipeline.probe import probe
 from ..models.hub import style_slug
-from ..pipeline.video_job import VideoJob, run_video_job
+from ..pipeline.video_job import SKIPPED, VideoJob, run_video_job
 
 HELP = "stylize the bundled Big Buck Bunny sample (with its 5.1 audio) and save a before/after PNG"
 DEFAULT_STYLE = "builtin:7"
@@ -43,5 +43,8 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def summary_line(result: dict) -> str:
+    if result.get("status") == SKIPPED:  # a second `make demo`: nothing stylized, no rate to give
+        return (f"{result['frames_out']} frames, stylized by an earlier run (delete it to run "
+                f"again) -> {result['output']} (preview {result['preview']})")
     return (f"{result['frames_out']} frames, {result['seconds']:.1f} s, "
             f"{result['fps']:.2f} frames/s -> {result['output']} (preview {result['preview']})")

@@ -136,3 +136,14 @@ def test_models_publish_versions_an_immutable_hub(tmp_path, capsys, monkeypatch)
     assert code == 0, err
     assert np.array_equal(np.asarray(Image.open(tmp_path / "s1.png")),
                           np.asarray(Image.open(tmp_path / "s2.png")))
+
+
+def test_a_second_demo_says_its_output_was_made_before_not_a_rate_of_zero():
+    from framestyle.jobs import demo
+
+    done = {"frames_out": 132, "seconds": 10.5, "fps": 12.57, "status": "done",
+            "output": "out/demo/x.mp4", "preview": "out/demo/x.png"}
+    assert demo.summary_line(done).startswith("132 frames, 10.5 s, 12.57 frames/s -> ")
+    again = {**done, "seconds": 0.1, "fps": 0.0, "status": "skipped"}
+    line = demo.summary_line(again)
+    assert "earlier run" in line and "frames/s" not in line and line.endswith("x.png)")
