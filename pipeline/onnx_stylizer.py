@@ -135,10 +135,16 @@ class OnnxStylizer:
         return 0 if self._tiles is None else self._tiles.tiled_frames
 
     def stylize_pass(self, frames: list[np.ndarray]) -> list[np.ndarray]:
-        """One pass of same-size frames through the network, the look not applied."""
+        """One pass of same-size frames through the network, the look not applied. A pass over
+        this stylizer's own share of the memory (one that a process's shared budget let in,
+        ``budget_shared``) gives the memory back when it ends: onnxruntime's arena would keep
+        it, and every stylizer of the process keeping a large frame's memory would add up to
+        several times what they share."""
         h, w = frames[0].shape[:2]
+        borrowed = len(frames) * h * w * self.bytes_per_pixel > self.budget
         x = to_network(frames, self.low, self.high, self.multiple)
-        return from_network(self.network.run(x, self.condition), self.low, self.high, h, w)
+        return from_network(self.network.run(x, self.condition, release=borrowed), self.low,
+                            self.high, h, w)
 
     def _full_stylizer(self):
         from .stylize import Stylizer

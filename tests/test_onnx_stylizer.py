@@ -207,6 +207,44 @@ print(base, *peaks)
     assert peaks[-1] - peaks[0] < 0.1 * first, (base, peaks)
 
 
+def test_a_frame_run_on_memory_borrowed_from_the_others_gives_it_back(cache):
+    """onnxruntime's arena keeps what a run took. A stylizer sharing a process's budget that ran
+    a frame over its own share (on memory the others left it) would keep it, and every
+    stylizer of a many-core machine doing so would hold several times what they share: such a
+    pass releases its memory when it ends; a pass within the share keeps its arena warm."""
+    style = resolve("builtin:1")
+    Stylizer(style)  # the export, for the child process
+    code = """
+import numpy as np
+from framestyle.models.hub import resolve
+from framestyle.pipeline.inference import InferenceOptions
+from framestyle.pipeline.onnx_stylizer import make_stylizer
+
+def status(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+shared = InferenceOptions(memory_budget=600 * 2**20, replicas_sharing=2)
+for size in ((720, 960), (1080, 1440)):  # within its share, then over it
+    stylizer = make_stylizer(resolve("builtin:1"), shared)
+    frame = np.random.default_rng(0).integers(0, 256, (*size, 3), np.uint8)
+    stylizer([frame[:64, :64]])
+    base = status("VmRSS")
+    open("/proc/self/clear_refs", "w").write("5")
+    stylizer([frame])
+    print(size[0] * size[1] * stylizer.bytes_per_pixel > 600 * 2**20, stylizer.tiled_frames,
+          status("VmHWM") - base, status("VmRSS") - base)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr[-2000:]
+    (within, kept), (over, given_back) = [(line.split()[:2], list(map(int, line.split()[2:])))
+                                          for line in done.stdout.splitlines()]
+    assert within == ["False", "0"] and over == ["True", "0"]  # both whole, the second borrowed
+    assert kept[0] > 100 * 2**20 and kept[1] > 0.5 * kept[0]  # the arena keeps its memory
+    assert given_back[0] > 200 * 2**20 and given_back[1] < 0.25 * given_back[0], given_back
+
+
 def test_what_needs_torch_gets_the_full_stylizer(cache, monkeypatch):
     style = resolve("builtin:2")
     Stylizer(style)
