@@ -133,6 +133,19 @@ def memory_scaling(tmp: Path, style: str, base_count: int) -> list[dict]:
     return rows
 
 
+def executor_figures(short: dict, long: dict, model_ips: float) -> dict:
+    """One executor's runs over the photos and over ``--scale`` times as many: images/s and
+    ratio to the model alone of each, and the fixed seconds and steady rate the two give."""
+    fixed, steady = fixed_and_steady(short, long, short["ok"], long["ok"])
+    return {"images_per_second": short["images_per_second"], "seconds": short["seconds"],
+            "ratio": round(short["images_per_second"] / model_ips, 3),
+            "images_per_second_scaled": long["images_per_second"],
+            "seconds_scaled": long["seconds"],
+            "ratio_scaled": round(long["images_per_second"] / model_ips, 3),
+            "fixed_seconds": round(fixed, 2), "steady_images_per_second": round(steady, 3),
+            "ratio_steady": round(steady / model_ips, 3)}
+
+
 def main(argv: list[str] | None = None) -> dict:
     import ray
 
@@ -178,30 +191,21 @@ def main(argv: list[str] | None = None) -> dict:
         here, here_scaled = end_to_end(tmp / "photos", "process"), end_to_end(scaled, "process")
         process_ips = model_only_in_process(pixels, args.style, STYLIZE_BATCH)
     model_ips = max(actors_ips, process_ips)
-    fixed, steady = fixed_and_steady(e2e, e2e_scaled, e2e["ok"], e2e_scaled["ok"])
-    fixed_here, steady_here = fixed_and_steady(here, here_scaled, here["ok"], here_scaled["ok"])
+    on_ray, in_process = (executor_figures(short, long, model_ips)
+                          for short, long in ((e2e, e2e_scaled), (here, here_scaled)))
     result = {
         "images": args.images, "size": [width, height], "style": args.style,
         "model_only_images_per_second": round(model_ips, 3),
         "model_only_actors": round(actors_ips, 3), "model_only_one_process": round(process_ips, 3),
         "end_to_end_images_per_second": e2e["images_per_second"],
         "end_to_end_seconds": e2e["seconds"], "ok": e2e["ok"], "failed": e2e["failed"],
-        "ratio": round(e2e["images_per_second"] / model_ips, 3), "target_ratio": 0.85,
+        "ratio": on_ray["ratio"], "target_ratio": 0.85,
         "scale": args.scale, "images_scaled": e2e_scaled["ok"],
         "end_to_end_images_per_second_scaled": e2e_scaled["images_per_second"],
         "end_to_end_seconds_scaled": e2e_scaled["seconds"],
-        "ratio_scaled": round(e2e_scaled["images_per_second"] / model_ips, 3),
-        "fixed_seconds": round(fixed, 2), "steady_images_per_second": round(steady, 3),
-        "ratio_steady": round(steady / model_ips, 3),
-        "in_process": {
-            "images_per_second": here["images_per_second"], "seconds": here["seconds"],
-            "ratio": round(here["images_per_second"] / model_ips, 3),
-            "images_per_second_scaled": here_scaled["images_per_second"],
-            "seconds_scaled": here_scaled["seconds"],
-            "ratio_scaled": round(here_scaled["images_per_second"] / model_ips, 3),
-            "fixed_seconds": round(fixed_here, 2),
-            "steady_images_per_second": round(steady_here, 3),
-            "ratio_steady": round(steady_here / model_ips, 3)},
+        **{k: on_ray[k] for k in ("ratio_scaled", "fixed_seconds", "steady_images_per_second",
+                                  "ratio_steady")},
+        "in_process": in_process,
         "memory_scaling": memory,
         "cpus": resources.get("CPU"), "gpus": resources.get("GPU", 0),
         "machine": platform.machine(), "date": time.strftime("%Y-%m-%d"),
@@ -214,10 +218,10 @@ def main(argv: list[str] | None = None) -> dict:
                        ("process", here_scaled)):
         print(f"{where:<11}{run['ok']:>8}{args.size:>10}{model_ips:>18.2f}"
               f"{run['images_per_second']:>18.2f}{run['images_per_second'] / model_ips:>8.2f}")
-    for where, fixed_s, steady_ips in (("Ray", fixed, steady), ("process", fixed_here,
-                                                                 steady_here)):
-        print(f"steady state on {where} (past the job's fixed {fixed_s:.2f} s): "
-              f"{steady_ips:.2f} img/s, ratio {steady_ips / model_ips:.2f}")
+    for where, figures in (("Ray", on_ray), ("process", in_process)):
+        print(f"steady state on {where} (past the job's fixed {figures['fixed_seconds']:.2f} s): "
+              f"{figures['steady_images_per_second']:.2f} img/s, ratio "
+              f"{figures['ratio_steady']:.2f}")
     print(f"(model-only: actors {actors_ips:.2f}, one process {process_ips:.2f} img/s; "
           "target ratio >= 0.85)")
     print(f"\n{'images':>8}{'input MiB':>12}{'peak PSS MiB':>14}{'seconds':>9}")

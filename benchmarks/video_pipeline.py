@@ -221,10 +221,9 @@ def main(argv: list[str] | None = None) -> dict:
         finally:
             ray.shutdown()
     model_fps = max(actors_fps, process_fps)
-    long_frames = looped_frames
     rows = []
     for (executor, temporal), (short, long) in runs.items():
-        fixed, steady = fixed_and_steady(short, long, len(frames), long_frames)
+        fixed, steady = fixed_and_steady(short, long, len(frames), looped_frames)
         rows.append({"executor": executor, "temporal": temporal,
                      "fps": short["fps"], "seconds": short["seconds"],
                      "efficiency": round(short["fps"] / model_fps, 3),
@@ -238,7 +237,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "clip": args.clip, "frames": len(frames), "size": list(frames[0].shape[1::-1]),
         "style": args.style, "batch_size": args.batch_size,
-        "loops": args.loops, "frames_long": long_frames,
+        "loops": args.loops, "frames_long": looped_frames,
         "model_only_fps": round(model_fps, 3),
         "model_only_fps_actors": round(actors_fps, 3),
         "model_only_fps_one_process": round(process_fps, 3),
@@ -262,7 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "video_pipeline.json").write_text(json.dumps(result, indent=2) + "\n")
     size = "x".join(map(str, result["size"]))
-    print(f"{args.clip} {size}, {len(frames)} frames and looped {args.loops}x ({long_frames}); "
+    print(f"{args.clip} {size}, {len(frames)} frames and looped {args.loops}x ({looped_frames}); "
           f"model-only {model_fps:.2f} frames/s (actors {actors_fps:.2f}, one process "
           f"{process_fps:.2f})")
     print(f"{'chunks on':<11}{'temporal':<10}{'fps':>8}{'ratio':>7}{'fps long':>10}"

@@ -176,7 +176,7 @@ def _resolve_glob(pattern: str) -> list[SourceUnit]:
                  if matcher.fullmatch(storage.join(root, rel))}
     else:
         sizes = {os.path.relpath(p, root): os.path.getsize(p)
-                 for p in sorted(glob.glob(pattern, recursive=True)) if os.path.isfile(p)}
+                 for p in glob.glob(pattern, recursive=True) if os.path.isfile(p)}
     return _found(root, dict(sorted(sizes.items())))
 
 

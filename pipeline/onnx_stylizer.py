@@ -120,13 +120,9 @@ class OnnxStylizer:
                 if self._restyled is not None:
                     self._tiles.restyle(self._restyled)
             return self._tiles(frames)
-
-        def held_pass(batch: list[np.ndarray]) -> list[np.ndarray]:
-            with holding(self.shared, len(batch) * h * w * self.bytes_per_pixel):
-                return self.stylize_pass(batch)
-
         return in_passes(frames, frames_per_pass(self.budget, self.bytes_per_pixel, frames[0]),
-                         held_pass, self.strength, self.preserve_color)
+                         self.stylize_pass, self.strength, self.preserve_color, self.shared,
+                         self.bytes_per_pixel)
 
     @property
     def tiled_frames(self) -> int:
@@ -170,11 +166,18 @@ def frames_per_pass(budget: float, bytes_per_pixel: float, frame: np.ndarray) ->
 
 def in_passes(frames: list[np.ndarray], per_pass: int,
               stylize_pass: Callable[[list[np.ndarray]], list[np.ndarray]],
-              strength: float, preserve_color: bool) -> list[np.ndarray]:
+              strength: float, preserve_color: bool, shared: SharedBudget | None = None,
+              bytes_per_pixel: float = 0) -> list[np.ndarray]:
     """``frames`` (all of one size) through ``stylize_pass``, ``per_pass`` at a time, with the
-    look (``--strength``, ``--preserve-color``) applied."""
-    styled = [out for i in range(0, len(frames), per_pass)
-              for out in stylize_pass(frames[i:i + per_pass])]
+    look (``--strength``, ``--preserve-color``) applied; each pass holding what it costs of a
+    budget ``shared`` with other stylizers of the process (``budget_shared``), if any (a pass
+    in tiles holds the whole of it: its tiles are sized to it)."""
+    h, w = frames[0].shape[:2]
+    styled = []
+    for i in range(0, len(frames), per_pass):
+        batch = frames[i:i + per_pass]
+        with holding(shared, len(batch) * h * w * bytes_per_pixel):
+            styled.extend(stylize_pass(batch))
     if strength == 1 and not preserve_color:
         return styled
     return [apply_look(f, s, strength, preserve_color) for f, s in zip(frames, styled)]

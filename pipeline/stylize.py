@@ -13,7 +13,7 @@ from ..models import hub
 from ..models.hub import ModelRef
 from ..models.tiling import tiled_forward
 from .inference import InferenceOptions
-from .memory import holding, worker_budget
+from .memory import worker_budget
 from .onnx_engine import OnnxNetwork
 from .onnx_stylizer import OnnxStylizer, budget_shared, frames_per_pass, in_passes
 
@@ -124,15 +124,9 @@ class Stylizer:
         """Stylize ``frames`` (all of one size), as many per forward pass as the budget holds."""
         if not frames:
             return []
-        h, w = frames[0].shape[:2]
         per_pass = frames_per_pass(self.budget, self.bytes_per_pixel, frames[0])
-
-        def held_pass(batch: list[np.ndarray]) -> list[np.ndarray]:
-            # a pass in tiles holds the whole budget: its tiles are sized to it
-            with holding(self.shared, len(batch) * h * w * self.bytes_per_pixel):
-                return self._stylize_padded(batch, per_pass)
-
-        return in_passes(frames, per_pass, held_pass, self.strength, self.preserve_color)
+        return in_passes(frames, per_pass, lambda batch: self._stylize_padded(batch, per_pass),
+                         self.strength, self.preserve_color, self.shared, self.bytes_per_pixel)
 
     @torch.no_grad()
     def _measure_bytes_per_pixel(self) -> float:

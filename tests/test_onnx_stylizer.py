@@ -31,6 +31,16 @@ from media import decoded_frames
 
 FRAMES = [np.random.default_rng(i).integers(0, 256, (45, 70, 3), dtype=np.uint8)
           for i in range(3)]  # odd sizes: padded to the network's multiple and cropped back
+# the start of a child process's script that measures its own memory (Linux's counters)
+MEMORY_PROBE = """
+import numpy as np
+from framestyle.models.hub import resolve
+
+def status(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+"""
 # run in a child process: any import of torch fails there
 WITHOUT_TORCH = """
 import sys
@@ -179,23 +189,17 @@ def test_a_session_holds_a_frames_memory_once_not_twice(cache):
     12 MP photo), more than the budget counts on. Off, the peak stays put from run to run."""
     style = resolve("builtin:1")
     Stylizer(style)  # the export, for the child process
-    code = """
-import numpy as np
-from framestyle.models.hub import resolve
+    code = MEMORY_PROBE + """
 from framestyle.pipeline.onnx_stylizer import make_stylizer
 
-def peak():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM"):
-            return int(line.split()[1]) * 1024
 stylizer = make_stylizer(resolve("builtin:1"))
 frame = np.random.default_rng(0).integers(0, 256, (1080, 1440, 3), np.uint8)
 stylizer([frame[:64, :64]])
-base = peak()
+base = status("VmHWM")
 peaks = []
 for _ in range(3):
     stylizer([frame])
-    peaks.append(peak())
+    peaks.append(status("VmHWM"))
 print(base, *peaks)
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -214,16 +218,10 @@ def test_a_frame_run_on_memory_borrowed_from_the_others_gives_it_back(cache):
     pass releases its memory when it ends; a pass within the share keeps its arena warm."""
     style = resolve("builtin:1")
     Stylizer(style)  # the export, for the child process
-    code = """
-import numpy as np
-from framestyle.models.hub import resolve
+    code = MEMORY_PROBE + """
 from framestyle.pipeline.inference import InferenceOptions
 from framestyle.pipeline.onnx_stylizer import make_stylizer
 
-def status(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
 shared = InferenceOptions(memory_budget=600 * 2**20, replicas_sharing=2)
 for size in ((720, 960), (1080, 1440)):  # within its share, then over it
     stylizer = make_stylizer(resolve("builtin:1"), shared)
