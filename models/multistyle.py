@@ -76,12 +76,17 @@ class ConvNorm(nn.Module):
             self.norm.widen(channels)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        # the padded input is gone by the time the norm runs: a tile's pass stopped at the
+        # norm (models.tiling) holds only the convolution's output and what its caller holds
+        return self.norm(F.conv2d(self._padded(x), self.w, stride=self.stride), style)
+
+    def _padded(self, x: torch.Tensor) -> torch.Tensor:
         if self.upsample > 1:
             x = F.interpolate(x, scale_factor=self.upsample, mode="nearest")
         x = F.pad(x, [self.pad] * 4, mode="reflect")
         if x.shape[1] < self.w.shape[1]:  # widened (widen_input): zero channels to match
             x = F.pad(x, [0, 0, 0, 0, 0, self.w.shape[1] - x.shape[1]])
-        return self.norm(F.conv2d(x, self.w, stride=self.stride), style)
+        return x
 
 
 class ResidualBlock(nn.ModuleList):

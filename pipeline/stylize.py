@@ -11,7 +11,7 @@ import torch
 from ..core.errors import FieldError
 from ..models import hub
 from ..models.hub import ModelRef
-from ..models.tiling import tiled_forward
+from ..models.tiling import OVERLAP, covered_area, stopped_bytes, tiled_forward, tiled_forward_in_step
 from .inference import InferenceOptions
 from .memory import worker_budget
 from .onnx_engine import OnnxNetwork
@@ -90,6 +90,7 @@ class Stylizer:
         self.budget = options.memory_budget or worker_budget(self.device)
         self.shared, self.whole_budget = budget_shared(options, self.budget)
         self.bytes_per_pixel = self._measure_bytes_per_pixel()
+        self.stopped_bytes_per_pixel = self._measure_stopped_bytes_per_pixel()
         # Tiling hooks the module's norm layers, which neither a compiled graph nor onnxruntime
         # would run: tiled frames always go through the eager module (``_stylize``).
         if self.engine == "onnxruntime":
@@ -153,18 +154,60 @@ class Stylizer:
                 handle.remove()
         return 2 * largest[0] / side ** 2 + WHOLE_FRAME_BYTES_PER_PIXEL
 
-    def _tile_for(self, h: int, w: int) -> int | None:
-        """The tile side a frame of h x w runs in: the user's ``max_tile``, else the largest
-        that fits the budget, else None (whole)."""
-        if self.max_tile and max(h, w) > self.max_tile:
-            return self.max_tile
+    @torch.no_grad()
+    def _measure_stopped_bytes_per_pixel(self) -> float:
+        """What a tile's pass holds per pixel while stopped at a norm layer in
+        ``tiled_forward_in_step``, measured on a small probe (0 for TorchScript, never tiled)."""
+        if not self.inspectable:
+            return 0.0
+        side = 16 * self.multiple
+        probe = torch.zeros(1, 3, side, side, device=self.device, dtype=self.dtype)
+        return stopped_bytes(lambda t: self._run(t, self.model), self.model, probe)[0] / side ** 2
+
+    def _tiles_for(self, h: int, w: int) -> tuple[int, bool] | None:
+        """How a frame of h x w runs: None (whole), or (tile side, in step): in step
+        (``tiled_forward_in_step``, one pass) where every tile's stopped pass fits the budget
+        beside one tile's working memory, else tiles re-run up to each norm layer
+        (``tiled_forward``: one tile's memory). The tiles: the user's ``max_tile``, else the
+        largest that fit."""
         budget = self.whole_budget  # its own, or all that stylizers sharing a process have
+        if self.max_tile and max(h, w) > self.max_tile:
+            return self.max_tile, self._in_step_fits(h, w, self.max_tile, budget)
         if h * w * self.bytes_per_pixel <= budget:
             return None
         if not self.inspectable:  # tiling needs the norm layers' hooks
             raise MemoryError(f"a {w}x{h} frame does not fit this worker's memory budget "
                               f"({budget / 2**20:,.0f} MiB), and a TorchScript model "
                               "cannot run in tiles")
+        side = self._in_step_tile(h, w, budget)
+        if side:
+            return side, True
+        return self._tile_for(h, w, budget), False
+
+    def _in_step_fits(self, h: int, w: int, tile: int, budget: float) -> bool:
+        """Whether ``tiled_forward_in_step`` in ``tile``-pixel tiles fits ``budget``: the
+        whole-frame tensors, every tile's stopped pass (over the tiles' area, overlaps
+        included) and one tile's working memory."""
+        need = (h * w * WHOLE_FRAME_BYTES_PER_PIXEL
+                + covered_area(h, w, tile, multiple=self.multiple) * self.stopped_bytes_per_pixel
+                + min(h, tile) * min(w, tile) * self.bytes_per_pixel)
+        return need <= budget
+
+    def _in_step_tile(self, h: int, w: int, budget: float) -> int | None:
+        """The tile side with which the frame runs in step within ``budget`` computing least
+        (the tiles' area, overlaps included), if one of at least ``MIN_BUDGET_TILE`` does.
+        The sides tried are those that split a side into k tiles with the least overlap:
+        tiles are spread evenly, so a side just over a split overlaps by up to a tile."""
+        overlap, m = OVERLAP, self.multiple
+        sides = {-(-(-(-(size - overlap) // k) + overlap) // m) * m
+                 for size in (h, w) for k in range(1, max(h, w) // MIN_BUDGET_TILE + 1)}
+        fitting = [(covered_area(h, w, side, overlap, m), -side) for side in sides
+                   if side >= MIN_BUDGET_TILE and self._in_step_fits(h, w, side, budget)]
+        return -min(fitting)[1] if fitting else None
+
+    def _tile_for(self, h: int, w: int, budget: float) -> int:
+        """The tile side for ``tiled_forward``: the largest whose working memory fits beside
+        the whole-frame tensors; MemoryError if none of at least ``MIN_BUDGET_TILE`` does."""
         fixed = h * w * WHOLE_FRAME_BYTES_PER_PIXEL
         side = int(math.sqrt(max(0.0, budget - fixed) / self.bytes_per_pixel))
         if side < MIN_BUDGET_TILE:
@@ -181,18 +224,20 @@ class Stylizer:
     @torch.inference_mode()
     def _stylize(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         h, w = frames[0].shape[:2]
-        tile = self._tile_for(h, w)  # first: a frame that cannot fit fails before allocating
-        if self.onnx is not None and not tile:
+        tiles = self._tiles_for(h, w)  # first: a frame that cannot fit fails before allocating
+        if self.onnx is not None and not tiles:
             return self.onnx.stylize_pass(frames)
         batch = self._upload(frames)
         scale = (self.high - self.low) / 255
         x = batch.permute(0, 3, 1, 2).to(self.dtype).mul_(scale).add_(self.low)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        if tile:
+        if tiles:
             self.tiled_frames += len(frames)
-            y = tiled_forward(lambda t: self._run(t, self.model), self.model, x, tile,
-                              multiple=self.multiple)
+            tile, in_step = tiles
+            forward = tiled_forward_in_step if in_step else tiled_forward
+            y = forward(lambda t: self._run(t, self.model), self.model, x, tile,
+                        multiple=self.multiple)
         else:
             y = self._run(x)
         y = y.float().sub_(self.low).div_(scale)

