@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "host_ceiling": ["--quick"],
     "scale_out": ["--quick", "--nodes", "1", "2"],
     "images": ["--images", "16", "--memory-images", "8", "--scale", "2"],
+    "large_photos": ["--sizes", "6000x4000", "--rerun-scale", "0.25", "--no-reference"],
     "bulk": ["--clips", "2"],
     "int8": [],
     "training": ["--steps", "2", "--workers", "1", "--recipes", "distill", "--distill-steps",

@@ -152,6 +152,22 @@ def _images(d: dict) -> list[tuple[str, str]]:
           f"{here['fixed_seconds']} s")] if here else [])
 
 
+def _large_photos(d: dict) -> list[tuple[str, str]]:
+    """Each photo and budget past the unbounded whole pass: how it ran, time, peak, error."""
+    whole = {r["photo"]: r["seconds"] for r in d["rows"] if r["budget"] == "unbounded"}
+    out = []
+    for r in d["rows"]:
+        if r["budget"] == "unbounded":
+            continue
+        off = (f", {r['mean_levels_off']} levels off on average ({r['max_levels_off']:.0f} at "
+               "most)" if "mean_levels_off" in r else "")
+        against = f" (one whole pass, unbounded: {whole[r['photo']]} s)" if r["photo"] in whole \
+            else ""
+        out.append((f"{r['photo']} photo, {r['budget']} budget ({r['budget_gb']} GB): "
+                    f"{r['method']}", f"{r['seconds']} s{against}, peak {r['peak_gb']} GB{off}"))
+    return out
+
+
 def _bulk(d: dict) -> list[tuple[str, str]]:
     rows = [(f"{d['clips']} clips as one bulk job vs separate runs, the same work",
              f"{d['speedup']}x faster")]
@@ -214,7 +230,7 @@ HEADLINES: dict[str, Callable] = {
     "engines": _engines, "engines_batching": _engines_batching, "naive_loop": _naive, "video_pipeline": _video_pipeline,
     "peer": _peer, "temporal": _temporal, "flicker_metric": _flicker_metric,
     "host_ceiling": _host, "host_ceiling_gpu": _host, "scale_out": _scale_out,
-    "images": _images, "bulk": _bulk, "int8": _int8, "training": _training,
+    "images": _images, "large_photos": _large_photos, "bulk": _bulk, "int8": _int8, "training": _training,
     "compress": _compress, "gpu": _gpu,
     "serve": _serve,
 }

@@ -124,7 +124,10 @@ class ConvStyleNorm(nn.Module):
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         if self.upsample > 1:
             x = F.interpolate(x, scale_factor=self.upsample, mode="nearest")
-        return self.norm(self.conv(F.pad(x, [self.pad] * 4, mode="reflect")), style)
+        # x rebound: the upsampled input is gone by the time the norm runs (a tile's pass
+        # stopped at the norm, models.tiling, holds what is still referenced)
+        x = self.conv(F.pad(x, [self.pad] * 4, mode="reflect"))
+        return self.norm(x, style)
 
 
 class ArbitraryTransformer(nn.Module):
