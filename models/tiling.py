@@ -152,11 +152,13 @@ def _padded(size: int, multiple: int) -> int:
     return -(-size // multiple) * multiple
 
 
-def covered_area(h: int, w: int, tile: int, overlap: int = OVERLAP, multiple: int = 4) -> int:
-    """The pixels that the tiles of an h x w image cover, each overlap counted as often as it
-    is covered: the area whose activations ``tiled_forward_in_step`` holds."""
+def tiles_and_area(h: int, w: int, tile: int, overlap: int = OVERLAP,
+                   multiple: int = 4) -> tuple[int, int]:
+    """How many tiles an h x w image runs in, and the pixels they cover, each overlap counted
+    as often as it is covered: the area whose activations ``tiled_forward_in_step`` holds."""
     tile, _, ys, xs = _layout(h, w, tile, overlap, multiple)
-    return len(ys) * len(xs) * min(_padded(h, multiple), tile) * min(_padded(w, multiple), tile)
+    tiles = len(ys) * len(xs)
+    return tiles, tiles * min(_padded(h, multiple), tile) * min(_padded(w, multiple), tile)
 
 
 class _Grid:

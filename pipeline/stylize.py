@@ -11,7 +11,8 @@ import torch
 from ..core.errors import FieldError
 from ..models import hub
 from ..models.hub import ModelRef
-from ..models.tiling import OVERLAP, covered_area, stopped_bytes, tiled_forward, tiled_forward_in_step
+from ..models.tiling import (OVERLAP, stopped_bytes, tiled_forward, tiled_forward_in_step,
+                             tiles_and_area)
 from .inference import InferenceOptions
 from .memory import worker_budget
 from .onnx_engine import OnnxNetwork
@@ -26,6 +27,9 @@ MIN_BUDGET_TILE = 256
 # tiles of 768 to 2088 (the built-in network, 2 cores; most of the difference was the kernel
 # zeroing fresh pages for larger tensors)
 MAX_IN_STEP_TILE = 2048
+# Tiles in step take a thread each, stopped in turn: past this (a 24 MP photo at --max-tile 256
+# is 1,426 tiles) they re-run instead
+MAX_IN_STEP_TILES = 256
 UNINSPECTABLE_BYTES_PER_PIXEL = 1024  # twice what the largest networks we ship measure
 # cuDNN has no tensor-core kernel for a convolution over 3 channels in fp16/bf16 and falls back
 # to a general one: on an H200, 57 of the 200 ms of a 16-frame 1080p batch of the built-in
@@ -196,13 +200,13 @@ class Stylizer:
         return self._tile_for(h, w, budget), False
 
     def _in_step_fits(self, h: int, w: int, tile: int, budget: float) -> bool:
-        """Whether ``tiled_forward_in_step`` in ``tile``-pixel tiles fits ``budget``: the
-        whole-frame tensors, every tile's stopped pass (over the tiles' area, overlaps
-        included) and one tile's working memory."""
-        need = (h * w * WHOLE_FRAME_BYTES_PER_PIXEL
-                + covered_area(h, w, tile, multiple=self.multiple) * self.stopped_bytes_per_pixel
+        """Whether ``tiled_forward_in_step`` in ``tile``-pixel tiles fits ``budget`` (the
+        whole-frame tensors, every tile's stopped pass over the tiles' area, overlaps included,
+        and one tile's working memory) in at most ``MAX_IN_STEP_TILES`` tiles, a thread each."""
+        tiles, area = tiles_and_area(h, w, tile, multiple=self.multiple)
+        need = (h * w * WHOLE_FRAME_BYTES_PER_PIXEL + area * self.stopped_bytes_per_pixel
                 + min(h, tile) * min(w, tile) * self.bytes_per_pixel)
-        return need <= budget
+        return need <= budget and tiles <= MAX_IN_STEP_TILES
 
     def _in_step_tile(self, h: int, w: int, budget: float) -> int | None:
         """The tile side with which the frame runs in step within ``budget`` computing least
@@ -212,7 +216,7 @@ class Stylizer:
         overlap, m = OVERLAP, self.multiple
         sides = {-(-(-(-(size - overlap) // k) + overlap) // m) * m
                  for size in (h, w) for k in range(1, max(h, w) // MIN_BUDGET_TILE + 1)}
-        fitting = [(covered_area(h, w, side, overlap, m), -side) for side in sides
+        fitting = [(tiles_and_area(h, w, side, overlap, m)[1], -side) for side in sides
                    if MIN_BUDGET_TILE <= side <= MAX_IN_STEP_TILE
                    and self._in_step_fits(h, w, side, budget)]
         return -min(fitting)[1] if fitting else None

@@ -179,3 +179,10 @@ def test_a_deep_unets_memory_is_measured_on_a_probe_of_two_multiples(tmp_path):
     with torch.no_grad():
         stopped, _ = stopped_bytes(stylizer.model, stylizer.model, large)
     assert stylizer.stopped_bytes_per_pixel == pytest.approx(stopped / 1024 ** 2, rel=0.02)
+
+
+def test_tiles_in_step_are_a_thread_each_so_too_many_re_run_instead():
+    stylizer = Stylizer(resolve("builtin:7"), InferenceOptions(max_tile=256,
+                                                               memory_budget=64 * 2**30))
+    assert stylizer._tiles_for(2048, 2048) == (256, True)  # 225 tiles
+    assert stylizer._tiles_for(4000, 6000) == (256, False)  # 1,426: a thread each is too many
