@@ -80,7 +80,15 @@ def _normalize(module: nn.Module, x: torch.Tensor, style: torch.Tensor | None,
 
 @contextlib.contextmanager
 def _hooks(model: nn.Module, hook) -> Iterator[None]:
-    handles = [m.register_forward_hook(hook) for m in model.modules() if _is_instance_norm(m)]
+    """``hook`` on every instance norm of ``model``, for passes of this thread only: another
+    thread's pass through the same module (a server's next request) is left as it is."""
+    owner = threading.get_ident()
+
+    def this_thread(module, args, output):
+        return hook(module, args, output) if threading.get_ident() == owner else None
+
+    handles = [m.register_forward_hook(this_thread) for m in model.modules()
+               if _is_instance_norm(m)]
     try:
         yield
     finally:
@@ -345,6 +353,8 @@ class _InStep:
         self.stopped.release()
 
     def _normalize(self, module: nn.Module, x: torch.Tensor, *args) -> torch.Tensor:
+        if not hasattr(self.where, "tile"):  # a pass of another thread through the same module
+            return type(module).forward(module, x, *args)
         i, k = self.where.tile, self.where.calls
         self.where.calls += 1
         if k == len(self.sums):

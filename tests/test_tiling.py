@@ -186,3 +186,31 @@ def test_tiles_in_step_are_a_thread_each_so_too_many_re_run_instead():
                                                                memory_budget=64 * 2**30))
     assert stylizer._tiles_for(2048, 2048) == (256, True)  # 225 tiles
     assert stylizer._tiles_for(4000, 6000) == (256, False)  # 1,426: a thread each is too many
+
+
+@pytest.mark.parametrize("tiled", [tiled_forward_in_step, tiled_forward],
+                         ids=["in step", "re-run"])
+def test_a_whole_pass_on_another_thread_meanwhile_is_its_own(tiled):
+    """While a frame's tiles run, another thread's pass through the same module (a server's
+    next request) normalises with its own statistics, as if nothing were tiling."""
+    net, _ = _networks()[1]
+    small = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        expected = net(small)
+    seen = []
+
+    def run(t):
+        if len(seen) < 2:  # the norms patched or hooked by now: another thread's pass
+            other = threading.Thread(target=lambda: seen.append(_inferred(net, small)))
+            other.start()
+            other.join()
+        return net(t)
+
+    with torch.inference_mode():
+        tiled(run, net, torch.rand(1, 3, 256, 256), 128, overlap=32)
+    assert all(torch.equal(s, expected) for s in seen)
+
+
+def _inferred(net, x):
+    with torch.inference_mode():
+        return net(x)
