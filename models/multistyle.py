@@ -76,9 +76,13 @@ class ConvNorm(nn.Module):
             self.norm.widen(channels)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        # the padded input is gone by the time the norm runs: a tile's pass stopped at the
-        # norm (models.tiling) holds only the convolution's output and what its caller holds
-        return self.norm(F.conv2d(self._padded(x), self.w, stride=self.stride), style)
+        return self.norm(self.convolve(x), style)
+
+    def convolve(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer up to its norm. The padded input is gone by the time the norm runs: a
+        tile's pass stopped at the norm (models.tiling) holds only the convolution's output and
+        what its caller holds."""
+        return F.conv2d(self._padded(x), self.w, stride=self.stride)
 
     def _padded(self, x: torch.Tensor) -> torch.Tensor:
         if self.upsample > 1:
@@ -128,12 +132,17 @@ class MultiStyleNet(nn.Module):
     def forward(self, image: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         style = style.to(image.dtype)
         x = image
+        # Each layer's input is let go before its norm runs (x rebound to the convolution's
+        # output): a tile's pass stopped at a norm (models.tiling) holds only what is still
+        # referenced, and a full-size input held there would add 128 bytes a pixel.
         for layer in self.contract:
-            x = F.relu(layer(x, style))
+            x = layer.convolve(x)
+            x = F.relu(layer.norm(x, style))
         for block in self.res:
             x = block(x, style)
         for layer in self.expand[:-1]:
-            x = F.relu(layer(x, style))
+            x = layer.convolve(x)
+            x = F.relu(layer.norm(x, style))
         x = self.expand[-1](x, style)
         if x.shape[1] > 3:  # widened (widen_channels): zero channels after the picture's
             x = x[:, :3]
