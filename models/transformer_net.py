@@ -81,16 +81,23 @@ class TransformerNet(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The features after the residual blocks (1/4 of the frame's size): what ReCoNet's
         feature-level temporal loss compares between frames."""
+        # Each layer's input is let go before its norm runs (y rebound to the convolution's
+        # output): a tile's pass stopped at a norm (models.tiling) holds only what is still
+        # referenced, and the full-size activation it came from would add 128 bytes a pixel.
         y = F.relu(self.in1(self.conv1(x)))
-        y = F.relu(self.in2(self.conv2(y)))
-        y = F.relu(self.in3(self.conv3(y)))
+        y = self.conv2(y)
+        y = F.relu(self.in2(y))
+        y = self.conv3(y)
+        y = F.relu(self.in3(y))
         for block in (self.res1, self.res2, self.res3, self.res4, self.res5):
             y = block(y)
         return y
 
     def decode(self, y: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.in4(self.deconv1(y)))
-        y = F.relu(self.in5(self.deconv2(y)))
+        y = self.deconv1(y)
+        y = F.relu(self.in4(y))
+        y = self.deconv2(y)
+        y = F.relu(self.in5(y))
         return self.deconv3(y)
 
     def forward(self, x: torch.Tensor, with_features: bool = False):
