@@ -65,7 +65,8 @@ def _normalize(module: nn.Module, x: torch.Tensor, style: torch.Tensor | None,
                mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
     """``module``'s normalisation of ``x`` with the statistics given, as one scale and shift a
     channel: one activation-size tensor made, where the formula step by step made four (each
-    a page-faulted allocation of hundreds of MB on a large tile)."""
+    a page-faulted allocation of hundreds of MB on a large tile). The scale and shift are
+    worked out in fp32 (the statistics are: see ``_sums``) and applied in ``x``'s precision."""
     scale = torch.rsqrt(var + module.eps)
     if isinstance(module, STYLE_NORMS):
         gamma, beta = module.affine(style.to(x.dtype))  # (C,) for the batch or (N, C)
@@ -73,9 +74,10 @@ def _normalize(module: nn.Module, x: torch.Tensor, style: torch.Tensor | None,
     elif module.affine:
         gamma, beta = module.weight[None, :, None, None], module.bias[None, :, None, None]
     else:
-        gamma, beta = 1, 0
-    scale = scale * gamma
-    return torch.addcmul(beta - mean * scale, x, scale)
+        gamma, beta = torch.ones(()), torch.zeros(())
+    scale = scale * gamma.float()
+    shift = beta.float() - mean * scale
+    return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
 
 
 @contextlib.contextmanager
@@ -220,15 +222,20 @@ class _Grid:
 def _sums(own: tuple[slice, slice], size: tuple[int, int], a: torch.Tensor) -> list:
     """Area, sum and sum of squares of activation ``a``, of a tile of ``size``, over the
     tile's ``own`` part: a slice of ``a`` where the part falls on whole pixels of it (the
-    tiles are on the network's sampling grid), else weighted by the part's share of each."""
+    tiles are on the network's sampling grid), else weighted by the part's share of each.
+    In fp32 whatever ``a``'s precision: over a tile's million pixels a sum in fp16 overflows
+    (its largest value is 65504), and the whole image's statistics would be infinite."""
     rows, cols = (_scaled(part, n, m) for part, n, m in zip(own, size, a.shape[-2:]))
     if rows and cols:
         part = a[..., rows, cols]
-        return [part.shape[-2] * part.shape[-1], part.sum((2, 3), keepdim=True),
-                torch.linalg.vector_norm(part, dim=(2, 3), keepdim=True).square()]
-    mask = torch.zeros(1, 1, *size, device=a.device, dtype=a.dtype)
+        return [part.shape[-2] * part.shape[-1],
+                part.sum((2, 3), keepdim=True, dtype=torch.float32),
+                torch.linalg.vector_norm(part, dim=(2, 3), keepdim=True,
+                                         dtype=torch.float32).square()]
+    mask = torch.zeros(1, 1, *size, device=a.device, dtype=torch.float32)
     mask[..., own[0], own[1]] = 1
     wgt = F.interpolate(mask, size=a.shape[-2:], mode="area")
+    a = a.float()
     return [wgt.sum((2, 3), keepdim=True), (a * wgt).sum((2, 3), keepdim=True),
             (a * a * wgt).sum((2, 3), keepdim=True)]
 

@@ -214,3 +214,17 @@ def test_a_whole_pass_on_another_thread_meanwhile_is_its_own(tiled):
 def _inferred(net, x):
     with torch.inference_mode():
         return net(x)
+
+
+def test_tiles_in_fp16_take_their_statistics_in_fp32():
+    """fp16 is the GPU default: a tile's sums over its pixels overflow fp16 (65504 at most),
+    and every norm's statistics came out infinite, the frame NaN. (fp16 runs on this CPU too,
+    slowly: the re-run tiles, through the same sums, took 33 s here.)"""
+    net, mix = _networks()[0]
+    net, mix = net.half(), mix.half()
+    x = (torch.rand(1, 3, 192, 192, generator=torch.Generator().manual_seed(3)) * 300).half()
+    with torch.inference_mode():
+        whole = net(x, mix).float()
+        out = tiled_forward_in_step(lambda t: net(t, mix), net, x, 128, overlap=32).float()
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert (out - whole).abs().mean() < 0.01
