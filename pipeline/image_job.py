@@ -283,24 +283,15 @@ def _dataset(job: ImageJob, style: ModelRef, destination: Destination, units: li
     io_pool = {"compute": ActorPoolStrategy(min_size=1, max_size=actors), "num_cpus": IO_CPU_SHARE,
                **NO_RAY_RETRIES}
     blocks = -(-len(units) // READ_BATCH)
-    plain_files = all(u.kind == "file" for u in units)
-    if plain_files:
+    if all(u.kind == "file" for u in units):
         actors = min(actors, blocks)  # a small job: no stylizer that would never get work
     # Ray Data warns when a pool may get fewer input blocks than it has actors; an archive
     # yields many blocks from one, which it cannot know, and a small job merely idles an actor.
     warnings.filterwarnings("ignore", message="The minimum number of concurrent actors",
                             category=UserWarning)
     warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
-    sources = ray.data.from_items([u.to_row() for u in units], override_num_blocks=blocks)
-    if plain_files and "num_gpus" not in actor_resources:
-        return sources.map_batches(
-            ReadStylizeWrite, batch_size=READ_BATCH, compute=ActorPoolStrategy(size=actors),
-            num_cpus=1, **NO_RAY_RETRIES,
-            fn_constructor_kwargs={"read": _read_arguments(job, destination),
-                                   "stylize": _stylize_arguments(job, style),
-                                   "write": _write_arguments(job, destination)})
     return (
-        sources
+        ray.data.from_items([u.to_row() for u in units], override_num_blocks=blocks)
         .map_batches(ReadAndDecode, batch_size=READ_BATCH, **io_pool,
                      fn_constructor_kwargs=_read_arguments(job, destination))
         .map_batches(StylizeImages, batch_size=STYLIZE_BATCH,
@@ -349,7 +340,8 @@ def _rows_in_process(job: ImageJob, style: ModelRef, destination: Destination,
         except queue.Empty:
             stylize = StylizeImages(**arguments)
         try:
-            return list(through_stages(read, stylize, write, _columns([unit.to_row()])))
+            return [row for block in read(_columns([unit.to_row()]))
+                    for row in _status_rows(write(stylize(block)))]
         finally:
             idle.put(stylize)
 
@@ -359,13 +351,6 @@ def _rows_in_process(job: ImageJob, style: ModelRef, destination: Destination,
             yield from done.result()
     finally:  # an error (a full disk) or a closed generator: no further unit starts
         pool.shutdown(cancel_futures=True)
-
-
-def through_stages(read: ReadAndDecode, stylize: StylizeImages, write: EncodeAndWrite,
-                   units: dict) -> Iterator[dict]:
-    """A batch of source units through the three stages one after the other: status rows."""
-    for block in read(units):
-        yield from _status_rows(write(stylize(block)))
 
 
 def _status_rows(batch: dict) -> Iterator[dict]:
@@ -508,24 +493,6 @@ class StylizeImages:
                 for i, out in zip(group, outs):
                     pixels[i] = out.tobytes()
         return {**batch, "pixels": pixels, "status": status, "reason": reason}
-
-
-class ReadStylizeWrite:
-    """The three stages in one actor, for a job of plain files on CPU stylizers: each actor
-    reads, stylizes and writes its own batches, as each thread of a local job does. With the
-    stages in actors of their own, every image went through Ray's object store twice, and on a
-    node whose CPUs all run stylizers the stylizers waited on blocks (1280 photos on 2 cores:
-    16 of 156 core-seconds idle, 0.77 of the model alone end to end). A GPU stylizer keeps the
-    stages apart, so that its CPUs decode and encode while the GPU runs; so do archives, whose
-    members one actor would otherwise read, stylize and write alone."""
-
-    def __init__(self, read: dict, stylize: dict, write: dict):
-        self.stages = ReadAndDecode(**read), StylizeImages(**stylize), EncodeAndWrite(**write)
-
-    def __call__(self, batch: dict) -> dict:
-        rows = list(through_stages(*self.stages, batch))
-        return {k: np.array([r[k] for r in rows], dtype=object)
-                for k in ("key", "source", "status", "reason")}
 
 
 class EncodeAndWrite:

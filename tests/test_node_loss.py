@@ -46,8 +46,9 @@ def lost(tmp_path_factory, clips):
         "images": {"argv": ["images", str(photos), str(work / "styled-photos"), "--style",
                             "builtin:4", "--json"],
                    "watch": str(work / "styled-photos"), "pattern": "*.jpg",
-                   # plain files: each stylizer reads and writes its own batches
-                   "actor": ["ReadStylizeWrite"]},
+                   # tiny photos: the stylizers may all be done by the first write,
+                   # and then the writers' node goes
+                   "actor": ["StylizeImages", "EncodeAndWrite"]},
         "train": {"argv": ["train", "distill", "--teacher", "builtin:7", "--data", str(photos),
                            "--name", "lost", "--steps", str(STEPS), "--width", "0.25",
                            "--checkpoint-every", str(EVERY), "--workers", "1", "--image-size", "32",
